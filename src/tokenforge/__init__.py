@@ -1,0 +1,2 @@
+"""TokenForge: multi-chain token launch platform."""
+__version__ = "0.1.0"

@@ -1,0 +1,89 @@
+"""The port every chain family implements: sign, broadcast, confirm one token launch.
+
+The worker drives a launch through these calls::
+
+    existing = await deployer.find_existing(req)      # re-run? the token may already exist
+    signed   = await deployer.sign(req)               # persisted by the worker BEFORE broadcast
+    await deployer.broadcast(signed)                  # idempotent, may be repeated
+    receipt  = await deployer.confirm(signed)         # None while pending
+
+Contract (tested for every adapter by ``tests/contract/test_deployer_contract.py``):
+
+* ``sign`` never broadcasts. Its result holds everything needed to re-broadcast the very
+  same transaction after a crash (``raw_tx``) and the token address the launch will have
+  (``token_address``), which depends only on the request (job id), never on timing.
+* ``broadcast`` is idempotent: re-sending a transaction the node already knows or already
+  included is not an error.
+* ``confirm`` returns ``None`` while the transaction is pending, a :class:`LaunchReceipt`
+  once it is final. It raises :class:`~tokenforge.errors.TransientError` with code
+  ``"tx_dropped"`` when the transaction is unknown to the chain and can never land (EVM:
+  nonce used by another tx; Solana: blockhash expired) — the worker then calls
+  ``find_existing`` and, if nothing exists, ``sign`` again (Solana: fresh blockhash, same
+  mint keypair). A reverted transaction raises :class:`~tokenforge.errors.PermanentError`.
+* ``find_existing`` returns a receipt when the token for ``req.job_id`` already exists on
+  chain (launched by an earlier attempt), else ``None``. A re-run can therefore never
+  create a second token for one job.
+* No vendor exception escapes: everything raised is a ``TokenForgeError``.
+
+Units are in the names: ``supply_base_units`` is the raw integer amount (already scaled by
+``10**decimals``); ``fee_paid_base_units`` is wei on EVM chains and lamports on Solana.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchRequest:
+    job_id: str  # UUID hex string (32 lowercase hex chars), unique per launch
+    chain: str  # registry name: "ethereum", "bsc", "base", "solana"
+    name: str
+    symbol: str
+    decimals: int
+    supply_base_units: int
+    creator: str  # EVM: checksummed 0x address; Solana: base58 pubkey
+    metadata_uri: str = ""  # Solana token-metadata URI (may be empty)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedLaunch:
+    """A signed transaction, written to the database before it is broadcast."""
+
+    tx_id: str  # EVM: 0x tx hash; Solana: base58 signature
+    raw_tx: bytes  # the exact bytes to (re)broadcast
+    token_address: str  # EVM: checksummed clone address; Solana: base58 mint
+    signer: str  # deployer / payer address
+    nonce: int | None = None  # EVM only
+    recent_blockhash: str | None = None  # Solana only (base58)
+    last_valid_block_height: int | None = None  # Solana only
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchReceipt:
+    """A launch that is final on chain."""
+
+    token_address: str
+    tx_id: str
+    block_number: int  # EVM block number or Solana slot
+    gas_used: int | None  # EVM only
+    fee_paid_base_units: int  # wei or lamports
+    extra: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class ChainDeployer(Protocol):
+    """Launches tokens on one chain. See the module docstring for the contract."""
+
+    chain: str
+
+    async def find_existing(self, req: LaunchRequest) -> LaunchReceipt | None: ...
+
+    async def sign(self, req: LaunchRequest) -> SignedLaunch: ...
+
+    async def broadcast(self, signed: SignedLaunch) -> None: ...
+
+    async def confirm(self, signed: SignedLaunch) -> LaunchReceipt | None: ...
+
+    async def close(self) -> None: ...
