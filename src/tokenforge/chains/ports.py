@@ -87,3 +87,13 @@ class ChainDeployer(Protocol):
     async def confirm(self, signed: SignedLaunch) -> LaunchReceipt | None: ...
 
     async def close(self) -> None: ...
+
+
+class ReleasableDeployer(Protocol):
+    """Optional extension: a deployer that allocates nonces can take one back.
+
+    ``abandon(signed)`` tells the deployer that ``signed`` will never be broadcast (the
+    worker could not persist it), so its nonce may be handed out again.
+    """
+
+    async def abandon(self, signed: SignedLaunch) -> None: ...

@@ -1,0 +1,61 @@
+"""The FastAPI application: thin routes over services; problem details for every error."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from importlib import resources
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+
+from tokenforge import __version__
+from tokenforge.api import problems
+from tokenforge.api.routes import health, jobs, tokens
+from tokenforge.bootstrap import Container, build_container
+from tokenforge.config import Settings
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    container: Container | None = None,
+    run_relay: bool = True,
+    run_worker: bool = True,
+) -> FastAPI:
+    """Build the app. With no ``container`` one is built at startup from ``settings``; the
+    process then also runs the relay and the worker unless told otherwise."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if container is not None:
+            app.state.container = container
+            yield
+            return
+        built = await build_container(settings or Settings())
+        app.state.container = built
+        try:
+            await built.start(relay=run_relay, worker=run_worker)
+            yield
+        finally:
+            await built.close()
+
+    app = FastAPI(
+        title="TokenForge",
+        version=__version__,
+        description="Launch tokens on EVM chains and Solana. Launches are queued and deployed by workers; "
+        "follow them over Server-Sent Events.",
+        lifespan=lifespan,
+    )
+    if container is not None:
+        app.state.container = container
+    problems.install(app)
+    app.include_router(tokens.router)
+    app.include_router(jobs.router)
+    app.include_router(health.router)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> HTMLResponse:
+        page = resources.files("tokenforge.api").joinpath("static/index.html").read_text(encoding="utf-8")
+        return HTMLResponse(page)
+
+    return app

@@ -1,0 +1,87 @@
+"""/v1/jobs: job status and a Server-Sent Events stream of its state changes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import StreamingResponse
+
+from tokenforge.api.deps import ContainerDep, SessionDep
+from tokenforge.api.problems import PROBLEM_JSON, PROBLEM_RESPONSES, Problem
+from tokenforge.api.schemas.tokens import JobEventOut, JobOut, job_out
+from tokenforge.domain.jobs import FINAL, JobStatus
+from tokenforge.errors import NotFound
+from tokenforge.store.repositories import jobs as jobs_repo
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
+NOT_FOUND = {404: {"model": Problem, "description": "No such job", "content": {PROBLEM_JSON: {}}}}
+#: How long a stream waits for an in-process wake-up before re-reading the database.
+RECHECK_S = 1.0
+KEEPALIVE_S = 15.0
+
+
+@router.get("/{job_id}", response_model=JobOut, summary="Read a job", responses=NOT_FOUND)
+async def get_job(job_id: str, session: SessionDep):
+    row = await jobs_repo.get(session, job_id) if len(job_id) <= 64 else None
+    if row is None:
+        raise NotFound(f"job {job_id[:64]} does not exist")
+    return job_out(row)
+
+
+def _sse(event: JobEventOut, final: bool) -> bytes:
+    payload = orjson.dumps({**event.model_dump(mode="json"), "final": final})
+    return b"id: %d\nevent: status\ndata: %s\n\n" % (event.id, payload)
+
+
+@router.get(
+    "/{job_id}/events",
+    summary="Stream a job's state changes (Server-Sent Events)",
+    description=(
+        "Sends every recorded state change as an `status` event (JSON data: status, message, "
+        "data, at, final), oldest first, then each new one as it happens; the stream ends after "
+        "the job reaches a final state (confirmed, failed, dead). Reconnect with `Last-Event-ID` "
+        "to resume."
+    ),
+    responses={**NOT_FOUND, 200: {"content": {"text/event-stream": {}}, "description": "event stream"}},
+)
+async def job_events(
+    job_id: str,
+    request: Request,
+    container: ContainerDep,
+    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+):
+    async with container.sessions() as session:
+        job = await jobs_repo.get(session, job_id) if len(job_id) <= 64 else None
+    if job is None:
+        raise NotFound(f"job {job_id[:64]} does not exist")
+    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+
+    async def stream() -> AsyncIterator[bytes]:
+        nonlocal after
+        idle_s = 0.0
+        while True:
+            async with container.sessions() as session:
+                events = await jobs_repo.events_after(session, job_id, after)
+                current = await jobs_repo.get(session, job_id)
+            final = JobStatus(current.status) in FINAL
+            for i, ev in enumerate(events):
+                out = JobEventOut(id=ev.id, job_id=ev.job_id, status=ev.status, message=ev.message,
+                                  data=ev.data, at=ev.created_at)
+                yield _sse(out, final and i == len(events) - 1)
+                after = ev.id
+            if final:
+                return
+            if await request.is_disconnected():
+                return
+            woke = await container.hub.wait(job_id, RECHECK_S)
+            idle_s = 0.0 if woke else idle_s + RECHECK_S
+            if idle_s >= KEEPALIVE_S:
+                idle_s = 0.0
+                yield b": keep-alive\n\n"
+
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )

@@ -1,0 +1,108 @@
+"""/v1/tokens: launch a token, list and read tokens."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+from tokenforge.api.responses import OrjsonResponse
+
+from tokenforge.api.deps import ContainerDep, SessionDep
+from tokenforge.api.problems import PROBLEM_JSON, PROBLEM_RESPONSES, Problem
+from tokenforge.api.schemas.tokens import ChainName, CreateTokenRequest, LaunchAccepted, TokenOut, TokenPage, launch_body, token_out
+from tokenforge.domain.jobs import TokenStatus
+from tokenforge.domain.tokens import validate_launch
+from tokenforge.errors import NotFound, ValidationFailed
+from tokenforge.services.launches import accept_launch, request_fingerprint
+from tokenforge.store.repositories import tokens as tokens_repo
+
+router = APIRouter(prefix="/v1/tokens", tags=["tokens"], responses=PROBLEM_RESPONSES)
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=LaunchAccepted,
+    summary="Launch a token",
+    description=(
+        "Validates and records the launch, then answers at once with `202` and the job; a worker "
+        "deploys it. Follow progress at `job.events_url` (Server-Sent Events). Send an "
+        "`Idempotency-Key` header to make retries safe: the same key and body return the first "
+        "response, the same key with another body is refused with 422."
+    ),
+)
+async def create_token(
+    body: CreateTokenRequest,
+    container: ContainerDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+):
+    if idempotency_key is not None and (not idempotency_key.strip() or not idempotency_key.isprintable()):
+        raise ValidationFailed("header.idempotency-key", "must be 1-255 printable characters")
+    params = validate_launch(**body.model_dump())
+    network = container.settings.chains.get(params.chain)
+    if network is None:
+        raise ValidationFailed("chain", f"{params.chain} is not enabled on this server")
+    accepted = await accept_launch(
+        container.sessions,
+        params,
+        network=network,
+        max_attempts=container.settings.max_attempts,
+        render=launch_body,
+        idempotency_key=idempotency_key,
+        fingerprint=request_fingerprint(body.model_dump(mode="json")),
+        idempotency_ttl=timedelta(hours=container.settings.idempotency_ttl_h),
+    )
+    if not accepted.replayed:
+        container.wake_relay()
+    headers = {"Location": f"/v1/jobs/{accepted.body['job']['id']}"}
+    if accepted.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return OrjsonResponse(accepted.body, status_code=accepted.status, headers=headers)
+
+
+def _encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if raw[:1] == "s" and raw[1:].isdigit() and len(raw) < 20:
+            return int(raw[1:])
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise ValidationFailed("query.cursor", "is not a cursor this API returned")
+
+
+@router.get("", response_model=TokenPage, summary="List tokens, newest first")
+async def list_tokens(
+    session: SessionDep,
+    chain: ChainName | None = None,
+    creator: Annotated[str | None, Query(max_length=64)] = None,
+    status: TokenStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+):
+    before = _decode_cursor(cursor) if cursor else None
+    rows = await tokens_repo.list_page(
+        session, limit=limit + 1, before_seq=before, chain=chain, creator=creator, status=status
+    )
+    next_cursor = _encode_cursor(rows[limit - 1].seq) if len(rows) > limit else None
+    return TokenPage(items=[token_out(r) for r in rows[:limit]], next_cursor=next_cursor)
+
+
+@router.get(
+    "/{token_id}",
+    response_model=TokenOut,
+    summary="Read one token",
+    responses={404: {"model": Problem, "description": "No such token", "content": {PROBLEM_JSON: {}}}},
+)
+async def get_token(token_id: str, session: SessionDep):
+    row = await tokens_repo.get(session, token_id) if len(token_id) <= 64 else None
+    if row is None:
+        raise NotFound(f"token {token_id[:64]} does not exist")
+    return token_out(row)

@@ -1,0 +1,140 @@
+"""Request and response bodies for tokens and jobs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tokenforge.domain.chains import CHAINS
+from tokenforge.domain.jobs import JobStatus, TokenStatus
+from tokenforge.store.models import JobRow, TokenRow
+
+ChainName = Literal[tuple(CHAINS)]  # type: ignore[valid-type]
+
+
+class CreateTokenRequest(BaseModel):
+    """A launch request. ``supply`` is in whole tokens (the chain stores supply × 10^decimals)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "chain": "solana",
+                    "name": "Forge Coin",
+                    "symbol": "FORGE",
+                    "decimals": 6,
+                    "supply": "1000000000",
+                    "creator": "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin",
+                    "description": "The first token on TokenForge",
+                    "website": "https://example.org",
+                }
+            ]
+        },
+    )
+
+    chain: ChainName
+    name: str = Field(min_length=1, max_length=32)
+    symbol: str = Field(min_length=1, max_length=10, pattern=r"^[A-Z0-9]{1,10}$")
+    decimals: int | None = Field(default=None, ge=0, le=18, description="Default: 18 on EVM chains, 9 on Solana")
+    supply: int | str = Field(description="Whole tokens, > 0; an integer or a string of digits")
+    creator: str = Field(min_length=1, max_length=64, description="EVM 0x address or Solana base58 public key")
+    description: str = Field(default="", max_length=1000)
+    image_url: str | None = Field(default=None, max_length=200)
+    website: str | None = Field(default=None, max_length=200)
+    twitter: str | None = Field(default=None, max_length=200)
+    telegram: str | None = Field(default=None, max_length=200)
+    metadata_uri: str | None = Field(default=None, max_length=200, description="Token metadata URI (Solana)")
+
+
+class TokenOut(BaseModel):
+    id: str
+    chain: str
+    network: str
+    name: str
+    symbol: str
+    decimals: int
+    supply: str
+    supply_base_units: str
+    creator: str
+    description: str
+    image_url: str | None
+    website: str | None
+    twitter: str | None
+    telegram: str | None
+    metadata_uri: str | None
+    status: TokenStatus
+    address: str | None
+    tx_id: str | None
+    block_number: int | None
+    gas_used: int | None
+    fee_paid_base_units: str | None
+    job_id: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: str
+    token_id: str
+    chain: str
+    status: JobStatus
+    final: bool
+    attempts: int
+    max_attempts: int
+    error: JobError | None
+    tx_id: str | None
+    nonce: int | None
+    token_address: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    events_url: str
+
+
+class LaunchAccepted(BaseModel):
+    token: TokenOut
+    job: JobOut
+
+
+class TokenPage(BaseModel):
+    items: list[TokenOut]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+
+
+class JobEventOut(BaseModel):
+    id: int
+    job_id: str
+    status: JobStatus
+    message: str
+    data: dict
+    at: datetime
+
+
+def token_out(row: TokenRow) -> TokenOut:
+    return TokenOut.model_validate(row, from_attributes=True)
+
+
+def job_out(row: JobRow) -> JobOut:
+    from tokenforge.domain.jobs import FINAL
+
+    error = JobError(code=row.error_code, message=row.error_message or "") if row.error_code else None
+    return JobOut(
+        id=row.id, kind=row.kind, token_id=row.token_id, chain=row.chain, status=JobStatus(row.status),
+        final=JobStatus(row.status) in FINAL, attempts=row.attempts, max_attempts=row.max_attempts,
+        error=error, tx_id=row.tx_id, nonce=row.nonce, token_address=row.token_address,
+        created_at=row.created_at, updated_at=row.updated_at, finished_at=row.finished_at,
+        events_url=f"/v1/jobs/{row.id}/events",
+    )
+
+
+def launch_body(token: TokenRow, job: JobRow) -> dict:
+    return LaunchAccepted(token=token_out(token), job=job_out(job)).model_dump(mode="json")

@@ -1,0 +1,69 @@
+"""The chain registry: which chains exist, their family, network and limits (pure data)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Family(StrEnum):
+    EVM = "evm"
+    SOLANA = "solana"
+
+
+class Network(StrEnum):
+    EMBEDDED = "embedded"  # in-process chain, no server (the default)
+    LOCAL = "local"  # a local JSON-RPC node (Hardhat, tokenforge devnet)
+    TESTNET = "testnet"
+    MAINNET = "mainnet"
+
+
+UINT256_MAX = 2**256 - 1
+U64_MAX = 2**64 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class ChainSpec:
+    name: str
+    family: Family
+    display_name: str
+    #: EVM chain id per network; Solana has none.
+    chain_ids: dict[Network, int] | None
+    max_decimals: int
+    max_supply_base_units: int
+    native_symbol: str
+
+    def chain_id(self, network: Network) -> int | None:
+        return None if self.chain_ids is None else self.chain_ids[network]
+
+
+def _evm(name: str, display: str, native: str, ids: dict[Network, int]) -> ChainSpec:
+    return ChainSpec(name, Family.EVM, display, ids, 18, UINT256_MAX, native)
+
+
+CHAINS: dict[str, ChainSpec] = {
+    "ethereum": _evm(
+        "ethereum",
+        "Ethereum",
+        "ETH",
+        {Network.EMBEDDED: 1337, Network.LOCAL: 31337, Network.TESTNET: 11155111, Network.MAINNET: 1},
+    ),
+    "bsc": _evm(
+        "bsc",
+        "BNB Smart Chain",
+        "BNB",
+        {Network.EMBEDDED: 1338, Network.LOCAL: 31337, Network.TESTNET: 97, Network.MAINNET: 56},
+    ),
+    "base": _evm(
+        "base",
+        "Base",
+        "ETH",
+        {Network.EMBEDDED: 1339, Network.LOCAL: 31337, Network.TESTNET: 84532, Network.MAINNET: 8453},
+    ),
+    "solana": ChainSpec("solana", Family.SOLANA, "Solana", None, 9, U64_MAX, "SOL"),
+}
+
+
+def get_chain(name: str) -> ChainSpec:
+    """Return the spec of a registered chain; ``KeyError`` when unknown."""
+    return CHAINS[name]

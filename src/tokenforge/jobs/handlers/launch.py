@@ -1,0 +1,279 @@
+"""Launch one token: the worker's step function for ``jobs.launch`` messages.
+
+The job row decides what a delivery does, so duplicate or stale deliveries are harmless:
+
+* ``queued``     → token already on chain? confirm it. Else sign, write the signed tx to
+  the DB (write-ahead), broadcast, check once, schedule a confirmation check.
+* ``submitting`` → the tx was signed and recorded but maybe never sent: broadcast the
+  same bytes again (never sign a new one), then as above.
+* ``submitted``  → check confirmation; not yet → schedule the next check (no delivery is
+  held while waiting for the chain).
+
+Transient errors retry with full-jitter backoff up to ``max_attempts`` then the job is
+dead; permanent errors fail it at once. Each state change commits with its job event and,
+when another step must follow, the outbox row that triggers it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tokenforge.chains.ports import LaunchReceipt, LaunchRequest, SignedLaunch
+from tokenforge.chains.registry import DeployerRegistry
+from tokenforge.domain.jobs import FINAL, JobStatus, TokenStatus
+from tokenforge.errors import TokenForgeError, TransientError
+from tokenforge.jobs.events import JobEventHub
+from tokenforge.jobs.retry import backoff_s
+from tokenforge.store.db import utcnow
+from tokenforge.store.models import JobRow, TokenRow
+from tokenforge.store.repositories import jobs as jobs_repo
+from tokenforge.store.repositories import outbox as outbox_repo
+from tokenforge.store.repositories import tokens as tokens_repo
+
+TOPIC = "jobs.launch"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    base_s: float = 0.5
+    max_s: float = 60.0
+    confirm_poll_s: float = 0.05
+    confirm_poll_max_s: float = 2.0
+    #: Checks before a submitted tx counts as stuck (re-broadcast, one attempt used).
+    max_confirm_checks: int = 200
+
+
+def launch_message(job_id: str) -> tuple[str, dict]:
+    """The (message_id, body) pair that asks a worker to advance ``job_id``."""
+    return f"{job_id}:{uuid.uuid4().hex[:12]}", {"job_id": job_id}
+
+
+def enqueue_step(session: AsyncSession, job_id: str, *, delay_s: float = 0.0) -> None:
+    message_id, body = launch_message(job_id)
+    outbox_repo.add(
+        session, topic=TOPIC, message_id=message_id, payload=body, available_at_s=time.time() + delay_s, now=utcnow()
+    )
+
+
+def launch_request(job: JobRow, token: TokenRow) -> LaunchRequest:
+    return LaunchRequest(
+        job_id=job.id,
+        chain=token.chain,
+        name=token.name,
+        symbol=token.symbol,
+        decimals=token.decimals,
+        supply_base_units=int(token.supply_base_units),
+        creator=token.creator,
+        metadata_uri=token.metadata_uri or "",
+    )
+
+
+def signed_from_row(job: JobRow) -> SignedLaunch:
+    return SignedLaunch(
+        tx_id=job.tx_id or "",
+        raw_tx=job.raw_tx or b"",
+        token_address=job.token_address or "",
+        signer=job.signer or "",
+        nonce=job.nonce,
+        recent_blockhash=job.recent_blockhash,
+        last_valid_block_height=job.last_valid_block_height,
+    )
+
+
+class LaunchHandler:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        deployers: DeployerRegistry,
+        *,
+        policy: RetryPolicy,
+        hub: JobEventHub,
+        wake_relay: Callable[[], None],
+        owner: str,
+        lease_s: float,
+    ) -> None:
+        self._sessions = sessions
+        self._deployers = deployers
+        self._policy = policy
+        self._hub = hub
+        self._wake_relay = wake_relay
+        self._owner = owner
+        self._lease_s = lease_s
+
+    async def handle(self, job_id: str) -> None:
+        """Advance ``job_id`` by one step. Never raises for chain or job errors."""
+        async with self._sessions() as s:
+            now_s = time.time()
+            leased = await jobs_repo.try_lease(
+                s, job_id, owner=self._owner, now_s=now_s, until_s=now_s + self._lease_s
+            )
+            await s.commit()
+        if not leased:  # final, unknown, or another worker is on it
+            return
+        try:
+            await self._advance(job_id)
+        except TokenForgeError as err:
+            await self._on_error(job_id, err)
+        except Exception as err:  # a bug or an untranslated error: retry, never crash the worker
+            log.exception("unexpected error advancing job %s", job_id)
+            await self._on_error(job_id, TransientError(type(err).__name__, code="internal_error"))
+
+    # -- steps ---------------------------------------------------------------------------
+
+    async def _advance(self, job_id: str) -> None:
+        async with self._sessions() as s:
+            job = await jobs_repo.get(s, job_id)
+            token = await tokens_repo.get(s, job.token_id)
+        status = JobStatus(job.status)
+        if status in FINAL:
+            return
+        deployer = await self._deployers.get(job.chain)
+        req = launch_request(job, token)
+        if status is JobStatus.QUEUED:
+            existing = await deployer.find_existing(req)
+            if existing is not None:
+                await self._confirm(job_id, existing, "token found on chain")
+                return
+            signed = await deployer.sign(req)
+            try:
+                await self._record_signed(job_id, signed)
+            except BaseException:
+                abandon = getattr(deployer, "abandon", None)
+                if abandon is not None:
+                    await abandon(signed)
+                raise
+            status = JobStatus.SUBMITTING
+        else:
+            signed = signed_from_row(job)
+        if status is JobStatus.SUBMITTING:
+            await deployer.broadcast(signed)
+            await self._mark_submitted(job_id)
+        receipt = await deployer.confirm(signed)
+        if receipt is not None:
+            await self._confirm(job_id, receipt, "confirmed on chain")
+        else:
+            await self._schedule_check(job_id)
+
+    async def _record_signed(self, job_id: str, signed: SignedLaunch) -> None:
+        async with self._sessions() as s:
+            job = await jobs_repo.get(s, job_id)
+            job.tx_id = signed.tx_id
+            job.raw_tx = signed.raw_tx
+            job.signer = signed.signer
+            job.nonce = signed.nonce
+            job.recent_blockhash = signed.recent_blockhash
+            job.last_valid_block_height = signed.last_valid_block_height
+            job.token_address = signed.token_address
+            job.confirm_checks = 0
+            jobs_repo.transition(
+                s,
+                job,
+                JobStatus.SUBMITTING,
+                now=utcnow(),
+                message="transaction signed and recorded",
+                data={"tx_id": signed.tx_id, "token_address": signed.token_address, "nonce": signed.nonce},
+            )
+            await s.commit()
+        self._hub.notify(job_id)
+
+    async def _mark_submitted(self, job_id: str) -> None:
+        async with self._sessions() as s:
+            job = await jobs_repo.get(s, job_id)
+            job.submitted_at = utcnow()
+            jobs_repo.transition(
+                s, job, JobStatus.SUBMITTED, now=job.submitted_at, message="transaction broadcast",
+                data={"tx_id": job.tx_id},
+            )
+            await s.commit()
+        self._hub.notify(job_id)
+
+    async def _schedule_check(self, job_id: str) -> None:
+        async with self._sessions() as s:
+            job = await jobs_repo.get(s, job_id)
+            job.confirm_checks += 1
+            if job.confirm_checks > self._policy.max_confirm_checks:
+                await s.rollback()
+                raise TransientError("transaction not confirmed in time; re-broadcasting", code="confirm_timeout")
+            delay_s = min(self._policy.confirm_poll_max_s, self._policy.confirm_poll_s * 1.25 ** (job.confirm_checks - 1))
+            enqueue_step(s, job_id, delay_s=delay_s)
+            await jobs_repo.release_lease(s, job_id, owner=self._owner)
+            await s.commit()
+        self._wake_relay()
+
+    async def _confirm(self, job_id: str, receipt: LaunchReceipt, message: str) -> None:
+        async with self._sessions() as s:
+            job = await jobs_repo.get(s, job_id)
+            now = utcnow()
+            job.token_address = receipt.token_address
+            job.tx_id = receipt.tx_id or job.tx_id
+            job.error_code = job.error_message = None
+            jobs_repo.transition(
+                s, job, JobStatus.CONFIRMED, now=now, message=message,
+                data={
+                    "token_address": receipt.token_address,
+                    "tx_id": job.tx_id,
+                    "block_number": receipt.block_number,
+                    "gas_used": receipt.gas_used,
+                    "fee_paid_base_units": str(receipt.fee_paid_base_units),
+                },
+            )
+            await tokens_repo.set_outcome(
+                s, job.token_id, now=now, status=TokenStatus.LIVE, address=receipt.token_address,
+                tx_id=job.tx_id, block_number=receipt.block_number, gas_used=receipt.gas_used,
+                fee_paid_base_units=str(receipt.fee_paid_base_units),
+            )
+            await s.commit()
+        self._hub.notify(job_id)
+
+    async def _on_error(self, job_id: str, err: TokenForgeError) -> None:
+        async with self._sessions() as s:
+            job = await jobs_repo.get(s, job_id)
+            if job is None or JobStatus(job.status) in FINAL:
+                return
+            now = utcnow()
+            job.error_code, job.error_message = err.code, err.message
+            error = {"code": err.code, "message": err.message}
+            if not err.is_transient():
+                jobs_repo.transition(s, job, JobStatus.FAILED, now=now, message=f"failed: {err.message}", data=error)
+                await tokens_repo.set_outcome(s, job.token_id, now=now, status=TokenStatus.FAILED)
+            else:
+                job.attempts += 1
+                if err.code == "tx_dropped" and job.status != JobStatus.QUEUED:
+                    # The signed tx can never land; the next attempt checks the chain and signs anew.
+                    jobs_repo.transition(
+                        s, job, JobStatus.QUEUED, now=now, message="transaction dropped; will sign again",
+                        data={**error, "dropped_tx_id": job.tx_id},
+                    )
+                    job.tx_id = job.raw_tx = job.nonce = job.recent_blockhash = None
+                    job.last_valid_block_height = job.submitted_at = None
+                elif err.code == "confirm_timeout" and job.status == JobStatus.SUBMITTED:
+                    jobs_repo.transition(s, job, JobStatus.SUBMITTING, now=now, message=err.message, data=error)
+                if job.attempts >= job.max_attempts:
+                    jobs_repo.transition(
+                        s, job, JobStatus.DEAD, now=now,
+                        message=f"dead after {job.attempts} attempts: {err.message}", data=error,
+                    )
+                    await tokens_repo.set_outcome(s, job.token_id, now=now, status=TokenStatus.FAILED)
+                else:
+                    delay_s = err.retry_after_s or backoff_s(
+                        job.attempts, base_s=self._policy.base_s, max_s=self._policy.max_s
+                    )
+                    job.confirm_checks = 0
+                    job.updated_at = now
+                    jobs_repo.add_event(
+                        s, job, now=now, message=f"attempt {job.attempts} failed ({err.code}); retrying in {delay_s:.2f}s",
+                        data={**error, "attempt": job.attempts, "retry_in_s": round(delay_s, 3)},
+                    )
+                    enqueue_step(s, job_id, delay_s=delay_s)
+            await jobs_repo.release_lease(s, job_id, owner=self._owner)
+            await s.commit()
+        self._hub.notify(job_id)
+        self._wake_relay()

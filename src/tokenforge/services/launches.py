@@ -1,0 +1,105 @@
+"""Accepting a launch: token, job, first event and outbox row in ONE transaction.
+
+Idempotency keys follow Stripe: same key + same request → the first response again;
+same key + a different request → :class:`IdempotencyMismatch`. Keys live ≥ 24 h.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import orjson
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tokenforge.domain.jobs import JobStatus
+from tokenforge.domain.tokens import LaunchParams
+from tokenforge.errors import PermanentError
+from tokenforge.jobs.handlers.launch import enqueue_step
+from tokenforge.store.db import utcnow
+from tokenforge.store.models import JobRow, TokenRow
+from tokenforge.store.repositories import idempotency as idem_repo
+from tokenforge.store.repositories import jobs as jobs_repo
+from tokenforge.store.repositories import tokens as tokens_repo
+
+CREATE_SCOPE = "POST /v1/tokens"
+
+
+class IdempotencyMismatch(PermanentError):
+    code = "idempotency_key_reused"
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    status: int
+    body: dict
+    replayed: bool
+
+
+def request_fingerprint(payload: dict) -> str:
+    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+async def _replay(session: AsyncSession, key: str, fingerprint: str) -> Accepted | None:
+    row = await idem_repo.get(session, scope=CREATE_SCOPE, key=key, now=utcnow())
+    if row is None:
+        return None
+    if row.request_hash != fingerprint:
+        raise IdempotencyMismatch(
+            "this Idempotency-Key was already used with a different request body"
+        )
+    return Accepted(row.response_status, row.response_body, replayed=True)
+
+
+async def accept_launch(
+    sessions: async_sessionmaker[AsyncSession],
+    params: LaunchParams,
+    *,
+    network: str,
+    max_attempts: int,
+    render: Callable[[TokenRow, JobRow], dict],
+    idempotency_key: str | None = None,
+    fingerprint: str = "",
+    idempotency_ttl: timedelta = timedelta(hours=24),
+) -> Accepted:
+    """Record a launch and its first queue message atomically; returns the 202 body."""
+    async with sessions() as session:
+        if idempotency_key is not None:
+            replay = await _replay(session, idempotency_key, fingerprint)
+            if replay is not None:
+                return replay
+            await idem_repo.purge_expired(session, now=utcnow())
+        now = utcnow()
+        token_id, job_id = uuid.uuid4().hex, uuid.uuid4().hex
+        token = tokens_repo.new_token(params, token_id=token_id, job_id=job_id, network=network, now=now)
+        job = JobRow(
+            id=job_id, kind="launch", token_id=token_id, chain=params.chain, status=JobStatus.QUEUED,
+            attempts=0, max_attempts=max_attempts, confirm_checks=0, created_at=now, updated_at=now,
+        )
+        session.add(token)
+        await session.flush()  # token row before the job row that references it
+        session.add(job)
+        await session.flush()
+        jobs_repo.add_event(session, job, message="launch accepted", now=now)
+        enqueue_step(session, job_id)
+        body = render(token, job)
+        if idempotency_key is not None:
+            idem_repo.add(
+                session, scope=CREATE_SCOPE, key=idempotency_key, request_hash=fingerprint,
+                status=202, body=body, now=now, ttl=idempotency_ttl,
+            )
+        try:
+            await session.commit()
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            await session.rollback()  # a concurrent request with the same key won the race
+            replay = await _replay(session, idempotency_key, fingerprint)
+            if replay is None:
+                raise
+            return replay
+    return Accepted(202, body, replayed=False)

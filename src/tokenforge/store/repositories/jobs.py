@@ -1,0 +1,85 @@
+"""SQL for jobs and their event history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tokenforge.domain.jobs import FINAL, JobStatus, check_transition
+from tokenforge.store.models import JobEventRow, JobRow
+
+
+async def get(session: AsyncSession, job_id: str, *, for_update: bool = False) -> JobRow | None:
+    stmt = select(JobRow).where(JobRow.id == job_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def try_lease(session: AsyncSession, job_id: str, *, owner: str, now_s: float, until_s: float) -> bool:
+    """Take the job's lease unless another live worker holds it. Atomic (one UPDATE)."""
+    result = await session.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id)
+        .where(JobRow.status.not_in([s.value for s in FINAL]))
+        .where(or_(JobRow.lease_until.is_(None), JobRow.lease_until < now_s, JobRow.lease_owner == owner))
+        .values(lease_owner=owner, lease_until=until_s)
+    )
+    return result.rowcount == 1
+
+
+async def release_lease(session: AsyncSession, job_id: str, *, owner: str) -> None:
+    await session.execute(
+        update(JobRow)
+        .where(JobRow.id == job_id, JobRow.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None)
+    )
+
+
+def add_event(session: AsyncSession, job: JobRow, *, message: str, now: datetime, data: dict | None = None) -> None:
+    session.add(JobEventRow(job_id=job.id, status=job.status, message=message, data=data or {}, created_at=now))
+
+
+def transition(
+    session: AsyncSession,
+    job: JobRow,
+    new: JobStatus,
+    *,
+    now: datetime,
+    message: str,
+    data: dict | None = None,
+) -> None:
+    """Move ``job`` to ``new`` (refusing illegal moves) and record the event."""
+    check_transition(JobStatus(job.status), new)
+    job.status = new
+    job.updated_at = now
+    if new in FINAL:
+        job.finished_at = now
+        job.lease_owner = None
+        job.lease_until = None
+    add_event(session, job, message=message, now=now, data=data)
+
+
+async def events_after(session: AsyncSession, job_id: str, after_id: int) -> list[JobEventRow]:
+    stmt = (
+        select(JobEventRow)
+        .where(JobEventRow.job_id == job_id, JobEventRow.id > after_id)
+        .order_by(JobEventRow.id)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def unfinished_ids(session: AsyncSession) -> list[str]:
+    stmt = (
+        select(JobRow.id)
+        .where(JobRow.status.not_in([s.value for s in FINAL]))
+        .order_by(JobRow.nonce.is_(None), JobRow.nonce, JobRow.created_at)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def list_by_status(session: AsyncSession, status: JobStatus, limit: int = 100) -> list[JobRow]:
+    stmt = select(JobRow).where(JobRow.status == status).order_by(JobRow.created_at.desc()).limit(limit)
+    return list((await session.execute(stmt)).scalars())

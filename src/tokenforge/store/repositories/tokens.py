@@ -1,0 +1,66 @@
+"""SQL for tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tokenforge.domain.jobs import TokenStatus
+from tokenforge.domain.tokens import LaunchParams
+from tokenforge.store.models import TokenRow
+
+
+def new_token(params: LaunchParams, *, token_id: str, job_id: str, network: str, now: datetime) -> TokenRow:
+    return TokenRow(
+        id=token_id,
+        chain=params.chain,
+        network=network,
+        name=params.name,
+        symbol=params.symbol,
+        decimals=params.decimals,
+        supply=str(params.supply),
+        supply_base_units=str(params.supply_base_units),
+        creator=params.creator,
+        description=params.description,
+        image_url=params.image_url,
+        website=params.website,
+        twitter=params.twitter,
+        telegram=params.telegram,
+        metadata_uri=params.metadata_uri,
+        status=TokenStatus.PENDING,
+        job_id=job_id,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+async def get(session: AsyncSession, token_id: str) -> TokenRow | None:
+    return (await session.execute(select(TokenRow).where(TokenRow.id == token_id))).scalar_one_or_none()
+
+
+async def list_page(
+    session: AsyncSession,
+    *,
+    limit: int,
+    before_seq: int | None = None,
+    chain: str | None = None,
+    creator: str | None = None,
+    status: str | None = None,
+) -> list[TokenRow]:
+    """Newest first; ``before_seq`` is the cursor (exclusive)."""
+    stmt = select(TokenRow).order_by(TokenRow.seq.desc()).limit(limit)
+    if before_seq is not None:
+        stmt = stmt.where(TokenRow.seq < before_seq)
+    if chain is not None:
+        stmt = stmt.where(TokenRow.chain == chain)
+    if creator is not None:
+        stmt = stmt.where(TokenRow.creator == creator)
+    if status is not None:
+        stmt = stmt.where(TokenRow.status == status)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def set_outcome(session: AsyncSession, token_id: str, *, now: datetime, **values) -> None:
+    await session.execute(update(TokenRow).where(TokenRow.id == token_id).values(updated_at=now, **values))
