@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -25,3 +27,45 @@ def settings(tmp_path):
 
     return Settings(data_dir=tmp_path / "data", confirm_poll_s=0.01, retry_base_s=0.01, retry_max_s=0.05,
                     relay_poll_s=0.05)
+
+
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+
+
+async def _admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user="postgres", database="postgres")
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def fresh_postgres_database():
+    """A fresh, empty PostgreSQL database (dropped afterwards); yields its SQLAlchemy URL."""
+    require_service("PostgreSQL", PG_HOST, PG_PORT)
+    name = f"tf_test_{uuid.uuid4().hex[:12]}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+asyncpg://postgres@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def postgres_url():
+    async with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def any_db_settings(request, settings):
+    """The same settings on each database backend TokenForge supports."""
+    if request.param == "sqlite":
+        yield settings
+        return
+    async with fresh_postgres_database() as url:
+        settings.database_url = url
+        yield settings

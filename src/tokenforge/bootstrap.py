@@ -149,6 +149,7 @@ async def build_container(settings: Settings, *, deployers: DeployerRegistry | N
         wake_relay=relay.notify,
         owner=owner,
         lease_s=settings.job_lease_s,
+        crash_point=settings.fault_crash_point,
     )
     worker = Worker(sessions, queue, handler, concurrency=settings.worker_concurrency)
     return Container(settings, engine, sessions, queue, hub, relay, keystore, deployers, worker, owner)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +48,11 @@ class Settings(BaseSettings):
     chains: dict[str, Network] = Field(
         default_factory=lambda: {name: Network.EMBEDDED for name in CHAINS}
     )
+
+    #: Fault injection for crash tests only: the worker process exits abruptly at this
+    #: point of a launch ("after_sign": signed tx recorded, not broadcast; "after_broadcast":
+    #: broadcast, not confirmed). Never set it in production.
+    fault_crash_point: Literal["after_sign", "after_broadcast"] | None = None
 
     log_level: str = "INFO"
     log_json: bool = False

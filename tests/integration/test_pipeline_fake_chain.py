@@ -19,9 +19,9 @@ def launch_body(**over):
     return body
 
 
-async def test_launch_is_accepted_then_confirmed(settings):
+async def test_launch_is_accepted_then_confirmed(any_db_settings):
     fake = FakeDeployer(pending_checks=2)
-    async with running_stack(settings, {"ethereum": fake}) as (_, client):
+    async with running_stack(any_db_settings, {"ethereum": fake}) as (_, client):
         resp = await client.post("/v1/tokens", json=launch_body())
         assert resp.status_code == 202, resp.text
         body = resp.json()
@@ -36,9 +36,9 @@ async def test_launch_is_accepted_then_confirmed(settings):
         assert fake.sign_calls == 1
 
 
-async def test_sse_streams_every_state_in_order(settings):
+async def test_sse_streams_every_state_in_order(any_db_settings):
     fake = FakeDeployer(pending_checks=1)
-    async with running_stack(settings, {"ethereum": fake}) as (_, client):
+    async with running_stack(any_db_settings, {"ethereum": fake}) as (_, client):
         job_id = (await client.post("/v1/tokens", json=launch_body())).json()["job"]["id"]
         statuses = []
         async with client.stream("GET", f"/v1/jobs/{job_id}/events") as resp:
@@ -51,10 +51,10 @@ async def test_sse_streams_every_state_in_order(settings):
         assert statuses == ["queued", "submitting", "submitted", "confirmed"]
 
 
-async def test_transient_errors_retry_then_confirm(settings):
+async def test_transient_errors_retry_then_confirm(any_db_settings):
     fake = FakeDeployer()
     fake.fail_next("broadcast", TransientError("timeout", code="rpc_timeout"), TransientError("503", code="rpc_5xx"))
-    async with running_stack(settings, {"ethereum": fake}) as (_, client):
+    async with running_stack(any_db_settings, {"ethereum": fake}) as (_, client):
         job_id = (await client.post("/v1/tokens", json=launch_body())).json()["job"]["id"]
         job = await wait_final(client, job_id)
         assert job["status"] == "confirmed"
@@ -63,10 +63,10 @@ async def test_transient_errors_retry_then_confirm(settings):
         assert len(fake.tokens) == 1
 
 
-async def test_permanent_error_fails_at_once_with_reason(settings):
+async def test_permanent_error_fails_at_once_with_reason(any_db_settings):
     fake = FakeDeployer()
     fake.fail_next("sign", PermanentError("insufficient funds for gas", code="insufficient_funds"))
-    async with running_stack(settings, {"ethereum": fake}) as (_, client):
+    async with running_stack(any_db_settings, {"ethereum": fake}) as (_, client):
         job_id = (await client.post("/v1/tokens", json=launch_body())).json()["job"]["id"]
         job = await wait_final(client, job_id)
         assert job["status"] == "failed"
@@ -76,11 +76,11 @@ async def test_permanent_error_fails_at_once_with_reason(settings):
         assert token["status"] == "failed"
 
 
-async def test_attempts_exhausted_job_is_dead_and_says_why(settings):
-    settings.max_attempts = 3
+async def test_attempts_exhausted_job_is_dead_and_says_why(any_db_settings):
+    any_db_settings.max_attempts = 3
     fake = FakeDeployer()
     fake.fail_next("sign", *[TransientError("rate limited", code="rate_limited")] * 3)
-    async with running_stack(settings, {"ethereum": fake}) as (_, client):
+    async with running_stack(any_db_settings, {"ethereum": fake}) as (_, client):
         job_id = (await client.post("/v1/tokens", json=launch_body())).json()["job"]["id"]
         job = await wait_final(client, job_id)
         assert job["status"] == "dead"
@@ -88,11 +88,11 @@ async def test_attempts_exhausted_job_is_dead_and_says_why(settings):
         assert job["error"]["code"] == "rate_limited"
 
 
-async def test_dropped_tx_is_signed_again_and_lands_once(settings):
+async def test_dropped_tx_is_signed_again_and_lands_once(any_db_settings):
     fake = FakeDeployer()
     # first confirm says the tx is gone (e.g. blockhash expired): the worker signs anew
     fake.fail_next("confirm", TransientError("blockhash expired", code="tx_dropped"))
-    async with running_stack(settings, {"ethereum": fake}) as (_, client):
+    async with running_stack(any_db_settings, {"ethereum": fake}) as (_, client):
         job_id = (await client.post("/v1/tokens", json=launch_body())).json()["job"]["id"]
         job = await wait_final(client, job_id)
         assert job["status"] == "confirmed"
@@ -100,9 +100,9 @@ async def test_dropped_tx_is_signed_again_and_lands_once(settings):
         assert len(fake.tokens) == 1
 
 
-async def test_many_launches_in_flight_each_confirmed_once(settings):
+async def test_many_launches_in_flight_each_confirmed_once(any_db_settings):
     fake = FakeDeployer(pending_checks=1)
-    async with running_stack(settings, {"ethereum": fake}) as (_, client):
+    async with running_stack(any_db_settings, {"ethereum": fake}) as (_, client):
         responses = await asyncio.gather(*(client.post("/v1/tokens", json=launch_body(symbol=f"T{i}")) for i in range(40)))
         ids = [r.json()["job"]["id"] for r in responses]
         jobs = await asyncio.gather(*(wait_final(client, j) for j in ids))

@@ -13,9 +13,10 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tokenforge.domain.jobs import FINAL
+from tokenforge.domain.jobs import FINAL, JobStatus
 from tokenforge.jobs.handlers.launch import TOPIC, LaunchHandler, launch_message
 from tokenforge.jobs.ports import Delivery, JobQueue, Subscription
+from tokenforge.store.db import utcnow
 from tokenforge.store.models import JobRow
 from tokenforge.store.repositories import jobs as jobs_repo
 
@@ -83,6 +84,13 @@ async def recover(
                 .where(JobRow.status.not_in([x.value for x in FINAL]))
                 .values(lease_owner=None, lease_until=None)
             )
+            # A broadcast tx may have been lost with the old process (e.g. in a mempool):
+            # send the recorded bytes again before waiting for them.
+            for job in await jobs_repo.list_by_status(s, JobStatus.SUBMITTED, limit=1_000_000):
+                jobs_repo.transition(
+                    s, job, JobStatus.SUBMITTING, now=utcnow(),
+                    message="resumed after restart; re-broadcasting the recorded transaction",
+                )
         ids = await jobs_repo.unfinished_ids(s)
         await s.commit()
     for job_id in ids:

@@ -17,6 +17,7 @@ when another step must follow, the outbox row that triggers it.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -99,6 +100,7 @@ class LaunchHandler:
         wake_relay: Callable[[], None],
         owner: str,
         lease_s: float,
+        crash_point: str | None = None,
     ) -> None:
         self._sessions = sessions
         self._deployers = deployers
@@ -107,6 +109,12 @@ class LaunchHandler:
         self._wake_relay = wake_relay
         self._owner = owner
         self._lease_s = lease_s
+        self._crash_point = crash_point
+
+    def _maybe_crash(self, point: str) -> None:
+        if self._crash_point == point:  # fault injection for crash tests (see Settings)
+            log.critical("fault injection: exiting at %s", point)
+            os._exit(86)
 
     async def handle(self, job_id: str) -> None:
         """Advance ``job_id`` by one step. Never raises for chain or job errors."""
@@ -151,11 +159,13 @@ class LaunchHandler:
                     await abandon(signed)
                 raise
             status = JobStatus.SUBMITTING
+            self._maybe_crash("after_sign")
         else:
             signed = signed_from_row(job)
         if status is JobStatus.SUBMITTING:
             await deployer.broadcast(signed)
             await self._mark_submitted(job_id)
+            self._maybe_crash("after_broadcast")
         receipt = await deployer.confirm(signed)
         if receipt is not None:
             await self._confirm(job_id, receipt, "confirmed on chain")

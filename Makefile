@@ -1,0 +1,40 @@
+# TokenForge: `make run` starts the embedded default, `make test` runs every test.
+# Both create the virtualenv and install what they need on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+NODE_STAMP := node_modules/.installed-stamp
+
+.PHONY: run test test-fast bench contracts clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+# Node is only needed to recompile contracts (and, in tests, to check the committed artifacts).
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/tokenforge serve --host 127.0.0.1 --port 8000
+
+test: $(STAMP) $(NODE_STAMP)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+contracts: $(NODE_STAMP)
+	npm run --silent compile
+
+bench: $(STAMP)
+	$(BIN)/python bench/pipeline.py --chain solana --tokens 1000
+	$(BIN)/python bench/pipeline.py --chain ethereum --tokens 1000
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .hypothesis

@@ -1,0 +1,219 @@
+"""The ``tokenforge`` command: run roles, launch tokens, run a demo, operate jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tokenforge.cli.client import ApiError, create_token, follow_job, get_json, throwaway_creator
+from tokenforge.config import Settings
+
+app = typer.Typer(help="TokenForge: launch tokens on EVM chains and Solana.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Operate on jobs (dead letters, re-queue).", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+console = Console()
+err = Console(stderr=True)
+
+ApiOption = Annotated[
+    str | None,
+    typer.Option("--api", envvar="TOKENFORGE_API_URL", help="Base URL of a running TokenForge API."),
+]
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run API, relay and worker in one process on the embedded default (no servers needed).
+
+    State lives in TOKENFORGE_DATA_DIR (default ./.tokenforge) and survives restarts;
+    unfinished launches resume.
+    """
+    import uvicorn
+
+    from tokenforge.api.app import create_app
+    from tokenforge.observability import configure_logging
+
+    settings = Settings()
+    configure_logging(settings)
+    console.print(f"TokenForge on http://{host}:{port}  (data: {settings.data_dir.resolve()}, API docs: /docs)")
+    uvicorn.run(create_app(settings), host=host, port=port, loop="uvloop", http="httptools",
+                log_level="warning", access_log=False)
+
+
+@asynccontextmanager
+async def _client(api: str | None):
+    """An API client: over HTTP to ``api``, or to an embedded stack started in-process."""
+    if api:
+        async with httpx.AsyncClient(base_url=api.rstrip("/"), timeout=30) as client:
+            yield client
+        return
+    from tokenforge.api.app import create_app
+    from tokenforge.bootstrap import build_container
+
+    container = await build_container(Settings())
+    with console.status("starting the embedded chains…"):
+        await container.start()
+    transport = httpx.ASGITransport(app=create_app(container=container))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://embedded", timeout=30) as client:
+            yield client
+    finally:
+        await container.close()
+
+
+@app.command()
+def launch(
+    chain: Annotated[str, typer.Option(help="ethereum, bsc, base or solana.")],
+    name: Annotated[str, typer.Option(help="Token name, 1-32 characters.")],
+    symbol: Annotated[str, typer.Option(help="1-10 of A-Z and 0-9.")],
+    supply: Annotated[str, typer.Option(help="Initial supply in whole tokens.")],
+    decimals: Annotated[int | None, typer.Option(help="Default: 18 on EVM, 9 on Solana.")] = None,
+    creator: Annotated[
+        str | None, typer.Option(help="Address that receives the supply. Default: a fresh throwaway address.")
+    ] = None,
+    description: Annotated[str, typer.Option(help="Up to 1,000 characters.")] = "",
+    metadata_uri: Annotated[str | None, typer.Option(help="Metadata URI (Solana).")] = None,
+    idempotency_key: Annotated[str | None, typer.Option(help="Makes re-running this command safe.")] = None,
+    api: ApiOption = None,
+) -> None:
+    """Launch one token, show its status live until final, print its address."""
+    if creator is None:
+        creator = throwaway_creator(chain)
+        err.print(f"[yellow]no --creator given: the supply goes to a fresh throwaway address {creator}[/]")
+    body = {"chain": chain, "name": name, "symbol": symbol, "supply": supply, "creator": creator,
+            "description": description}
+    if decimals is not None:
+        body["decimals"] = decimals
+    if metadata_uri:
+        body["metadata_uri"] = metadata_uri
+
+    async def run() -> int:
+        async with _client(api) as client:
+            try:
+                accepted = await create_token(client, body, idempotency_key=idempotency_key)
+            except ApiError as exc:
+                err.print(f"[red]refused:[/] {exc}")
+                return 2
+            job_id = accepted["job"]["id"]
+            console.print(f"accepted: token {accepted['token']['id']}, job {job_id}")
+            with console.status("queued") as status:
+                async for event in follow_job(client, job_id):
+                    console.print(f"  {event['status']:<11} {event['message']}")
+                    status.update(event["status"])
+            token = await get_json(client, f"/v1/tokens/{accepted['token']['id']}")
+            job = await get_json(client, f"/v1/jobs/{job_id}")
+        if job["status"] != "confirmed":
+            err.print(f"[red]launch {job['status']}:[/] {(job.get('error') or {}).get('message', '')}")
+            return 1
+        console.print(f"[green]live[/] {token['symbol']} on {token['chain']} at block {token['block_number']}")
+        console.print(token["address"], highlight=False, soft_wrap=True)
+        return 0
+
+    raise typer.Exit(asyncio.run(run()))
+
+
+@app.command()
+def demo(
+    tokens: Annotated[int, typer.Option(min=1, max=100_000, help="How many tokens to launch.")] = 20,
+    chains: Annotated[str, typer.Option(help="Comma-separated chains to spread launches over.")] = "ethereum,bsc,base,solana",
+    concurrency: Annotated[int, typer.Option(min=1, max=1000, help="Launches in flight at once.")] = 50,
+    api: ApiOption = None,
+) -> None:
+    """Launch N tokens across chains with a progress bar and a summary table.
+
+    Runs against --api when given, else against the embedded default started in-process.
+    Exits non-zero if any launch failed.
+    """
+    names = [c.strip() for c in chains.split(",") if c.strip()]
+
+    async def run() -> int:
+        results: dict[str, dict[str, int]] = {c: {"confirmed": 0, "failed": 0, "dead": 0, "refused": 0} for c in names}
+        latencies: list[float] = []
+        sem = asyncio.Semaphore(concurrency)
+        async with _client(api) as client:
+            with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn(), console=console) as progress:
+                task = progress.add_task("launching", total=tokens)
+
+                async def one(i: int) -> None:
+                    chain = names[i % len(names)]
+                    body = {"chain": chain, "name": f"Demo Token {i}", "symbol": f"DEMO{i % 100000}",
+                            "supply": "1000000000", "creator": throwaway_creator(chain)}
+                    async with sem:
+                        started = time.perf_counter()
+                        try:
+                            accepted = await create_token(client, body)
+                        except ApiError:
+                            results[chain]["refused"] += 1
+                            progress.advance(task)
+                            return
+                        final = "dead"
+                        async for event in follow_job(client, accepted["job"]["id"]):
+                            final = event["status"]
+                        results[chain][final if final in results[chain] else "failed"] += 1
+                        latencies.append(time.perf_counter() - started)
+                        progress.advance(task)
+
+                wall = time.perf_counter()
+                await asyncio.gather(*(one(i) for i in range(tokens)))
+                wall = time.perf_counter() - wall
+        table = Table(title=f"{tokens} launches in {wall:.1f}s ({tokens / wall:.1f}/s)")
+        for col in ("chain", "confirmed", "failed", "dead", "refused"):
+            table.add_column(col, justify="right" if col != "chain" else "left")
+        for chain, r in results.items():
+            table.add_row(chain, *(str(r[k]) for k in ("confirmed", "failed", "dead", "refused")))
+        console.print(table)
+        if latencies:
+            latencies.sort()
+            console.print(f"end-to-end p50 {latencies[len(latencies) // 2] * 1000:.0f} ms, "
+                          f"p99 {latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000:.0f} ms")
+        bad = sum(r["failed"] + r["dead"] + r["refused"] for r in results.values())
+        return 1 if bad else 0
+
+    raise typer.Exit(asyncio.run(run()))
+
+
+@jobs_app.command("list")
+def jobs_list(
+    status: Annotated[str, typer.Option(help="queued, submitting, submitted, confirmed, failed or dead.")] = "dead",
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+) -> None:
+    """List jobs in a state (default: dead letters) from the database."""
+    from tokenforge.cli.operations import list_jobs
+
+    rows = asyncio.run(list_jobs(Settings(), status, limit))
+    table = Table(title=f"{status} jobs")
+    for col in ("job", "chain", "attempts", "error", "updated"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(row.id, row.chain, str(row.attempts), f"{row.error_code or ''} {row.error_message or ''}"[:80],
+                      row.updated_at.isoformat(timespec="seconds"))
+    console.print(table)
+
+
+@jobs_app.command("requeue")
+def jobs_requeue(job_id: Annotated[str, typer.Argument(help="A dead job's id.")]) -> None:
+    """Send a dead job back to the queue with a fresh attempt budget."""
+    from tokenforge.cli.operations import requeue_job
+    from tokenforge.errors import TokenForgeError
+
+    try:
+        asyncio.run(requeue_job(Settings(), job_id))
+    except TokenForgeError as exc:
+        err.print(f"[red]{exc.message}[/]")
+        raise typer.Exit(1) from None
+    console.print(f"re-queued {job_id}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
