@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import event
+from pathlib import Path
+
+from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
@@ -14,6 +16,9 @@ def utcnow() -> datetime:
 
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
+        database = make_url(url).database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         # SQLite has one writer; one pooled connection serialises writers in-process and
         # avoids "database is locked" on lock upgrades. WAL lets other processes read.
         engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)

@@ -1,0 +1,176 @@
+#!/usr/bin/env python
+"""Launch N tokens through the HTTP API on the embedded default and print figures.
+
+Starts ``tokenforge serve`` in a subprocess on a free port with a fresh data directory
+(unless --api points at a running server), POSTs N launches with bounded concurrency,
+waits until every job is final, and prints, as its LAST line, one JSON object:
+
+    chain, tokens, confirmed, failed, accepted_per_s, confirmed_per_s, create_p50_ms,
+    create_p99_ms, e2e_p50_ms, e2e_p99_ms, gas_per_launch, cpu_ms_per_launch
+
+e2e is server-side (job finished_at − created_at); cpu_ms_per_launch is the server
+process's user+system CPU time divided by N (null with --api).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+from eth_account import Account
+from solders.keypair import Keypair
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def creator_for(chain: str) -> str:
+    return str(Keypair().pubkey()) if chain == "solana" else Account.from_key(secrets.token_bytes(32)).address
+
+
+async def wait_ready(client: httpx.AsyncClient, proc: subprocess.Popen | None, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}")
+        try:
+            if (await client.get("/readyz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.2)
+    raise SystemExit("server did not become ready")
+
+
+async def run(args: argparse.Namespace) -> dict:
+    proc = None
+    tmp = None
+    base = args.api
+    if base is None:
+        tmp = tempfile.TemporaryDirectory(prefix="tokenforge-bench-")
+        port = free_port()
+        env = {**os.environ, "TOKENFORGE_DATA_DIR": tmp.name,
+               "TOKENFORGE_CHAINS": json.dumps({args.chain: "embedded"}), "TOKENFORGE_LOG_LEVEL": "WARNING"}
+        proc = subprocess.Popen([sys.executable, "-m", "tokenforge.cli.main", "serve", "--port", str(port)],
+                                env=env, stdout=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+    limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+            await wait_ready(client, proc)
+            # warm-up launch: opens the chain (factory deployment etc.) outside the measurement
+            await client.post("/v1/tokens", json={"chain": args.chain, "name": "Warm Up", "symbol": "WARM",
+                                                  "supply": 1, "creator": creator_for(args.chain)})
+            cpu0 = cpu_s(proc.pid) if proc else None
+            sem = asyncio.Semaphore(args.concurrency)
+            create_ms: list[float] = []
+            job_ids: list[str] = []
+
+            async def one(i: int) -> None:
+                body = {"chain": args.chain, "name": f"Bench Token {i}", "symbol": f"B{i}",
+                        "supply": "1000000000", "creator": creator_for(args.chain)}
+                async with sem:
+                    t0 = time.perf_counter()
+                    resp = await client.post("/v1/tokens", json=body)
+                    create_ms.append((time.perf_counter() - t0) * 1000)
+                if resp.status_code != 202:
+                    raise SystemExit(f"launch refused: {resp.status_code} {resp.text}")
+                job_ids.append(resp.json()["job"]["id"])
+
+            started = time.perf_counter()
+            await asyncio.gather(*(one(i) for i in range(args.tokens)))
+            accepted_s = time.perf_counter() - started
+            pending = set(job_ids)
+            jobs: dict[str, dict] = {}
+            deadline = time.monotonic() + args.timeout_s
+            while pending and time.monotonic() < deadline:
+                batch = list(pending)[:200]
+                results = await asyncio.gather(*(client.get(f"/v1/jobs/{j}") for j in batch))
+                for resp in results:
+                    job = resp.json()
+                    if job["final"]:
+                        jobs[job["id"]] = job
+                        pending.discard(job["id"])
+                if pending:
+                    await asyncio.sleep(0.05)
+            finished_s = time.perf_counter() - started
+            cpu1 = cpu_s(proc.pid) if proc else None
+            confirmed = [j for j in jobs.values() if j["status"] == "confirmed"]
+            e2e = [(datetime.fromisoformat(j["finished_at"]) - datetime.fromisoformat(j["created_at"])).total_seconds() * 1000
+                   for j in confirmed]
+            gas = None
+            if args.chain != "solana" and confirmed:
+                sample = confirmed[: min(len(confirmed), 200)]
+                tokens = await asyncio.gather(*(client.get(f"/v1/tokens/{j['token_id']}") for j in sample))
+                used = [t.json()["gas_used"] for t in tokens if t.json()["gas_used"]]
+                gas = round(sum(used) / len(used)) if used else None
+            last_confirm = max((datetime.fromisoformat(j["finished_at"]) for j in confirmed), default=None)
+            first_create = min((datetime.fromisoformat(j["created_at"]) for j in jobs.values()), default=None)
+            span_s = (last_confirm - first_create).total_seconds() if last_confirm and first_create else finished_s
+            return {
+                "chain": args.chain,
+                "tokens": args.tokens,
+                "confirmed": len(confirmed),
+                "failed": args.tokens - len(confirmed),
+                "accepted_per_s": round(args.tokens / accepted_s, 1),
+                "confirmed_per_s": round(len(confirmed) / span_s, 1) if span_s > 0 else None,
+                "create_p50_ms": round(percentile(create_ms, 50), 2),
+                "create_p99_ms": round(percentile(create_ms, 99), 2),
+                "e2e_p50_ms": round(percentile(e2e, 50), 1) if e2e else None,
+                "e2e_p99_ms": round(percentile(e2e, 99), 1) if e2e else None,
+                "gas_per_launch": gas,
+                "cpu_ms_per_launch": round((cpu1 - cpu0) * 1000 / args.tokens, 2) if proc else None,
+            }
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        if tmp is not None:
+            tmp.cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chain", choices=["solana", "ethereum", "bsc", "base"], default="solana")
+    parser.add_argument("--tokens", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=64, help="requests in flight at once")
+    parser.add_argument("--api", default=None, help="benchmark a running server instead of starting one")
+    parser.add_argument("--timeout-s", type=float, default=600)
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
