@@ -1,0 +1,226 @@
+"""Instruction encoders and the one-transaction Token-2022 launch.
+
+The launch transaction, signed by the payer (fee payer) and the derived mint keypair::
+
+    1. System  CreateAccount        mint: space for mint + MetadataPointer only, lamports
+                                    for the final size incl. the token-metadata TLV
+    2. Token22 MetadataPointer.Initialize   authority None, metadata address = the mint
+    3. Token22 InitializeMint2      decimals, mint authority = payer, freeze authority None
+    4. Token22 TokenMetadata.Initialize     name, symbol, uri; update authority = payer
+                                    (Token-2022 reallocs the mint to hold the TLV)
+    5. ATA     CreateIdempotent     the creator's Token-2022 associated token account
+    6. Token22 MintToChecked        the whole supply to the creator's ATA
+    7. Token22 SetAuthority         MintTokens -> None: the supply is fixed for ever
+
+Either all of it lands or none of it does. The encoders are written here because the
+solana-py ``spl`` helpers do not cover the Token-2022 extensions; each one is a few bytes
+of layout, unit-tested against the published program layouts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import struct
+from dataclasses import dataclass
+
+from solders.hash import Hash
+from solders.instruction import AccountMeta, Instruction
+from solders.keypair import Keypair
+from solders.message import Message
+from solders.pubkey import Pubkey
+from solders.system_program import ID as SYSTEM_PROGRAM_ID
+from solders.system_program import CreateAccountParams, create_account
+from solders.token.associated import get_associated_token_address
+from solders.transaction import Transaction
+
+from tokenforge.errors import ValidationFailed
+
+TOKEN_2022_PROGRAM_ID = Pubkey.from_string("TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb")
+ASSOCIATED_TOKEN_PROGRAM_ID = Pubkey.from_string("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL")
+__all__ = [
+    "ASSOCIATED_TOKEN_PROGRAM_ID",
+    "MAX_TX_BYTES",
+    "SYSTEM_PROGRAM_ID",
+    "TOKEN_2022_PROGRAM_ID",
+    "LaunchParams",
+    "build_launch_transaction",
+]
+
+MAX_TX_BYTES = 1232  # Solana packet limit for a serialized transaction
+MAX_NAME_CHARS = 32
+MAX_SYMBOL_CHARS = 10
+MAX_URI_CHARS = 200
+U64_MAX = 2**64 - 1
+_SYMBOL_RE = re.compile(r"[A-Z0-9]{1,10}")
+
+# --- Token-2022 account layout -------------------------------------------------------------
+MINT_BASE_LEN = 82  # the SPL Token mint
+ACCOUNT_BASE_LEN = 165  # extensions start after the (padded) token-account length ...
+ACCOUNT_TYPE_LEN = 1  # ... and one AccountType byte (1 = Mint)
+TLV_HEADER_LEN = 4  # u16 extension type + u16 length
+METADATA_POINTER_LEN = 64  # authority (32) + metadata address (32), zeros = None
+MINT_WITH_POINTER_LEN = ACCOUNT_BASE_LEN + ACCOUNT_TYPE_LEN + TLV_HEADER_LEN + METADATA_POINTER_LEN  # 234
+
+# --- Instruction tags -------------------------------------------------------------------
+_IX_SET_AUTHORITY = 6
+_IX_MINT_TO_CHECKED = 14
+_IX_INITIALIZE_MINT2 = 20
+_IX_METADATA_POINTER_EXTENSION = 39
+_METADATA_POINTER_INITIALIZE = 0
+_ATA_CREATE_IDEMPOTENT = 1
+AUTHORITY_MINT_TOKENS = 0
+TOKEN_METADATA_INITIALIZE_DISCRIMINATOR = hashlib.sha256(
+    b"spl_token_metadata_interface:initialize_account"
+).digest()[:8]
+
+
+def _optional_nonzero_pubkey(key: Pubkey | None) -> bytes:
+    """``OptionalNonZeroPubkey``: 32 bytes, all zeros meaning None."""
+    return bytes(32) if key is None else bytes(key)
+
+
+def _coption_pubkey(key: Pubkey | None) -> bytes:
+    """``COption<Pubkey>`` as packed by token instructions: 0, or 1 followed by 32 bytes."""
+    return b"\x00" if key is None else b"\x01" + bytes(key)
+
+
+def _borsh_str(value: str) -> bytes:
+    raw = value.encode("utf-8")
+    return struct.pack("<I", len(raw)) + raw
+
+
+def token_metadata_value_len(name: str, symbol: str, uri: str) -> int:
+    """Length of the packed ``TokenMetadata`` value (no additional metadata)."""
+    # update_authority (32) + mint (32) + three borsh strings + empty Vec<(String, String)>
+    return 32 + 32 + sum(4 + len(s.encode("utf-8")) for s in (name, symbol, uri)) + 4
+
+
+def mint_account_final_len(name: str, symbol: str, uri: str) -> int:
+    """Mint account size after TokenMetadata.Initialize has realloc'd it."""
+    return MINT_WITH_POINTER_LEN + TLV_HEADER_LEN + token_metadata_value_len(name, symbol, uri)
+
+
+def initialize_metadata_pointer(mint: Pubkey, authority: Pubkey | None, metadata_address: Pubkey) -> Instruction:
+    data = (
+        bytes([_IX_METADATA_POINTER_EXTENSION, _METADATA_POINTER_INITIALIZE])
+        + _optional_nonzero_pubkey(authority)
+        + _optional_nonzero_pubkey(metadata_address)
+    )
+    return Instruction(TOKEN_2022_PROGRAM_ID, data, [AccountMeta(mint, is_signer=False, is_writable=True)])
+
+
+def initialize_mint2(mint: Pubkey, decimals: int, mint_authority: Pubkey, freeze_authority: Pubkey | None) -> Instruction:
+    data = bytes([_IX_INITIALIZE_MINT2, decimals]) + bytes(mint_authority) + _coption_pubkey(freeze_authority)
+    return Instruction(TOKEN_2022_PROGRAM_ID, data, [AccountMeta(mint, is_signer=False, is_writable=True)])
+
+
+def initialize_token_metadata(
+    metadata: Pubkey, update_authority: Pubkey, mint: Pubkey, mint_authority: Pubkey, name: str, symbol: str, uri: str
+) -> Instruction:
+    data = TOKEN_METADATA_INITIALIZE_DISCRIMINATOR + _borsh_str(name) + _borsh_str(symbol) + _borsh_str(uri)
+    accounts = [
+        AccountMeta(metadata, is_signer=False, is_writable=True),
+        AccountMeta(update_authority, is_signer=False, is_writable=False),
+        AccountMeta(mint, is_signer=False, is_writable=False),
+        AccountMeta(mint_authority, is_signer=True, is_writable=False),
+    ]
+    return Instruction(TOKEN_2022_PROGRAM_ID, data, accounts)
+
+
+def associated_token_address(owner: Pubkey, mint: Pubkey) -> Pubkey:
+    """The owner's Token-2022 associated token account for ``mint``."""
+    return get_associated_token_address(owner, mint, TOKEN_2022_PROGRAM_ID)
+
+
+def create_associated_token_account_idempotent(payer: Pubkey, owner: Pubkey, mint: Pubkey) -> Instruction:
+    accounts = [
+        AccountMeta(payer, is_signer=True, is_writable=True),
+        AccountMeta(associated_token_address(owner, mint), is_signer=False, is_writable=True),
+        AccountMeta(owner, is_signer=False, is_writable=False),
+        AccountMeta(mint, is_signer=False, is_writable=False),
+        AccountMeta(SYSTEM_PROGRAM_ID, is_signer=False, is_writable=False),
+        AccountMeta(TOKEN_2022_PROGRAM_ID, is_signer=False, is_writable=False),
+    ]
+    return Instruction(ASSOCIATED_TOKEN_PROGRAM_ID, bytes([_ATA_CREATE_IDEMPOTENT]), accounts)
+
+
+def mint_to_checked(mint: Pubkey, destination: Pubkey, authority: Pubkey, amount: int, decimals: int) -> Instruction:
+    data = struct.pack("<BQB", _IX_MINT_TO_CHECKED, amount, decimals)
+    accounts = [
+        AccountMeta(mint, is_signer=False, is_writable=True),
+        AccountMeta(destination, is_signer=False, is_writable=True),
+        AccountMeta(authority, is_signer=True, is_writable=False),
+    ]
+    return Instruction(TOKEN_2022_PROGRAM_ID, data, accounts)
+
+
+def set_authority(account: Pubkey, current_authority: Pubkey, authority_type: int, new_authority: Pubkey | None) -> Instruction:
+    data = bytes([_IX_SET_AUTHORITY, authority_type]) + _coption_pubkey(new_authority)
+    accounts = [
+        AccountMeta(account, is_signer=False, is_writable=True),
+        AccountMeta(current_authority, is_signer=True, is_writable=False),
+    ]
+    return Instruction(TOKEN_2022_PROGRAM_ID, data, accounts)
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchParams:
+    """Validated inputs of one launch. Build with :meth:`create`."""
+
+    name: str
+    symbol: str
+    uri: str
+    decimals: int
+    supply_base_units: int
+    creator: Pubkey
+
+    @classmethod
+    def create(cls, *, name: str, symbol: str, uri: str, decimals: int, supply_base_units: int, creator: str) -> LaunchParams:
+        """Validate the launch inputs; raises :class:`ValidationFailed` naming the field."""
+        if not name or len(name) > MAX_NAME_CHARS or name != name.strip() or "\x00" in name:
+            raise ValidationFailed("name", f"1 to {MAX_NAME_CHARS} characters, no surrounding spaces")
+        if not _SYMBOL_RE.fullmatch(symbol):
+            raise ValidationFailed("symbol", f"1 to {MAX_SYMBOL_CHARS} characters A-Z 0-9")
+        if len(uri) > MAX_URI_CHARS or not uri.isascii() or any(c.isspace() or ord(c) < 0x20 for c in uri):
+            raise ValidationFailed("metadata_uri", f"at most {MAX_URI_CHARS} printable ASCII characters")
+        if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 255:
+            raise ValidationFailed("decimals", "an integer from 0 to 255")
+        if isinstance(supply_base_units, bool) or not isinstance(supply_base_units, int) or not 0 < supply_base_units <= U64_MAX:
+            raise ValidationFailed("supply", "a positive integer that fits in 64 bits (base units)")
+        try:
+            creator_key = Pubkey.from_string(creator)
+        except (ValueError, TypeError) as exc:
+            raise ValidationFailed("creator", "a base58 Solana public key") from exc
+        return cls(name, symbol, uri, decimals, supply_base_units, creator_key)
+
+
+def launch_instructions(payer: Pubkey, mint: Pubkey, params: LaunchParams, mint_lamports: int) -> list[Instruction]:
+    """The seven launch instructions, in order (see the module docstring)."""
+    ata = associated_token_address(params.creator, mint)
+    return [
+        create_account(
+            CreateAccountParams(
+                from_pubkey=payer,
+                to_pubkey=mint,
+                lamports=mint_lamports,
+                space=MINT_WITH_POINTER_LEN,
+                owner=TOKEN_2022_PROGRAM_ID,
+            )
+        ),
+        initialize_metadata_pointer(mint, authority=None, metadata_address=mint),
+        initialize_mint2(mint, params.decimals, mint_authority=payer, freeze_authority=None),
+        initialize_token_metadata(mint, payer, mint, payer, params.name, params.symbol, params.uri),
+        create_associated_token_account_idempotent(payer, params.creator, mint),
+        mint_to_checked(mint, ata, payer, params.supply_base_units, params.decimals),
+        set_authority(mint, payer, AUTHORITY_MINT_TOKENS, new_authority=None),
+    ]
+
+
+def build_launch_transaction(
+    payer: Keypair, mint: Keypair, params: LaunchParams, recent_blockhash: Hash, mint_lamports: int
+) -> Transaction:
+    """The signed launch transaction (payer pays fees and rent and signs first)."""
+    ixs = launch_instructions(payer.pubkey(), mint.pubkey(), params, mint_lamports)
+    message = Message.new_with_blockhash(ixs, payer.pubkey(), recent_blockhash)
+    return Transaction([payer, mint], message, recent_blockhash)
