@@ -80,8 +80,9 @@ async def accept_launch(
             id=job_id, kind="launch", token_id=token_id, chain=params.chain, status=JobStatus.QUEUED,
             attempts=0, max_attempts=max_attempts, confirm_checks=0, created_at=now, updated_at=now,
         )
+        # No relationship() between the models, so order the inserts for the foreign keys.
         session.add(token)
-        await session.flush()  # token row before the job row that references it
+        await session.flush()
         session.add(job)
         await session.flush()
         jobs_repo.add_event(session, job, message="launch accepted", now=now)

@@ -118,16 +118,18 @@ class LaunchHandler:
 
     async def handle(self, job_id: str) -> None:
         """Advance ``job_id`` by one step. Never raises for chain or job errors."""
-        async with self._sessions() as s:
+        async with self._sessions() as s:  # one transaction: lease and load
             now_s = time.time()
             leased = await jobs_repo.try_lease(
                 s, job_id, owner=self._owner, now_s=now_s, until_s=now_s + self._lease_s
             )
+            loaded = await jobs_repo.get_with_token(s, job_id) if leased else None
             await s.commit()
-        if not leased:  # final, unknown, or another worker is on it
+        job, token = loaded if loaded is not None else (None, None)
+        if job is None:  # final, unknown, or another worker is on it
             return
         try:
-            await self._advance(job_id)
+            await self._advance(job, token)
         except TokenForgeError as err:
             await self._on_error(job_id, err)
         except Exception as err:  # a bug or an untranslated error: retry, never crash the worker
@@ -136,23 +138,18 @@ class LaunchHandler:
 
     # -- steps ---------------------------------------------------------------------------
 
-    async def _advance(self, job_id: str) -> None:
-        async with self._sessions() as s:
-            job = await jobs_repo.get(s, job_id)
-            token = await tokens_repo.get(s, job.token_id)
+    async def _advance(self, job: JobRow, token: TokenRow) -> None:
         status = JobStatus(job.status)
-        if status in FINAL:
-            return
         deployer = await self._deployers.get(job.chain)
         req = launch_request(job, token)
         if status is JobStatus.QUEUED:
             existing = await deployer.find_existing(req)
             if existing is not None:
-                await self._confirm(job_id, existing, "token found on chain")
+                await self._finish(job, existing, "token found on chain")
                 return
             signed = await deployer.sign(req)
             try:
-                await self._record_signed(job_id, signed)
+                await self._record_signed(job, signed)
             except BaseException:
                 abandon = getattr(deployer, "abandon", None)
                 if abandon is not None:
@@ -162,19 +159,22 @@ class LaunchHandler:
             self._maybe_crash("after_sign")
         else:
             signed = signed_from_row(job)
-        if status is JobStatus.SUBMITTING:
+        broadcast_now = status is JobStatus.SUBMITTING
+        if broadcast_now:
             await deployer.broadcast(signed)
-            await self._mark_submitted(job_id)
             self._maybe_crash("after_broadcast")
         receipt = await deployer.confirm(signed)
         if receipt is not None:
-            await self._confirm(job_id, receipt, "confirmed on chain")
+            await self._finish(job, receipt, "confirmed on chain", broadcast=broadcast_now)
         else:
-            await self._schedule_check(job_id)
+            await self._schedule_check(job, broadcast=broadcast_now)
 
-    async def _record_signed(self, job_id: str, signed: SignedLaunch) -> None:
+    # The leased job row is kept in memory and re-attached (``s.add``) in each step's
+    # transaction: no re-read, and the flush updates only the columns that changed.
+
+    async def _record_signed(self, job: JobRow, signed: SignedLaunch) -> None:
         async with self._sessions() as s:
-            job = await jobs_repo.get(s, job_id)
+            s.add(job)
             job.tx_id = signed.tx_id
             job.raw_tx = signed.raw_tx
             job.signer = signed.signer
@@ -192,22 +192,21 @@ class LaunchHandler:
                 data={"tx_id": signed.tx_id, "token_address": signed.token_address, "nonce": signed.nonce},
             )
             await s.commit()
-        self._hub.notify(job_id)
+        self._hub.notify(job.id)
 
-    async def _mark_submitted(self, job_id: str) -> None:
-        async with self._sessions() as s:
-            job = await jobs_repo.get(s, job_id)
-            job.submitted_at = utcnow()
-            jobs_repo.transition(
-                s, job, JobStatus.SUBMITTED, now=job.submitted_at, message="transaction broadcast",
-                data={"tx_id": job.tx_id},
-            )
-            await s.commit()
-        self._hub.notify(job_id)
+    def _mark_submitted(self, s: AsyncSession, job: JobRow) -> None:
+        job.submitted_at = utcnow()
+        jobs_repo.transition(
+            s, job, JobStatus.SUBMITTED, now=job.submitted_at, message="transaction broadcast",
+            data={"tx_id": job.tx_id},
+        )
 
-    async def _schedule_check(self, job_id: str) -> None:
+    async def _schedule_check(self, job: JobRow, *, broadcast: bool) -> None:
+        job_id = job.id
         async with self._sessions() as s:
-            job = await jobs_repo.get(s, job_id)
+            s.add(job)
+            if broadcast:
+                self._mark_submitted(s, job)
             job.confirm_checks += 1
             if job.confirm_checks > self._policy.max_confirm_checks:
                 await s.rollback()
@@ -216,11 +215,15 @@ class LaunchHandler:
             enqueue_step(s, job_id, delay_s=delay_s)
             await jobs_repo.release_lease(s, job_id, owner=self._owner)
             await s.commit()
+        self._hub.notify(job_id)
         self._wake_relay()
 
-    async def _confirm(self, job_id: str, receipt: LaunchReceipt, message: str) -> None:
+    async def _finish(self, job: JobRow, receipt: LaunchReceipt, message: str, *, broadcast: bool = False) -> None:
+        job_id = job.id
         async with self._sessions() as s:
-            job = await jobs_repo.get(s, job_id)
+            s.add(job)
+            if broadcast:
+                self._mark_submitted(s, job)
             now = utcnow()
             job.token_address = receipt.token_address
             job.tx_id = receipt.tx_id or job.tx_id

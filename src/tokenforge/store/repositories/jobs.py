@@ -8,7 +8,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenforge.domain.jobs import FINAL, JobStatus, check_transition
-from tokenforge.store.models import JobEventRow, JobRow
+from tokenforge.store.models import JobEventRow, JobRow, TokenRow
 
 
 async def get(session: AsyncSession, job_id: str, *, for_update: bool = False) -> JobRow | None:
@@ -16,6 +16,12 @@ async def get(session: AsyncSession, job_id: str, *, for_update: bool = False) -
     if for_update:
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_with_token(session: AsyncSession, job_id: str) -> tuple[JobRow, TokenRow] | None:
+    stmt = select(JobRow, TokenRow).join(TokenRow, TokenRow.id == JobRow.token_id).where(JobRow.id == job_id)
+    row = (await session.execute(stmt)).one_or_none()
+    return None if row is None else (row[0], row[1])
 
 
 async def try_lease(session: AsyncSession, job_id: str, *, owner: str, now_s: float, until_s: float) -> bool:
