@@ -1,0 +1,129 @@
+"""Pure encoding rules for EVM launches: clone args, salt, addresses, calldata.
+
+No I/O here. Everything is computed locally so a launch's token address is known before
+anything is sent, and equals ``TokenForgeFactory.predictAddress`` on chain.
+
+* **args** (kept in the clone's code, read by the token with ``Clones.fetchCloneArgs``)::
+
+      abi.encodePacked(uint8 decimals, uint8 nameLen, bytes name, bytes symbol)
+
+  ``name`` is UTF-8, 1–32 characters (at most 128 bytes); ``symbol`` is 1–10 of ``A–Z0–9``.
+* **salt** = ``keccak256(bytes.fromhex(job_id))`` — the 16 raw bytes of the job id (a
+  32-char lowercase hex UUID), not its ASCII text.
+* **token address** = CREATE2(factory, salt, keccak256(init code)), where the init code is
+  OpenZeppelin ``Clones`` immutable-args clone code for (implementation, args).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+
+import rlp
+from eth_abi import encode as abi_encode
+from eth_utils import keccak, to_canonical_address, to_checksum_address
+
+from tokenforge.errors import ValidationFailed
+
+NAME_MAX_CHARS = 32
+SYMBOL_MAX_CHARS = 10
+DECIMALS_MAX = 18
+_SYMBOL_RE = re.compile(r"[A-Z0-9]{1,10}")
+_JOB_ID_RE = re.compile(r"[0-9a-f]{32}")
+
+# OpenZeppelin Clones._cloneCodeWithImmutableArgs (v5.2+), around the 20-byte implementation.
+_CLONE_PREFIX = bytes.fromhex("3d81600a3d39f3363d3d373d3d3d363d73")
+_CLONE_SUFFIX = bytes.fromhex("5af43d82803e903d91602b57fd5bf3")
+CLONE_CODE_LEN = 0x2D  # runtime proxy length before the args
+
+
+def encode_token_args(name: str, symbol: str, decimals: int) -> bytes:
+    """The immutable args of one token clone. Raises ValidationFailed on bad input."""
+    if not isinstance(name, str) or not 1 <= len(name) <= NAME_MAX_CHARS or name.strip() != name:
+        raise ValidationFailed("name", f"must be 1-{NAME_MAX_CHARS} characters without surrounding spaces")
+    name_bytes = name.encode("utf-8")
+    if len(name_bytes) > 4 * NAME_MAX_CHARS:  # cannot happen for valid UTF-8, kept as a guard
+        raise ValidationFailed("name", "too long")
+    if not isinstance(symbol, str) or not _SYMBOL_RE.fullmatch(symbol):
+        raise ValidationFailed("symbol", f"must be 1-{SYMBOL_MAX_CHARS} characters of A-Z and 0-9")
+    if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= DECIMALS_MAX:
+        raise ValidationFailed("decimals", f"must be an integer from 0 to {DECIMALS_MAX}")
+    return bytes([decimals, len(name_bytes)]) + name_bytes + symbol.encode("ascii")
+
+
+def decode_token_args(args: bytes) -> tuple[str, str, int]:
+    """Inverse of :func:`encode_token_args`: ``(name, symbol, decimals)``."""
+    name_len = args[1]
+    return args[2 : 2 + name_len].decode("utf-8"), args[2 + name_len :].decode("ascii"), args[0]
+
+
+def launch_salt(job_id: str) -> bytes:
+    """``keccak256`` of the job id's 16 raw bytes."""
+    if not isinstance(job_id, str) or not _JOB_ID_RE.fullmatch(job_id):
+        raise ValidationFailed("job_id", "must be 32 lowercase hex characters")
+    return keccak(bytes.fromhex(job_id))
+
+
+def clone_init_code(implementation: str, args: bytes) -> bytes:
+    """The init code OpenZeppelin deploys for a clone with immutable args."""
+    return (
+        b"\x61"
+        + (len(args) + CLONE_CODE_LEN).to_bytes(2, "big")
+        + _CLONE_PREFIX
+        + to_canonical_address(implementation)
+        + _CLONE_SUFFIX
+        + args
+    )
+
+
+def clone_runtime_code(implementation: str, args: bytes) -> bytes:
+    """The code a deployed clone has (what ``eth_getCode`` returns)."""
+    return b"\x36\x3d\x3d\x37\x3d\x3d\x3d\x36\x3d\x73" + to_canonical_address(implementation) + _CLONE_SUFFIX + args
+
+
+def create2_address(deployer: str, salt: bytes, init_code: bytes) -> str:
+    digest = keccak(b"\xff" + to_canonical_address(deployer) + salt + keccak(init_code))
+    return to_checksum_address(digest[12:])
+
+
+def create_address(deployer: str, nonce: int) -> str:
+    """The address a plain CREATE from ``deployer`` at ``nonce`` deploys to."""
+    return to_checksum_address(keccak(rlp.encode([to_canonical_address(deployer), nonce]))[12:])
+
+
+def predict_token_address(factory: str, implementation: str, job_id: str, args: bytes) -> str:
+    """The checksummed address ``createToken(launch_salt(job_id), args, ...)`` deploys to."""
+    return create2_address(factory, launch_salt(job_id), clone_init_code(implementation, args))
+
+
+@cache
+def selector(signature: str) -> bytes:
+    return keccak(text=signature)[:4]
+
+
+def encode_create_token(salt: bytes, args: bytes, creator: str, supply_base_units: int) -> bytes:
+    """Calldata for ``createToken(bytes32,bytes,address,uint256)``."""
+    if (
+        isinstance(supply_base_units, bool)
+        or not isinstance(supply_base_units, int)
+        or not 0 < supply_base_units < 2**256
+    ):
+        raise ValidationFailed("supply_base_units", "must be a positive integer below 2**256")
+    try:
+        creator_bytes = to_canonical_address(creator)
+    except (ValueError, TypeError) as exc:
+        raise ValidationFailed("creator", "must be a 0x-prefixed 20-byte address") from exc
+    if creator_bytes == b"\x00" * 20:
+        raise ValidationFailed("creator", "must not be the zero address")
+    return selector("createToken(bytes32,bytes,address,uint256)") + abi_encode(
+        ["bytes32", "bytes", "address", "uint256"], [salt, args, creator_bytes, supply_base_units]
+    )
+
+
+def encode_predict_address(salt: bytes, args: bytes) -> bytes:
+    """Calldata for ``predictAddress(bytes32,bytes)``."""
+    return selector("predictAddress(bytes32,bytes)") + abi_encode(["bytes32", "bytes"], [salt, args])
+
+
+TOKEN_CREATED_TOPIC = keccak(text="TokenCreated(address,address,bytes32)")
+ERC20_TRANSFER_TOPIC = keccak(text="Transfer(address,address,uint256)")

@@ -1,0 +1,179 @@
+"""eth-tester / web3.py glue for the embedded EVM chain: it answers JSON-RPC like a node.
+
+* :class:`IndexedBackend` — eth-tester's py-evm backend over an existing (possibly
+  persisted) chain, finding transactions through py-evm's hash index instead of scanning
+  every block.
+* :func:`build_endpoints` — eth-tester's JSON-RPC table with node behaviour where it
+  differs: ``eth_chainId`` is the configured id, ``eth_sendRawTransaction`` admits to the
+  chain's mempool, ``pending`` nonces and transactions include the mempool, calls work
+  without ``from``.
+* :class:`LockedProvider` (sync) and :class:`EmbeddedAsyncProvider` (``AsyncWeb3``, runs
+  each request on the chain's thread) serialize access under the chain's lock and answer
+  node-side refusals as JSON-RPC errors, as a real node would.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from eth.chains.base import MiningChain
+from eth.exceptions import TransactionNotFound as EvmTransactionNotFound
+from eth_tester import EthereumTester
+from eth_tester.backends.pyevm.main import PyEVMBackend
+from eth_tester.backends.pyevm.serializers import serialize_transaction, serialize_transaction_receipt
+from eth_tester.exceptions import TransactionNotFound as TesterTransactionNotFound
+from eth_utils import to_canonical_address
+from web3.providers.async_base import AsyncBaseProvider
+from web3.providers.eth_tester import EthereumTesterProvider
+from web3.providers.eth_tester.defaults import API_ENDPOINTS, call_eth_tester
+from web3.providers.eth_tester.main import AsyncEthereumTesterProvider
+from web3.providers.eth_tester.middleware import (
+    default_transaction_fields_middleware,
+    ethereum_tester_middleware,
+)
+
+from .mempool import MempoolReject
+
+if TYPE_CHECKING:
+    from .embedded import EmbeddedEvmChain
+
+
+class IndexedBackend(PyEVMBackend):
+    """eth-tester's py-evm backend over an already built chain, with indexed tx lookups."""
+
+    _CACHE_BLOCKS = 16
+
+    def __init__(self, chain: MiningChain) -> None:  # no genesis: the chain exists already
+        self.account_keys = ()
+        self.chain = chain
+        # decoded (block, receipts) by number; mined blocks never change (no reorgs here)
+        self._blocks: OrderedDict[int, tuple[Any, Any]] = OrderedDict()
+
+    def _block_and_receipts(self, number: int) -> tuple[Any, Any]:
+        cached = self._blocks.get(number)
+        if cached is None:
+            block = self.chain.get_canonical_block_by_number(number)
+            cached = (block, block.get_receipts(self.chain.chaindb))
+            self._blocks[number] = cached
+            if len(self._blocks) > self._CACHE_BLOCKS:
+                self._blocks.popitem(last=False)
+        return cached
+
+    def _locate(self, tx_hash: bytes) -> tuple[Any, Any, int]:
+        try:
+            number, index = self.chain.chaindb.get_transaction_index(tx_hash)
+        except EvmTransactionNotFound as exc:
+            raise TesterTransactionNotFound(f"unknown transaction 0x{tx_hash.hex()}") from exc
+        block, _ = self._block_and_receipts(number)
+        return block, block.transactions[index], index
+
+    def get_transaction_by_hash(self, transaction_hash: bytes) -> Any:
+        block, tx, index = self._locate(transaction_hash)
+        return serialize_transaction(block, tx, index, False)
+
+    def get_transaction_receipt(self, transaction_hash: bytes) -> Any:
+        block, tx, index = self._locate(transaction_hash)
+        _, receipts = self._block_and_receipts(block.number)
+        return serialize_transaction_receipt(block, receipts, tx, index, False, None)
+
+
+class LockedProvider(EthereumTesterProvider):
+    """eth-tester provider that serializes access and answers node errors as JSON-RPC errors."""
+
+    def __init__(self, chain: EmbeddedEvmChain, tester: EthereumTester) -> None:
+        super().__init__(tester, api_endpoints=build_endpoints(chain))
+        self._chain = chain
+
+    def make_request(self, method: Any, params: Any) -> Any:
+        with self._chain.lock:
+            if self._chain.closed:
+                return _rpc_error(-32000, "embedded chain is closed")
+            try:
+                return super().make_request(method, params)
+            except MempoolReject as exc:
+                return _rpc_error(-32000, str(exc))
+            except Exception as exc:  # eth-tester validation / revert: a node answers with an error
+                return _rpc_error(-32000, f"{type(exc).__name__}: {exc}")
+
+
+class EmbeddedAsyncProvider(AsyncBaseProvider):
+    """An ``AsyncWeb3`` provider running each request on the chain's own thread."""
+
+    _middleware = (default_transaction_fields_middleware, ethereum_tester_middleware)
+    request_func = AsyncEthereumTesterProvider.request_func  # adds eth-tester's formatters
+
+    def __init__(self, chain: EmbeddedEvmChain) -> None:
+        super().__init__()
+        self._chain = chain
+
+    async def make_request(self, method: Any, params: Any) -> Any:
+        return await self._chain.run(self._chain.sync_provider.make_request, method, params)
+
+    async def is_connected(self, show_traceback: bool = False) -> bool:  # type: ignore[override]
+        return not self._chain.closed
+
+
+def _with_default_from(delegate: Callable[..., Any], payer: str, tester: Any, params: Any) -> Any:
+    tx = params[0]
+    if isinstance(tx, dict) and not tx.get("from"):
+        # eth-tester charges calls for gas; the faucet can afford any call
+        params = [{**tx, "from": payer}, *params[1:]]
+    return delegate(tester, params)
+
+
+def _with_hex_topics(delegate: Callable[..., Any], tester: Any, params: Any) -> Any:
+    def as_hex(topic: Any) -> Any:
+        if isinstance(topic, (bytes, bytearray)):
+            return "0x" + bytes(topic).hex()
+        if isinstance(topic, (list, tuple)):
+            return [as_hex(t) for t in topic]
+        return topic
+
+    flt = params[0]
+    if isinstance(flt, dict) and flt.get("topics"):
+        params = [{**flt, "topics": as_hex(flt["topics"])}, *params[1:]]
+    return delegate(tester, params)
+
+
+def _rpc_error(code: int, message: str) -> dict:
+    return {"jsonrpc": "2.0", "id": 0, "error": {"code": code, "message": message}}
+
+
+def build_endpoints(chain: EmbeddedEvmChain) -> dict:
+    endpoints = {ns: dict(fns) for ns, fns in API_ENDPOINTS.items()}
+    eth = endpoints["eth"]
+    eth["chainId"] = lambda _tester, _params: chain.chain_id
+    eth["sendRawTransaction"] = partial(_send_raw, chain)
+    eth["getTransactionCount"] = partial(_tx_count, chain, call_eth_tester("get_nonce"))
+    eth["getTransactionByHash"] = partial(_tx_by_hash, chain, eth["getTransactionByHash"])
+    for name in ("call", "estimateGas"):  # nodes accept calls without "from"
+        eth[name] = partial(_with_default_from, eth[name], chain.faucet_address)
+    for name in ("getLogs", "newFilter"):  # eth-tester mis-reads HexBytes topics
+        eth[name] = partial(_with_hex_topics, eth[name])
+    return endpoints
+
+
+def _as_bytes(value: Any) -> bytes:
+    return bytes.fromhex(value[2:]) if isinstance(value, str) else bytes(value)
+
+
+def _send_raw(chain: EmbeddedEvmChain, _tester: Any, params: Any) -> str:
+    return "0x" + chain.admit_raw_transaction(_as_bytes(params[0])).hex()
+
+
+def _tx_count(chain: EmbeddedEvmChain, default: Any, tester: Any, params: Any) -> int:
+    block = params[1] if len(params) > 1 else "latest"
+    if block != "pending":
+        return default(tester, params)
+    return chain.pending_nonce(to_canonical_address(params[0]))
+
+
+def _tx_by_hash(chain: EmbeddedEvmChain, default: Any, tester: Any, params: Any) -> Any:
+    ptx = chain.pending_transaction(_as_bytes(params[0]))
+    if ptx is None:
+        return default(tester, params)
+    raw = serialize_transaction(None, ptx.tx, 0, True)  # pending: the block is not consulted
+    return tester.normalizer.normalize_outbound_transaction(raw)

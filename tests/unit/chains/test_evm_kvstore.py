@@ -1,0 +1,36 @@
+"""The SQLite key-value store under the embedded chain: durable, atomic per transaction."""
+
+from __future__ import annotations
+
+import pytest
+
+from tokenforge.chains.evm.kvstore import SqliteKV
+
+
+def test_values_survive_reopening(tmp_path):
+    db = SqliteKV(tmp_path / "chain.sqlite")
+    with db.transaction():
+        db[b"k"] = b"v"
+    db.close()
+    again = SqliteKV(tmp_path / "chain.sqlite")
+    assert again[b"k"] == b"v" and b"k" in again and b"x" not in again
+    with pytest.raises(KeyError):
+        again[b"x"]
+    again.close()
+
+
+def test_a_failed_transaction_leaves_nothing_behind(tmp_path):
+    db = SqliteKV(tmp_path / "chain.sqlite")
+    db[b"keep"] = b"1"
+    with pytest.raises(RuntimeError):
+        with db.transaction():
+            db[b"keep"] = b"2"
+            with db.transaction():  # nested: the outermost decides
+                db[b"new"] = b"x"
+            raise RuntimeError("crash in the middle of a block")
+    assert db[b"keep"] == b"1" and b"new" not in db
+    del db[b"keep"]
+    assert b"keep" not in db
+    with pytest.raises(KeyError):
+        del db[b"keep"]
+    db.close()
