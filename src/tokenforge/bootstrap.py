@@ -90,7 +90,7 @@ def deployer_factories(settings: Settings, keystore: KeyStore) -> dict[str, Depl
     factories: dict[str, DeployerFactory] = {}
     for chain, network in settings.chains.items():
         spec = CHAINS[chain]
-        if network is not Network.EMBEDDED:
+        if Network(network) is not Network.EMBEDDED:
             raise PermanentError(
                 f"{chain}: network {network} needs JSON-RPC endpoints, which this version does not "
                 "support yet; use 'embedded'",

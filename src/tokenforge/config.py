@@ -16,7 +16,7 @@ from tokenforge.domain.chains import CHAINS, Network
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TOKENFORGE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="TOKENFORGE_", extra="ignore", validate_assignment=True)
 
     #: Where the embedded default keeps its SQLite file, chain state and sealed keys.
     data_dir: Path = Path(".tokenforge")

@@ -1,0 +1,140 @@
+"""Kill the real server between "signed" and "confirmed", restart it, and check on the
+chain itself that the token exists exactly once.
+
+The first run has the crash fault armed (TOKENFORGE_FAULT_CRASH_POINT): the process exits
+abruptly right after recording the signed transaction, or right after broadcasting it.
+The second run, on the same data directory, must resume the job from the database and
+finish it without signing a second token.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from eth_account import Account
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+
+from tests.support.erc20 import ERC20_ABI
+from tests.support.solana_decode import ata_of, decode_mint, decode_token_account
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(data_dir, chain: str, crash_point: str | None) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    env = {**os.environ, "TOKENFORGE_DATA_DIR": str(data_dir), "TOKENFORGE_CHAINS": json.dumps({chain: "embedded"})}
+    env.pop("TOKENFORGE_FAULT_CRASH_POINT", None)
+    if crash_point:
+        env["TOKENFORGE_FAULT_CRASH_POINT"] = crash_point
+    proc = subprocess.Popen([sys.executable, "-m", "tokenforge.cli.main", "serve", "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited early: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("server did not become ready")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _follow_until_final(base: str, job_id: str) -> tuple[dict, list[dict]]:
+    """The job's whole event history (from the start) until it is final, and the job."""
+    events = []
+    with httpx.stream("GET", f"{base}/v1/jobs/{job_id}/events", timeout=120) as resp:
+        for line in resp.iter_lines():
+            if line.startswith("data:"):
+                events.append(json.loads(line[5:]))
+                if events[-1]["final"]:
+                    break
+    return httpx.get(f"{base}/v1/jobs/{job_id}").json(), events
+
+
+@pytest.mark.parametrize("crash_point", ["after_sign", "after_broadcast"])
+@pytest.mark.parametrize("chain", ["ethereum", "solana"])
+def test_killed_between_signed_and_confirmed_token_exists_exactly_once(tmp_path, chain, crash_point):
+    data_dir = tmp_path / "data"
+    creator = str(Keypair().pubkey()) if chain == "solana" else Account.create().address
+    body = {"chain": chain, "name": "Crash Proof", "symbol": "CRASH", "decimals": 6, "supply": "777000",
+            "creator": creator}
+
+    proc, base = _serve(data_dir, chain, crash_point)
+    try:
+        accepted = httpx.post(f"{base}/v1/tokens", json=body, timeout=30).json()
+        job_id = accepted["job"]["id"]
+        assert proc.wait(timeout=60) == 86, "the armed fault must kill the process mid-launch"
+    finally:
+        _stop(proc)
+
+    proc, base = _serve(data_dir, chain, None)
+    try:
+        job, events = _follow_until_final(base, job_id)
+        token = httpx.get(f"{base}/v1/tokens/{accepted['token']['id']}").json()
+    finally:
+        _stop(proc)
+    assert job["status"] == "confirmed", job
+    assert token["status"] == "live"
+    signed = [e for e in events if e["status"] == "submitting" and "signed" in e["message"]]
+    assert len(signed) == 1, "the successor must re-send the recorded transaction, not sign a new one"
+    assert token["tx_id"] == signed[0]["data"]["tx_id"]
+    supply_base_units = 777000 * 10**6
+
+    # Read the chain's persisted state independently, with the server stopped.
+    if chain == "ethereum":
+        from tokenforge.chains.evm.codec import TOKEN_CREATED_TOPIC, launch_salt
+        from tokenforge.chains.evm.embedded import EmbeddedEvmChain
+
+        evm = EmbeddedEvmChain(data_dir / "chains" / chain, 1337)
+        try:
+            w3 = evm.web3()
+            erc20 = w3.eth.contract(address=token["address"], abi=ERC20_ABI)
+            assert erc20.functions.totalSupply().call() == supply_base_units
+            assert erc20.functions.balanceOf(creator).call() == supply_base_units
+            created = w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest",
+                                       "topics": [TOKEN_CREATED_TOPIC, None, None, launch_salt(job_id)]})
+            assert len(created) == 1, "exactly one token for the job"
+        finally:
+            evm.close()
+    else:
+        from tokenforge.chains.solana.embedded import EmbeddedSolanaChain
+
+        sol = EmbeddedSolanaChain(data_dir / "chains" / chain)
+        try:
+            mint = Pubkey.from_string(token["address"])
+            m = decode_mint(sol.get_account(mint).data)
+            assert m.supply == supply_base_units and m.mint_authority is None
+            _, _, amount, _ = decode_token_account(sol.get_account(ata_of(Pubkey.from_string(creator), mint)).data)
+            assert amount == supply_base_units
+            landed = [s for s in sol.signatures_for_address(mint) if s.err is None]
+            assert len(landed) == 1, "exactly one successful launch transaction for the mint"
+        finally:
+            sol.close()

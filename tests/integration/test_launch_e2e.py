@@ -1,0 +1,104 @@
+"""Launch through the HTTP API on the embedded default; verify every token independently.
+
+EVM tokens are read with plain web3.py and the standard ERC-20 ABI; Solana mints are
+decoded byte by byte from their accounts. Nothing here uses TokenForge's own readers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from eth_account import Account
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+
+from tests.support.erc20 import ERC20_ABI
+from tests.support.solana_decode import TOKEN_2022, ata_of, decode_mint, decode_token_account
+from tests.support.stack import running_stack, wait_final
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def embedded_settings(settings):
+    settings.chains = {"ethereum": "embedded", "base": "embedded", "solana": "embedded"}
+    return settings
+
+
+async def launch_all(client, bodies):
+    accepted = [await client.post("/v1/tokens", json=b) for b in bodies]
+    assert all(r.status_code == 202 for r in accepted), [r.text for r in accepted]
+    jobs = await asyncio.gather(*(wait_final(client, r.json()["job"]["id"]) for r in accepted))
+    assert [j["status"] for j in jobs] == ["confirmed"] * len(bodies), jobs
+    return [(await client.get(f"/v1/tokens/{r.json()['token']['id']}")).json() for r in accepted]
+
+
+async def test_evm_tokens_read_back_with_plain_web3(embedded_settings):
+    holders = [Account.create() for _ in range(3)]
+    bodies = [
+        {"chain": chain, "name": f"Forge {chain} {i}", "symbol": f"F{i}", "decimals": 6 + i,
+         "supply": str(1_000_000 * (i + 1)), "creator": holders[i].address}
+        for chain in ("ethereum", "base") for i in range(3)
+    ]
+    async with running_stack(embedded_settings) as (container, client):
+        tokens = await launch_all(client, bodies)
+        for token, body in zip(tokens, bodies):
+            assert token["status"] == "live"
+            assert token["gas_used"] <= 150_000
+            deployer = await container.deployers.get(token["chain"])
+            w3 = deployer.embedded.web3()
+            erc20 = w3.eth.contract(address=token["address"], abi=ERC20_ABI)
+            supply_base_units = int(body["supply"]) * 10 ** body["decimals"]
+            assert erc20.functions.name().call() == body["name"]
+            assert erc20.functions.symbol().call() == body["symbol"]
+            assert erc20.functions.decimals().call() == body["decimals"]
+            assert erc20.functions.totalSupply().call() == supply_base_units
+            assert erc20.functions.balanceOf(body["creator"]).call() == supply_base_units
+            assert token["supply_base_units"] == str(supply_base_units)
+
+        # the creator really owns the supply: a transfer signed with the creator's key works
+        token, creator = tokens[0], holders[0]
+        deployer = await container.deployers.get(token["chain"])
+        await deployer.embedded.run(deployer.embedded.fund, creator.address, 10**18)
+        w3 = deployer.embedded.web3()
+        erc20 = w3.eth.contract(address=token["address"], abi=ERC20_ABI)
+        recipient = Account.create().address
+        tx = erc20.functions.transfer(recipient, 12345).build_transaction({
+            "from": creator.address, "nonce": w3.eth.get_transaction_count(creator.address),
+            "gas": 100_000, "maxFeePerGas": w3.eth.gas_price * 2, "maxPriorityFeePerGas": 1,
+            "chainId": w3.eth.chain_id,
+        })
+        tx_hash = w3.eth.send_raw_transaction(creator.sign_transaction(tx).raw_transaction)
+        receipt = await asyncio.to_thread(w3.eth.wait_for_transaction_receipt, tx_hash, 30, 0.02)
+        assert receipt.status == 1
+        (event,) = erc20.events.Transfer().process_receipt(receipt)
+        assert (event.args["from"], event.args["to"], event.args["value"]) == (creator.address, recipient, 12345)
+        assert erc20.functions.balanceOf(recipient).call() == 12345
+
+
+async def test_solana_mints_decode_independently(embedded_settings):
+    creators = [Keypair().pubkey() for _ in range(4)]
+    bodies = [
+        {"chain": "solana", "name": f"Sol Forge {i}", "symbol": f"SF{i}", "decimals": 9 - i,
+         "supply": str(10_000 * (i + 1)), "creator": str(creators[i]),
+         "metadata_uri": f"https://meta.example.org/{i}.json"}
+        for i in range(4)
+    ]
+    async with running_stack(embedded_settings) as (container, client):
+        tokens = await launch_all(client, bodies)
+        chain = (await container.deployers.get("solana")).embedded
+        for token, body, creator in zip(tokens, bodies, creators):
+            supply_base_units = int(body["supply"]) * 10 ** body["decimals"]
+            mint = Pubkey.from_string(token["address"])
+            account = chain.get_account(mint)
+            assert account.owner == TOKEN_2022
+            m = decode_mint(account.data)
+            assert (m.supply, m.decimals) == (supply_base_units, body["decimals"])
+            assert m.mint_authority is None and m.freeze_authority is None
+            assert m.pointer_address == mint
+            assert (m.name, m.symbol, m.uri) == (body["name"], body["symbol"], body["metadata_uri"])
+            ata = chain.get_account(ata_of(creator, mint))
+            acct_mint, owner, amount, _ = decode_token_account(ata.data)
+            assert (acct_mint, owner, amount) == (mint, creator, supply_base_units)
+            assert int(token["fee_paid_base_units"]) > 0
