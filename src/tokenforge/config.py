@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     #: broadcast, not confirmed). Never set it in production.
     fault_crash_point: Literal["after_sign", "after_broadcast"] | None = None
 
+    #: Python's thread switch interval for server processes (default 5 ms is tuned for
+    #: throughput of CPU-bound threads; the DB driver and chains need quick hand-overs).
+    gil_switch_interval_s: float = Field(default=0.0005, gt=0, le=0.1)
+
     log_level: str = "INFO"
     log_json: bool = False
 

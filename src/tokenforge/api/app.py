@@ -53,6 +53,13 @@ def create_app(
     app.include_router(jobs.router)
     app.include_router(health.router)
 
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = problems.problem_json_openapi(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     @app.get("/", include_in_schema=False)
     async def index() -> HTMLResponse:
         page = resources.files("tokenforge.api").joinpath("static/index.html").read_text(encoding="utf-8")

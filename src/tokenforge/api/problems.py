@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from tokenforge.api.responses import OrjsonResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from tokenforge.errors import Conflict, NotFound, TokenForgeError, ValidationFailed
 
@@ -57,11 +58,19 @@ def problem_response(
     return OrjsonResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _loc_to_field(loc: tuple | list) -> str:
-    parts = [str(p) for p in loc]
-    if parts and parts[0] == "body":
-        parts = parts[1:]
-    return ".".join(parts) or "body"
+def _field_of(err: dict) -> str:
+    """The field as the client sent it: ``symbol``, ``query.limit``, ``header.idempotency-key``.
+
+    Request bodies are flat objects, so a body error is named by its top-level key; deeper
+    parts of pydantic's location are union-member tags (``supply.int``) or, for malformed
+    JSON, a byte offset.
+    """
+    loc = [str(p) for p in err.get("loc", ())]
+    if err.get("type") == "json_invalid" or not loc:
+        return "body"
+    if loc[0] == "body":
+        return loc[1] if len(loc) > 1 else "body"
+    return ".".join(loc[:2])
 
 
 _STATUS_TITLES = {
@@ -82,16 +91,40 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every documented method at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for template, item in request.app.openapi().get("paths", {}).items():
+        regex, _, _ = compile_path(template)
+        if regex.match(request.url.path):
+            methods |= {m.upper() for m in item if m in {"get", "post", "put", "patch", "delete"}}
+    return sorted(methods)
+
+
+def problem_json_openapi(schema: dict) -> dict:
+    """Document error bodies under ``application/problem+json``, where they are sent."""
+    ref = "#/components/schemas/Problem"
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            for response in operation.get("responses", {}).values():
+                content = response.get("content", {})
+                json_body = content.get("application/json", {}).get("schema", {})
+                if json_body.get("$ref") == ref:
+                    content.pop("application/json")
+                    content[PROBLEM_JSON] = {"schema": {"$ref": ref}}
+    return schema
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> OrjsonResponse:
-        errors = []
-        for err in exc.errors():
-            loc = err.get("loc", ())
-            field = _loc_to_field(loc)
-            if loc and loc[0] in ("query", "path", "header"):
-                field = ".".join(str(p) for p in loc)
-            errors.append({"field": field, "message": str(err.get("msg", "invalid"))})
+        by_field: dict[str, list[str]] = {}
+        for err in exc.errors():  # one entry per field; a union field collects each branch's message
+            messages = by_field.setdefault(_field_of(err), [])
+            message = str(err.get("msg", "invalid"))
+            if message not in messages:
+                messages.append(message)
+        errors = [{"field": f, "message": " or ".join(m)} for f, m in by_field.items()]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
         return problem_response(request, 422, "invalid-parameter", "Invalid request", detail, errors)
 
@@ -121,9 +154,20 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> OrjsonResponse:
+        if exc.status_code == 400 and "parsing the body" in str(exc.detail):
+            # e.g. a body that is not UTF-8: the same answer as any other unreadable body
+            return problem_response(
+                request, 422, "invalid-parameter", "Invalid request", "body: the body is not valid JSON",
+                [{"field": "body", "message": "the body is not valid JSON"}],
+            )
+        headers = exc.headers
+        if exc.status_code == 405:
+            allowed = _allowed_methods(request)
+            if allowed:
+                headers = {**(headers or {}), "Allow": ", ".join(allowed)}
         title = _STATUS_TITLES.get(exc.status_code, "Error")
         code = title.lower().replace(" ", "-")
-        return problem_response(request, exc.status_code, code, title, str(exc.detail), headers=exc.headers)
+        return problem_response(request, exc.status_code, code, title, str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> OrjsonResponse:

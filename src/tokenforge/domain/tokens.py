@@ -51,10 +51,11 @@ def _check_url(field: str, value: str | None) -> str | None:
         return None
     if len(value) > URL_MAX_CHARS:
         raise ValidationFailed(field, f"must be at most {URL_MAX_CHARS} characters")
-    if any(ch.isspace() for ch in value):
-        raise ValidationFailed(field, "must not contain whitespace")
+    if any(ch.isspace() or not ch.isprintable() for ch in value):
+        raise ValidationFailed(field, "must not contain whitespace or control characters")
     try:
         parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:
         raise ValidationFailed(field, "is not a valid URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -65,7 +66,7 @@ def _check_url(field: str, value: str | None) -> str | None:
 def normalise_creator(spec: ChainSpec, creator: str) -> str:
     """Return the canonical form of ``creator`` for ``spec``'s family or raise."""
     if spec.family is Family.EVM:
-        if not isinstance(creator, str) or not is_hex_address(creator):
+        if not isinstance(creator, str) or not creator.startswith("0x") or not is_hex_address(creator):
             raise ValidationFailed("creator", "must be a 0x-prefixed 20-byte hex address")
         body = creator[2:]
         mixed_case = body != body.lower() and body != body.upper()
@@ -137,6 +138,8 @@ def validate_launch(
     description = description or ""
     if not isinstance(description, str) or len(description) > DESCRIPTION_MAX_CHARS:
         raise ValidationFailed("description", f"must be at most {DESCRIPTION_MAX_CHARS} characters")
+    if any(not ch.isprintable() and ch not in "\n\r\t" for ch in description):
+        raise ValidationFailed("description", "must not contain control characters")
     urls = {f: _check_url(f, v) for f, v in zip(URL_FIELDS, (image_url, website, twitter, telegram, metadata_uri))}
     return LaunchParams(
         chain=chain,

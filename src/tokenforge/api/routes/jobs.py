@@ -57,7 +57,7 @@ async def job_events(
         job = await jobs_repo.get(session, job_id) if len(job_id) <= 64 else None
     if job is None:
         raise NotFound(f"job {job_id[:64]} does not exist")
-    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    after = int(last_event_id) if last_event_id and last_event_id.isascii() and last_event_id.isdigit() else 0
 
     async def stream() -> AsyncIterator[bytes]:
         nonlocal after

@@ -7,6 +7,7 @@ import binascii
 from datetime import timedelta
 from typing import Annotated
 
+from eth_utils import is_hex_address, to_checksum_address
 from fastapi import APIRouter, Header, Query, Response
 from tokenforge.api.responses import OrjsonResponse
 
@@ -53,7 +54,7 @@ async def create_token(
         max_attempts=container.settings.max_attempts,
         render=launch_body,
         idempotency_key=idempotency_key,
-        fingerprint=request_fingerprint(body.model_dump(mode="json")),
+        fingerprint=request_fingerprint({**body.model_dump(mode="json"), "supply": str(params.supply)}),
         idempotency_ttl=timedelta(hours=container.settings.idempotency_ttl_h),
     )
     if not accepted.replayed:
@@ -88,6 +89,8 @@ async def list_tokens(
     cursor: Annotated[str | None, Query(max_length=64)] = None,
 ):
     before = _decode_cursor(cursor) if cursor else None
+    if creator is not None and creator.startswith("0x") and is_hex_address(creator):
+        creator = to_checksum_address(creator)  # stored in EIP-55 form
     rows = await tokens_repo.list_page(
         session, limit=limit + 1, before_seq=before, chain=chain, creator=creator, status=status
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +19,7 @@ class CreateTokenRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,  # JSON true is not 1, "6" is not 6
         json_schema_extra={
             "examples": [
                 {
@@ -39,8 +40,13 @@ class CreateTokenRequest(BaseModel):
     name: str = Field(min_length=1, max_length=32)
     symbol: str = Field(min_length=1, max_length=10, pattern=r"^[A-Z0-9]{1,10}$")
     decimals: int | None = Field(default=None, ge=0, le=18, description="Default: 18 on EVM chains, 9 on Solana")
-    supply: int | str = Field(description="Whole tokens, > 0; an integer or a string of digits")
-    creator: str = Field(min_length=1, max_length=64, description="EVM 0x address or Solana base58 public key")
+    supply: Annotated[int, Field(ge=1)] | Annotated[str, Field(pattern=r"^[0-9]{1,80}$")] = Field(
+        description="Whole tokens, > 0; an integer or a string of digits (for values past 2^53)"
+    )
+    creator: str = Field(
+        min_length=32, max_length=44, pattern=r"^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$",
+        description="EVM 0x address (EIP-55 checksum checked when mixed case) or Solana base58 public key",
+    )
     description: str = Field(default="", max_length=1000)
     image_url: str | None = Field(default=None, max_length=200)
     website: str | None = Field(default=None, max_length=200)
