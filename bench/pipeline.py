@@ -34,9 +34,34 @@ from solders.keypair import Keypair
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+    """User + system CPU of ``pid`` and all its descendants (the server's worker process)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int(_stat(int(entry.name))[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, ppid in parents.items():
+            if ppid == parent and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    total = 0.0
+    for p in tree:
+        try:
+            fields = _stat(p)
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+        except OSError:
+            pass
+    return total
 
 
 def free_port() -> int:
@@ -106,7 +131,17 @@ async def run(args: argparse.Namespace) -> dict:
                 job_ids.append(resp.json()["job"]["id"])
 
             started = time.perf_counter()
-            await asyncio.gather(*(one(i) for i in range(args.tokens)))
+            if args.rate:
+                # open loop: launches arrive at a fixed rate whatever the latency, as users do
+                tasks = []
+                for i in range(args.tokens):
+                    delay = started + i / args.rate - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    tasks.append(asyncio.create_task(one(i)))
+                await asyncio.gather(*tasks)
+            else:
+                await asyncio.gather(*(one(i) for i in range(args.tokens)))
             accepted_s = time.perf_counter() - started
             deadline = time.monotonic() + args.timeout_s
             while time.monotonic() < deadline:  # cheap: one indexed query per poll
@@ -164,7 +199,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chain", choices=["solana", "ethereum", "bsc", "base"], default="solana")
     parser.add_argument("--tokens", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=64, help="requests in flight at once")
+    parser.add_argument("--concurrency", type=int, default=64, help="requests in flight at once (at most)")
+    parser.add_argument("--rate", type=float, default=None,
+                        help="open loop: offer this many launches per second (default: as fast as allowed)")
     parser.add_argument("--api", default=None, help="benchmark a running server instead of starting one")
     parser.add_argument("--timeout-s", type=float, default=600)
     args = parser.parse_args()

@@ -28,6 +28,7 @@ from tokenforge.jobs.worker import Worker, recover
 from tokenforge.keys.local import LocalKeyStore
 from tokenforge.keys.ports import KeyStore
 from tokenforge.store.db import make_engine, make_sessionmaker
+from tokenforge.store.group_commit import GroupCommitter
 from tokenforge.store.migrate import upgrade_to_head
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class Container:
     keystore: KeyStore
     deployers: DeployerRegistry
     worker: Worker
+    committer: GroupCommitter
     owner: str
     _tasks: list[asyncio.Task] = field(default_factory=list)
     _worker_started: bool = False
@@ -136,6 +138,7 @@ async def build_container(settings: Settings, *, deployers: DeployerRegistry | N
     if deployers is None:
         deployers = DeployerRegistry(deployer_factories(settings, keystore))
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    committer = GroupCommitter(sessions, owner=owner)
     handler = LaunchHandler(
         sessions,
         deployers,
@@ -149,7 +152,8 @@ async def build_container(settings: Settings, *, deployers: DeployerRegistry | N
         wake_relay=relay.notify,
         owner=owner,
         lease_s=settings.job_lease_s,
+        committer=committer,
         crash_point=settings.fault_crash_point,
     )
     worker = Worker(sessions, queue, handler, concurrency=settings.worker_concurrency)
-    return Container(settings, engine, sessions, queue, hub, relay, keystore, deployers, worker, owner)
+    return Container(settings, engine, sessions, queue, hub, relay, keystore, deployers, worker, committer, owner)

@@ -37,11 +37,14 @@ class Settings(BaseSettings):
     retry_base_s: float = Field(default=0.5, gt=0)
     retry_max_s: float = Field(default=60.0, gt=0)
     #: Delay between confirmation checks of a submitted transaction.
-    confirm_poll_s: float = Field(default=0.05, gt=0)
+    confirm_poll_s: float = Field(default=0.2, gt=0)
     #: A job leased by a worker is not touched by another one for this long.
     job_lease_s: float = Field(default=60.0, gt=0)
-    #: Relay poll interval when nothing wakes it (other processes wrote the outbox).
-    relay_poll_s: float = Field(default=0.2, gt=0)
+    #: Relay poll interval when nothing in its own process wakes it (the API runs in
+    #: another process and writes the outbox there).
+    relay_poll_s: float = Field(default=0.05, gt=0)
+    #: How often an SSE stream re-reads job events written by another process.
+    event_poll_s: float = Field(default=0.25, gt=0)
     idempotency_ttl_h: int = Field(default=24, ge=24)
 
     #: Network each chain runs on, e.g. ``{"ethereum": "embedded", "solana": "embedded"}``.

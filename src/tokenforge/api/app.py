@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from importlib import resources
 
@@ -21,6 +22,7 @@ def create_app(
     container: Container | None = None,
     run_relay: bool = True,
     run_worker: bool = True,
+    on_shutdown: Callable[[], None] | None = None,
 ) -> FastAPI:
     """Build the app. With no ``container`` one is built at startup from ``settings``; the
     process then also runs the relay and the worker unless told otherwise."""
@@ -34,9 +36,12 @@ def create_app(
         built = await build_container(settings or Settings())
         app.state.container = built
         try:
-            await built.start(relay=run_relay, worker=run_worker)
+            if run_relay or run_worker:
+                await built.start(relay=run_relay, worker=run_worker)
             yield
         finally:
+            if on_shutdown is not None:
+                on_shutdown()
             await built.close()
 
     app = FastAPI(

@@ -33,8 +33,13 @@ ApiOption = Annotated[
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    worker_process: Annotated[
+        bool,
+        typer.Option(help="Run relay and worker in a child process (for PostgreSQL; on SQLite the "
+                          "two processes contend for the file lock and one process is faster)."),
+    ] = False,
 ) -> None:
-    """Run API, relay and worker in one process on the embedded default (no servers needed).
+    """Run the API, the outbox relay and the worker on the embedded default (no servers needed).
 
     State lives in TOKENFORGE_DATA_DIR (default ./.tokenforge) and survives restarts;
     unfinished launches resume.
@@ -43,15 +48,26 @@ def serve(
 
     from tokenforge.api.app import create_app
     from tokenforge.observability import configure_logging
+    from tokenforge.roles import BackgroundProcess
 
     settings = Settings()
     configure_logging(settings)
     # The database driver and the embedded chains run in helper threads; hand the GIL over
     # sooner than the default 5 ms so their results do not wait behind the event loop.
     sys.setswitchinterval(settings.gil_switch_interval_s)
+    background = None
+    if worker_process:
+        background = BackgroundProcess(settings)
+        background.start()
     console.print(f"TokenForge on http://{host}:{port}  (data: {settings.data_dir.resolve()}, API docs: /docs)")
-    uvicorn.run(create_app(settings), host=host, port=port, loop="uvloop", http="httptools",
-                log_level="warning", access_log=False)
+    app_ = create_app(settings, run_relay=not worker_process, run_worker=not worker_process,
+                      on_shutdown=background.stop if background is not None else None)
+    try:
+        uvicorn.run(app_, host=host, port=port, loop="uvloop", http="httptools", log_level="warning",
+                    access_log=False)
+    finally:
+        if background is not None:
+            background.stop()
 
 
 @asynccontextmanager

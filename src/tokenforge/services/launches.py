@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tokenforge.domain.jobs import JobStatus
 from tokenforge.domain.tokens import LaunchParams
 from tokenforge.errors import PermanentError
-from tokenforge.jobs.handlers.launch import enqueue_step
+from tokenforge.jobs.handlers.launch import enqueue_step, outbox_row
+from tokenforge.store.group_commit import Changes, GroupCommitter
 from tokenforge.store.db import utcnow
 from tokenforge.store.models import JobRow, TokenRow
 from tokenforge.store.repositories import idempotency as idem_repo
@@ -55,8 +56,23 @@ async def _replay(session: AsyncSession, key: str, fingerprint: str) -> Accepted
     return Accepted(row.response_status, row.response_body, replayed=True)
 
 
+def _new_rows(params: LaunchParams, *, network: str, max_attempts: int, now) -> tuple[TokenRow, JobRow]:
+    token_id, job_id = uuid.uuid4().hex, uuid.uuid4().hex
+    token = tokens_repo.new_token(params, token_id=token_id, job_id=job_id, network=network, now=now)
+    job = JobRow(
+        id=job_id, kind="launch", token_id=token_id, chain=params.chain, status=JobStatus.QUEUED.value,
+        attempts=0, max_attempts=max_attempts, confirm_checks=0, created_at=now, updated_at=now,
+    )
+    return token, job
+
+
+def _row_values(row) -> dict:
+    return {c.key: getattr(row, c.key) for c in row.__table__.columns if getattr(row, c.key) is not None}
+
+
 async def accept_launch(
     sessions: async_sessionmaker[AsyncSession],
+    committer: GroupCommitter,
     params: LaunchParams,
     *,
     network: str,
@@ -66,7 +82,24 @@ async def accept_launch(
     fingerprint: str = "",
     idempotency_ttl: timedelta = timedelta(hours=24),
 ) -> Accepted:
-    """Record a launch and its first queue message atomically; returns the 202 body."""
+    """Record a launch and its first queue message atomically; returns the 202 body.
+
+    Without an idempotency key the rows go through the group committer (one transaction
+    shared with whatever else is being written at that moment); with a key, the lookup,
+    the insert and the key's own row need a transaction of their own.
+    """
+    if idempotency_key is None:
+        now = utcnow()
+        token, job = _new_rows(params, network=network, max_attempts=max_attempts, now=now)
+        body = render(token, job)
+        await committer.commit(Changes(
+            new_tokens=[_row_values(token)],
+            new_jobs=[_row_values(job)],
+            events=[{"job_id": job.id, "status": job.status, "message": "launch accepted", "data": {},
+                     "created_at": now}],
+            outbox=[outbox_row(job.id)],
+        ))
+        return Accepted(202, body, replayed=False)
     async with sessions() as session:
         if idempotency_key is not None:
             replay = await _replay(session, idempotency_key, fingerprint)
@@ -74,12 +107,8 @@ async def accept_launch(
                 return replay
             await idem_repo.purge_expired(session, now=utcnow())
         now = utcnow()
-        token_id, job_id = uuid.uuid4().hex, uuid.uuid4().hex
-        token = tokens_repo.new_token(params, token_id=token_id, job_id=job_id, network=network, now=now)
-        job = JobRow(
-            id=job_id, kind="launch", token_id=token_id, chain=params.chain, status=JobStatus.QUEUED,
-            attempts=0, max_attempts=max_attempts, confirm_checks=0, created_at=now, updated_at=now,
-        )
+        token, job = _new_rows(params, network=network, max_attempts=max_attempts, now=now)
+        job_id = job.id
         # No relationship() between the models, so order the inserts for the foreign keys.
         session.add(token)
         await session.flush()

@@ -18,8 +18,6 @@ from tokenforge.store.repositories import jobs as jobs_repo
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
 NOT_FOUND = {404: {"model": Problem, "description": "No such job", "content": {PROBLEM_JSON: {}}}}
-#: How long a stream waits for an in-process wake-up before re-reading the database.
-RECHECK_S = 1.0
 KEEPALIVE_S = 15.0
 
 
@@ -76,8 +74,10 @@ async def job_events(
                 return
             if await request.is_disconnected():
                 return
-            woke = await container.hub.wait(job_id, RECHECK_S)
-            idle_s = 0.0 if woke else idle_s + RECHECK_S
+            # woken at once by a worker in this process, else re-read after event_poll_s
+            recheck_s = container.settings.event_poll_s
+            woke = await container.hub.wait(job_id, recheck_s)
+            idle_s = 0.0 if woke else idle_s + recheck_s
             if idle_s >= KEEPALIVE_S:
                 idle_s = 0.0
                 yield b": keep-alive\n\n"

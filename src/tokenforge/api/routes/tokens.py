@@ -49,6 +49,7 @@ async def create_token(
         raise ValidationFailed("chain", f"{params.chain} is not enabled on this server")
     accepted = await accept_launch(
         container.sessions,
+        container.committer,
         params,
         network=network,
         max_attempts=container.settings.max_attempts,

@@ -11,7 +11,9 @@ The job row decides what a delivery does, so duplicate or stale deliveries are h
 
 Transient errors retry with full-jitter backoff up to ``max_attempts`` then the job is
 dead; permanent errors fail it at once. Each state change commits with its job event and,
-when another step must follow, the outbox row that triggers it.
+when another step must follow, the outbox row that triggers it. Writes of concurrent jobs
+share transactions through :class:`~tokenforge.store.group_commit.GroupCommitter`; a step
+continues only after its own write is committed.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tokenforge.chains.ports import LaunchReceipt, LaunchRequest, SignedLaunch
 from tokenforge.chains.registry import DeployerRegistry
-from tokenforge.domain.jobs import FINAL, JobStatus, TokenStatus
+from tokenforge.domain.jobs import FINAL, JobStatus, TokenStatus, check_transition
 from tokenforge.errors import TokenForgeError, TransientError
 from tokenforge.jobs.events import JobEventHub
 from tokenforge.jobs.retry import backoff_s
 from tokenforge.store.db import utcnow
+from tokenforge.store.group_commit import Changes, GroupCommitter
 from tokenforge.store.models import JobRow, TokenRow
 from tokenforge.store.repositories import jobs as jobs_repo
 from tokenforge.store.repositories import outbox as outbox_repo
@@ -57,11 +60,17 @@ def launch_message(job_id: str) -> tuple[str, dict]:
     return f"{job_id}:{uuid.uuid4().hex[:12]}", {"job_id": job_id}
 
 
-def enqueue_step(session: AsyncSession, job_id: str, *, delay_s: float = 0.0) -> None:
+def outbox_row(job_id: str, *, delay_s: float = 0.0) -> dict:
     message_id, body = launch_message(job_id)
-    outbox_repo.add(
-        session, topic=TOPIC, message_id=message_id, payload=body, available_at_s=time.time() + delay_s, now=utcnow()
-    )
+    return {"topic": TOPIC, "message_id": message_id, "payload": body,
+            "available_at": time.time() + delay_s, "created_at": utcnow()}
+
+
+def enqueue_step(session: AsyncSession, job_id: str, *, delay_s: float = 0.0) -> None:
+    """Stage the message that advances ``job_id`` in the caller's transaction."""
+    row = outbox_row(job_id, delay_s=delay_s)
+    outbox_repo.add(session, topic=row["topic"], message_id=row["message_id"], payload=row["payload"],
+                    available_at_s=row["available_at"], now=row["created_at"])
 
 
 def launch_request(job: JobRow, token: TokenRow) -> LaunchRequest:
@@ -89,6 +98,41 @@ def signed_from_row(job: JobRow) -> SignedLaunch:
     )
 
 
+class _Step:
+    """The rows one step writes for one job, with transitions checked as they are added."""
+
+    def __init__(self, job: JobRow) -> None:
+        self.job = job
+        self.status = JobStatus(job.status)
+        self.values: dict = {}
+        self.changes = Changes()
+
+    def set(self, **values) -> None:
+        self.values.update(values)
+
+    def move(self, new: JobStatus, message: str, data: dict | None = None) -> None:
+        check_transition(self.status, new)
+        now = utcnow()
+        self.status = new
+        self.values.update(status=new.value, updated_at=now)
+        if new in FINAL:
+            self.values.update(finished_at=now, lease_owner=None, lease_until=None)
+        self.event(message, data)
+
+    def event(self, message: str, data: dict | None = None) -> None:
+        self.changes.events.append({"job_id": self.job.id, "status": self.status.value, "message": message,
+                                    "data": data or {}, "created_at": utcnow()})
+
+    def build(self) -> Changes:
+        self.changes.jobs.append({"id": self.job.id, **self.values})
+        return self.changes
+
+    def applied(self) -> None:
+        """After commit: keep the in-memory job in step with the database."""
+        for key, value in self.values.items():
+            setattr(self.job, key, value)
+
+
 class LaunchHandler:
     def __init__(
         self,
@@ -100,6 +144,7 @@ class LaunchHandler:
         wake_relay: Callable[[], None],
         owner: str,
         lease_s: float,
+        committer: GroupCommitter,
         crash_point: str | None = None,
     ) -> None:
         self._sessions = sessions
@@ -110,31 +155,40 @@ class LaunchHandler:
         self._owner = owner
         self._lease_s = lease_s
         self._crash_point = crash_point
+        self._store = committer
+        self._active: set[str] = set()  # jobs this process is advancing right now
 
     def _maybe_crash(self, point: str) -> None:
         if self._crash_point == point:  # fault injection for crash tests (see Settings)
             log.critical("fault injection: exiting at %s", point)
             os._exit(86)
 
+    async def _commit(self, step: _Step) -> None:
+        await self._store.commit(step.build())
+        step.applied()
+        self._hub.notify(step.job.id)
+        if step.changes.outbox:
+            self._wake_relay()
+
     async def handle(self, job_id: str) -> None:
         """Advance ``job_id`` by one step. Never raises for chain or job errors."""
-        async with self._sessions() as s:  # one transaction: lease and load
-            now_s = time.time()
-            leased = await jobs_repo.try_lease(
-                s, job_id, owner=self._owner, now_s=now_s, until_s=now_s + self._lease_s
-            )
-            loaded = await jobs_repo.get_with_token(s, job_id) if leased else None
-            await s.commit()
-        job, token = loaded if loaded is not None else (None, None)
-        if job is None:  # final, unknown, or another worker is on it
+        if job_id in self._active:  # a duplicate delivery while we work on it
             return
+        self._active.add(job_id)
         try:
-            await self._advance(job, token)
-        except TokenForgeError as err:
-            await self._on_error(job_id, err)
-        except Exception as err:  # a bug or an untranslated error: retry, never crash the worker
-            log.exception("unexpected error advancing job %s", job_id)
-            await self._on_error(job_id, TransientError(type(err).__name__, code="internal_error"))
+            loaded = await self._store.lease(job_id, lease_s=self._lease_s)
+            if loaded is None:  # final, unknown, or another worker is on it
+                return
+            job, token = loaded
+            try:
+                await self._advance(job, token)
+            except TokenForgeError as err:
+                await self._on_error(job_id, err)
+            except Exception as err:  # a bug or an untranslated error: retry, never crash the worker
+                log.exception("unexpected error advancing job %s", job_id)
+                await self._on_error(job_id, TransientError(type(err).__name__, code="internal_error"))
+        finally:
+            self._active.discard(job_id)
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -169,84 +223,56 @@ class LaunchHandler:
         else:
             await self._schedule_check(job, broadcast=broadcast_now)
 
-    # The leased job row is kept in memory and re-attached (``s.add``) in each step's
-    # transaction: no re-read, and the flush updates only the columns that changed.
-
     async def _record_signed(self, job: JobRow, signed: SignedLaunch) -> None:
-        async with self._sessions() as s:
-            s.add(job)
-            job.tx_id = signed.tx_id
-            job.raw_tx = signed.raw_tx
-            job.signer = signed.signer
-            job.nonce = signed.nonce
-            job.recent_blockhash = signed.recent_blockhash
-            job.last_valid_block_height = signed.last_valid_block_height
-            job.token_address = signed.token_address
-            job.confirm_checks = 0
-            jobs_repo.transition(
-                s,
-                job,
-                JobStatus.SUBMITTING,
-                now=utcnow(),
-                message="transaction signed and recorded",
-                data={"tx_id": signed.tx_id, "token_address": signed.token_address, "nonce": signed.nonce},
-            )
-            await s.commit()
-        self._hub.notify(job.id)
-
-    def _mark_submitted(self, s: AsyncSession, job: JobRow) -> None:
-        job.submitted_at = utcnow()
-        jobs_repo.transition(
-            s, job, JobStatus.SUBMITTED, now=job.submitted_at, message="transaction broadcast",
-            data={"tx_id": job.tx_id},
+        step = _Step(job)
+        step.set(
+            tx_id=signed.tx_id, raw_tx=signed.raw_tx, signer=signed.signer, nonce=signed.nonce,
+            recent_blockhash=signed.recent_blockhash, last_valid_block_height=signed.last_valid_block_height,
+            token_address=signed.token_address, confirm_checks=0,
         )
+        step.move(JobStatus.SUBMITTING, "transaction signed and recorded",
+                  {"tx_id": signed.tx_id, "token_address": signed.token_address, "nonce": signed.nonce})
+        await self._commit(step)
+
+    @staticmethod
+    def _submitted(step: _Step) -> None:
+        step.set(submitted_at=utcnow())
+        step.move(JobStatus.SUBMITTED, "transaction broadcast", {"tx_id": step.job.tx_id})
 
     async def _schedule_check(self, job: JobRow, *, broadcast: bool) -> None:
-        job_id = job.id
-        async with self._sessions() as s:
-            s.add(job)
-            if broadcast:
-                self._mark_submitted(s, job)
-            job.confirm_checks += 1
-            if job.confirm_checks > self._policy.max_confirm_checks:
-                await s.rollback()
-                raise TransientError("transaction not confirmed in time; re-broadcasting", code="confirm_timeout")
-            delay_s = min(self._policy.confirm_poll_max_s, self._policy.confirm_poll_s * 1.25 ** (job.confirm_checks - 1))
-            enqueue_step(s, job_id, delay_s=delay_s)
-            await jobs_repo.release_lease(s, job_id, owner=self._owner)
-            await s.commit()
-        self._hub.notify(job_id)
-        self._wake_relay()
+        checks = job.confirm_checks + 1
+        if checks > self._policy.max_confirm_checks:
+            raise TransientError("transaction not confirmed in time; re-broadcasting", code="confirm_timeout")
+        step = _Step(job)
+        if broadcast:
+            self._submitted(step)
+        delay_s = min(self._policy.confirm_poll_max_s, self._policy.confirm_poll_s * 1.25 ** (checks - 1))
+        step.set(confirm_checks=checks, lease_owner=None, lease_until=None)
+        step.changes.outbox.append(outbox_row(job.id, delay_s=delay_s))
+        await self._commit(step)
 
     async def _finish(self, job: JobRow, receipt: LaunchReceipt, message: str, *, broadcast: bool = False) -> None:
-        job_id = job.id
-        async with self._sessions() as s:
-            s.add(job)
-            if broadcast:
-                self._mark_submitted(s, job)
-            now = utcnow()
-            job.token_address = receipt.token_address
-            job.tx_id = receipt.tx_id or job.tx_id
-            job.error_code = job.error_message = None
-            jobs_repo.transition(
-                s, job, JobStatus.CONFIRMED, now=now, message=message,
-                data={
-                    "token_address": receipt.token_address,
-                    "tx_id": job.tx_id,
-                    "block_number": receipt.block_number,
-                    "gas_used": receipt.gas_used,
-                    "fee_paid_base_units": str(receipt.fee_paid_base_units),
-                },
-            )
-            await tokens_repo.set_outcome(
-                s, job.token_id, now=now, status=TokenStatus.LIVE, address=receipt.token_address,
-                tx_id=job.tx_id, block_number=receipt.block_number, gas_used=receipt.gas_used,
-                fee_paid_base_units=str(receipt.fee_paid_base_units),
-            )
-            await s.commit()
-        self._hub.notify(job_id)
+        step = _Step(job)
+        if broadcast:
+            self._submitted(step)
+        tx_id = receipt.tx_id or job.tx_id
+        step.set(token_address=receipt.token_address, tx_id=tx_id, error_code=None, error_message=None)
+        step.move(JobStatus.CONFIRMED, message, {
+            "token_address": receipt.token_address,
+            "tx_id": tx_id,
+            "block_number": receipt.block_number,
+            "gas_used": receipt.gas_used,
+            "fee_paid_base_units": str(receipt.fee_paid_base_units),
+        })
+        step.changes.tokens.append({
+            "id": job.token_id, "status": TokenStatus.LIVE.value, "address": receipt.token_address,
+            "tx_id": tx_id, "block_number": receipt.block_number, "gas_used": receipt.gas_used,
+            "fee_paid_base_units": str(receipt.fee_paid_base_units), "updated_at": utcnow(),
+        })
+        await self._commit(step)
 
     async def _on_error(self, job_id: str, err: TokenForgeError) -> None:
+        """Rare path: re-read the job (a failed commit may have left memory behind)."""
         async with self._sessions() as s:
             job = await jobs_repo.get(s, job_id)
             if job is None or JobStatus(job.status) in FINAL:

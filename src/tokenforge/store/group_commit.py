@@ -1,0 +1,164 @@
+"""Group commit: many small job-state writes from concurrent tasks share one transaction.
+
+A worker advances dozens of jobs at once, and each step writes a few rows. Committing
+each step alone costs a transaction plus several driver round trips per statement; here
+every write waiting at the moment the previous transaction finishes goes into the next
+one, and rows of the same shape go out as a single ``executemany``. A caller's ``await``
+returns only after *its* rows are committed, so write-ahead guarantees (record the signed
+transaction before broadcasting it) hold exactly as with one transaction per step.
+
+Leases are taken the same way: every job waiting to be leased is leased and loaded with
+one ``UPDATE … WHERE id IN (…)`` and one ``SELECT``.
+
+If a batch fails, every caller in it gets the error (they are all retried by the job
+machinery); nothing in it is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tokenforge.domain.jobs import FINAL
+from tokenforge.store.models import JobEventRow, JobRow, OutboxRow, TokenRow
+
+_FINAL_VALUES = [s.value for s in FINAL]
+
+
+@dataclass
+class Changes:
+    """Rows one unit of work writes. ``new_*`` are inserts; ``jobs``/``tokens`` are updates
+    keyed by ``id`` (column → value); events and outbox rows are inserts."""
+
+    new_tokens: list[dict] = field(default_factory=list)
+    new_jobs: list[dict] = field(default_factory=list)
+    jobs: list[dict] = field(default_factory=list)
+    tokens: list[dict] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+    outbox: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class _Lease:
+    job_id: str
+    future: asyncio.Future
+
+
+@dataclass
+class _Write:
+    changes: Changes
+    future: asyncio.Future
+
+
+class GroupCommitter:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, owner: str, max_batch: int = 256) -> None:
+        self._sessions = sessions
+        self._owner = owner
+        self._max_batch = max_batch
+        self._pending: list[_Write | _Lease] = []
+        self._drainer: asyncio.Task | None = None
+
+    async def commit(self, changes: Changes) -> None:
+        """Write ``changes``; returns once they are committed (raises if the batch failed)."""
+        future = asyncio.get_running_loop().create_future()
+        self._enqueue(_Write(changes, future))
+        await future
+
+    async def lease(self, job_id: str, *, lease_s: float) -> tuple[JobRow, TokenRow] | None:
+        """Take the job's lease and load it with its token; None when it is final, unknown
+        or leased by another live worker."""
+        future = asyncio.get_running_loop().create_future()
+        self._enqueue(_Lease(job_id, future))
+        self._lease_s = lease_s
+        return await future
+
+    def _enqueue(self, item: _Write | _Lease) -> None:
+        self._pending.append(item)
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain(), name="group-commit")
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+            try:
+                results = await self._run(batch)
+            except BaseException as exc:  # noqa: BLE001 - handed to every waiter
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_result(results.get(id(item)))
+
+    async def _run(self, batch: list[_Write | _Lease]) -> dict[int, object]:
+        import time
+
+        writes = [i.changes for i in batch if isinstance(i, _Write)]
+        leases = [i for i in batch if isinstance(i, _Lease)]
+        results: dict[int, object] = {}
+        async with self._sessions() as session:
+            await _write_all(session, writes)
+            if leases:
+                now_s = time.time()
+                until_s = now_s + getattr(self, "_lease_s", 60.0)
+                ids = list({i.job_id for i in leases})
+                await session.execute(
+                    update(JobRow)
+                    .where(JobRow.id.in_(ids), JobRow.status.not_in(_FINAL_VALUES))
+                    .where(or_(JobRow.lease_until.is_(None), JobRow.lease_until < now_s))
+                    .values(lease_owner=self._owner, lease_until=until_s)
+                    .execution_options(synchronize_session=False)
+                )
+                rows = await session.execute(
+                    select(JobRow, TokenRow)
+                    .join(TokenRow, TokenRow.id == JobRow.token_id)
+                    .where(JobRow.id.in_(ids), and_(JobRow.lease_owner == self._owner, JobRow.lease_until == until_s))
+                )
+                loaded = {job.id: (job, token) for job, token in rows.all()}
+                for item in leases:
+                    results[id(item)] = loaded.pop(item.job_id, None)  # a duplicate in one batch gets None
+            await session.commit()
+        return results
+
+
+async def _write_all(session: AsyncSession, writes: Iterable[Changes]) -> None:
+    new_tokens: list[dict] = []
+    new_jobs: list[dict] = []
+    jobs: list[dict] = []
+    tokens: list[dict] = []
+    events: list[dict] = []
+    outbox: list[dict] = []
+    for c in writes:
+        new_tokens += c.new_tokens
+        new_jobs += c.new_jobs
+        jobs += c.jobs
+        tokens += c.tokens
+        events += c.events
+        outbox += c.outbox
+    # Foreign keys: tokens before the jobs that name them, jobs before their events.
+    if new_tokens:
+        await session.execute(insert(TokenRow.__table__), new_tokens)
+    if new_jobs:
+        await session.execute(insert(JobRow.__table__), new_jobs)
+    for table, rows in ((JobRow.__table__, jobs), (TokenRow.__table__, tokens)):
+        by_shape: dict[tuple[str, ...], list[dict]] = {}
+        for row in rows:
+            by_shape.setdefault(tuple(sorted(k for k in row if k != "id")), []).append(row)
+        for columns, group in by_shape.items():
+            stmt = (
+                update(table)
+                .where(table.c.id == bindparam("_id"))
+                .values({c: bindparam(f"_v_{c}") for c in columns})
+            )
+            await session.execute(stmt, [{"_id": r["id"], **{f"_v_{c}": r[c] for c in columns}} for r in group])
+    if events:
+        await session.execute(insert(JobEventRow.__table__), events)
+    if outbox:
+        await session.execute(insert(OutboxRow.__table__), outbox)
