@@ -9,25 +9,16 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
+from tests.support.bodies import EVM_CREATOR, SOL_CREATOR, fakes, launch_body
 from tests.support.fake_deployer import FakeDeployer
 from tests.support.stack import running_stack, wait_final
 from tokenforge.api.app import create_app
 from tokenforge.errors import PermanentError
 
-EVM_CREATOR = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
 OTHER_CREATOR = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359"
-SOL_CREATOR = "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin"
 PROBLEM_JSON = "application/problem+json"
 
 
-def launch_body(**over) -> dict:
-    body = {"chain": "ethereum", "name": "Forge Coin", "symbol": "FORGE", "supply": "1000000", "creator": EVM_CREATOR}
-    body.update(over)
-    return body
-
-
-def fakes() -> dict:
-    return {"ethereum": FakeDeployer(), "solana": FakeDeployer("solana")}
 
 
 @asynccontextmanager

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 
 from tests.support.fake_deployer import FakeDeployer
 from tests.support.stack import running_stack, wait_final

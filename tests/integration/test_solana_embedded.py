@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import struct
 import time
 import uuid
-from dataclasses import dataclass
 
 import pytest
 from solders.keypair import Keypair
@@ -22,7 +20,7 @@ from tokenforge.chains.solana.deployer import SolanaDeployer, open_embedded_sola
 from tokenforge.errors import TransientError
 
 from tests.support.solana_decode import (  # noqa: E402
-    ACCOUNT_TYPE_MINT, ATA_PROGRAM, TOKEN_2022, DecodedMint, ata_of, decode_mint, decode_token_account,
+    TOKEN_2022, DecodedMint, ata_of, decode_mint, decode_token_account,
 )
 
 # ----------------------------------------------------------------------- helpers

@@ -17,6 +17,8 @@ machinery); nothing in it is committed.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -27,6 +29,7 @@ from tokenforge.domain.jobs import FINAL
 from tokenforge.store.models import JobEventRow, JobRow, OutboxRow, TokenRow
 
 _FINAL_VALUES = [s.value for s in FINAL]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -87,6 +90,8 @@ class GroupCommitter:
             try:
                 results = await self._run(batch)
             except BaseException as exc:  # noqa: BLE001 - handed to every waiter
+                if not isinstance(exc, asyncio.CancelledError):
+                    log.warning("group commit of %d items failed: %s", len(batch), type(exc).__name__)
                 for item in batch:
                     if not item.future.done():
                         item.future.set_exception(exc)
@@ -98,8 +103,6 @@ class GroupCommitter:
                     item.future.set_result(results.get(id(item)))
 
     async def _run(self, batch: list[_Write | _Lease]) -> dict[int, object]:
-        import time
-
         writes = [i.changes for i in batch if isinstance(i, _Write)]
         leases = [i for i in batch if isinstance(i, _Lease)]
         results: dict[int, object] = {}
@@ -112,7 +115,10 @@ class GroupCommitter:
                 await session.execute(
                     update(JobRow)
                     .where(JobRow.id.in_(ids), JobRow.status.not_in(_FINAL_VALUES))
-                    .where(or_(JobRow.lease_until.is_(None), JobRow.lease_until < now_s))
+                    # our own lease too: the handler's in-process guard already keeps one task
+                    # per job, and a step that failed may not have released it
+                    .where(or_(JobRow.lease_until.is_(None), JobRow.lease_until < now_s,
+                               JobRow.lease_owner == self._owner))
                     .values(lease_owner=self._owner, lease_until=until_s)
                     .execution_options(synchronize_session=False)
                 )

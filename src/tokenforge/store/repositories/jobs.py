@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenforge.domain.jobs import FINAL, JobStatus, check_transition
-from tokenforge.store.models import JobEventRow, JobRow, TokenRow
+from tokenforge.store.models import JobEventRow, JobRow
 
 
 async def get(session: AsyncSession, job_id: str, *, for_update: bool = False) -> JobRow | None:
@@ -16,24 +16,6 @@ async def get(session: AsyncSession, job_id: str, *, for_update: bool = False) -
     if for_update:
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalar_one_or_none()
-
-
-async def get_with_token(session: AsyncSession, job_id: str) -> tuple[JobRow, TokenRow] | None:
-    stmt = select(JobRow, TokenRow).join(TokenRow, TokenRow.id == JobRow.token_id).where(JobRow.id == job_id)
-    row = (await session.execute(stmt)).one_or_none()
-    return None if row is None else (row[0], row[1])
-
-
-async def try_lease(session: AsyncSession, job_id: str, *, owner: str, now_s: float, until_s: float) -> bool:
-    """Take the job's lease unless another live worker holds it. Atomic (one UPDATE)."""
-    result = await session.execute(
-        update(JobRow)
-        .where(JobRow.id == job_id)
-        .where(JobRow.status.not_in([s.value for s in FINAL]))
-        .where(or_(JobRow.lease_until.is_(None), JobRow.lease_until < now_s, JobRow.lease_owner == owner))
-        .values(lease_owner=owner, lease_until=until_s)
-    )
-    return result.rowcount == 1
 
 
 async def release_lease(session: AsyncSession, job_id: str, *, owner: str) -> None:
