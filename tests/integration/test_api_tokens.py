@@ -494,3 +494,17 @@ async def test_event_stream_with_a_non_ascii_digit_last_event_id_is_not_a_server
             # b"\xb2" is '²' in latin-1, the charset HTTP header values are decoded with
             resp = await client.get(f"/v1/jobs/{job_id}/events", headers={"Last-Event-ID": b"\xb2"})
             assert resp.status_code == 200, resp.text
+
+
+async def test_the_202_body_is_exactly_the_documented_model_and_matches_later_reads(settings):
+    from tokenforge.api.schemas.tokens import LaunchAccepted
+
+    async with running_stack(settings, fakes(), start=False) as (_, client):
+        resp = await client.post("/v1/tokens", json=launch_body(description="hello", website="https://example.org"))
+        assert resp.status_code == 202
+        body = resp.json()
+        assert LaunchAccepted.model_validate(body).model_dump(mode="json") == body
+        token = (await client.get(f"/v1/tokens/{body['token']['id']}")).json()
+        job = (await client.get(f"/v1/jobs/{body['job']['id']}")).json()
+        assert token == body["token"]
+        assert job == body["job"]

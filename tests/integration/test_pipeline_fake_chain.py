@@ -108,3 +108,23 @@ async def test_many_launches_in_flight_each_confirmed_once(any_db_settings):
         assert {j["status"] for j in jobs} == {"confirmed"}
         assert len(fake.tokens) == 40
         assert fake.sign_calls == 40
+
+
+async def test_a_delivery_arriving_while_the_job_is_being_advanced_is_not_lost(any_db_settings):
+    """The confirmation check a step schedules can be delivered before that step returns."""
+    fake = FakeDeployer(pending_checks=1)
+    async with running_stack(any_db_settings, {"ethereum": fake}) as (container, client):
+        handler = container.worker._handler
+        schedule_check = handler._schedule_check
+
+        async def check_delivered_before_the_step_returns(job, *, broadcast):
+            await schedule_check(job, broadcast=broadcast)
+            await container.relay.relay_once()  # publish the check now...
+            for _ in range(50):  # ...and let the consumer deliver it while this step runs
+                await asyncio.sleep(0)
+
+        handler._schedule_check = check_delivered_before_the_step_returns
+        job_id = (await client.post("/v1/tokens", json=launch_body())).json()["job"]["id"]
+        job = await wait_final(client, job_id, timeout_s=15)
+        assert job["status"] == "confirmed"
+        assert fake.sign_calls == 1

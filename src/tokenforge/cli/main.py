@@ -63,8 +63,10 @@ def serve(
     app_ = create_app(settings, run_relay=not worker_process, run_worker=not worker_process,
                       on_shutdown=background.stop if background is not None else None)
     try:
+        # keep-alive longer than clients' pools keep idle connections (as proxies do), so a
+        # client does not send on a connection the server is closing
         uvicorn.run(app_, host=host, port=port, loop="uvloop", http="httptools", log_level="warning",
-                    access_log=False)
+                    access_log=False, timeout_keep_alive=75)
     finally:
         if background is not None:
             background.stop()

@@ -10,7 +10,7 @@ import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import orjson
 from sqlalchemy.exc import IntegrityError
@@ -19,12 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tokenforge.domain.jobs import JobStatus
 from tokenforge.domain.tokens import LaunchParams
 from tokenforge.errors import PermanentError
-from tokenforge.jobs.handlers.launch import enqueue_step, outbox_row
-from tokenforge.store.group_commit import Changes, GroupCommitter
+from tokenforge.jobs.handlers.launch import outbox_row
+from tokenforge.store.group_commit import Changes, GroupCommitter, write_changes
 from tokenforge.store.db import utcnow
-from tokenforge.store.models import JobRow, TokenRow
 from tokenforge.store.repositories import idempotency as idem_repo
-from tokenforge.store.repositories import jobs as jobs_repo
 from tokenforge.store.repositories import tokens as tokens_repo
 
 CREATE_SCOPE = "POST /v1/tokens"
@@ -56,18 +54,26 @@ async def _replay(session: AsyncSession, key: str, fingerprint: str) -> Accepted
     return Accepted(row.response_status, row.response_body, replayed=True)
 
 
-def _new_rows(params: LaunchParams, *, network: str, max_attempts: int, now) -> tuple[TokenRow, JobRow]:
+def _new_rows(params: LaunchParams, *, network: str, max_attempts: int, now: datetime) -> tuple[dict, dict]:
+    """Column values of the new token and job rows."""
     token_id, job_id = uuid.uuid4().hex, uuid.uuid4().hex
     token = tokens_repo.new_token(params, token_id=token_id, job_id=job_id, network=network, now=now)
-    job = JobRow(
+    job = dict(
         id=job_id, kind="launch", token_id=token_id, chain=params.chain, status=JobStatus.QUEUED.value,
-        attempts=0, max_attempts=max_attempts, confirm_checks=0, created_at=now, updated_at=now,
+        attempts=0, max_attempts=max_attempts, error_code=None, error_message=None, tx_id=None, nonce=None,
+        token_address=None, confirm_checks=0, created_at=now, updated_at=now, finished_at=None,
     )
     return token, job
 
 
-def _row_values(row) -> dict:
-    return {c.key: getattr(row, c.key) for c in row.__table__.columns if getattr(row, c.key) is not None}
+def _first_writes(token: dict, job: dict, now: datetime) -> Changes:
+    return Changes(
+        new_tokens=[token],
+        new_jobs=[job],
+        events=[{"job_id": job["id"], "status": job["status"], "message": "launch accepted", "data": {},
+                 "created_at": now}],
+        outbox=[outbox_row(job["id"])],
+    )
 
 
 async def accept_launch(
@@ -77,7 +83,7 @@ async def accept_launch(
     *,
     network: str,
     max_attempts: int,
-    render: Callable[[TokenRow, JobRow], dict],
+    render: Callable[[dict, dict], dict],
     idempotency_key: str | None = None,
     fingerprint: str = "",
     idempotency_ttl: timedelta = timedelta(hours=24),
@@ -92,41 +98,24 @@ async def accept_launch(
         now = utcnow()
         token, job = _new_rows(params, network=network, max_attempts=max_attempts, now=now)
         body = render(token, job)
-        await committer.commit(Changes(
-            new_tokens=[_row_values(token)],
-            new_jobs=[_row_values(job)],
-            events=[{"job_id": job.id, "status": job.status, "message": "launch accepted", "data": {},
-                     "created_at": now}],
-            outbox=[outbox_row(job.id)],
-        ))
+        await committer.commit(_first_writes(token, job, now))
         return Accepted(202, body, replayed=False)
     async with sessions() as session:
-        if idempotency_key is not None:
-            replay = await _replay(session, idempotency_key, fingerprint)
-            if replay is not None:
-                return replay
-            await idem_repo.purge_expired(session, now=utcnow())
+        replay = await _replay(session, idempotency_key, fingerprint)
+        if replay is not None:
+            return replay
+        await idem_repo.purge_expired(session, now=utcnow())
         now = utcnow()
         token, job = _new_rows(params, network=network, max_attempts=max_attempts, now=now)
-        job_id = job.id
-        # No relationship() between the models, so order the inserts for the foreign keys.
-        session.add(token)
-        await session.flush()
-        session.add(job)
-        await session.flush()
-        jobs_repo.add_event(session, job, message="launch accepted", now=now)
-        enqueue_step(session, job_id)
+        await write_changes(session, [_first_writes(token, job, now)])
         body = render(token, job)
-        if idempotency_key is not None:
-            idem_repo.add(
-                session, scope=CREATE_SCOPE, key=idempotency_key, request_hash=fingerprint,
-                status=202, body=body, now=now, ttl=idempotency_ttl,
-            )
+        idem_repo.add(
+            session, scope=CREATE_SCOPE, key=idempotency_key, request_hash=fingerprint,
+            status=202, body=body, now=now, ttl=idempotency_ttl,
+        )
         try:
             await session.commit()
         except IntegrityError:
-            if idempotency_key is None:
-                raise
             await session.rollback()  # a concurrent request with the same key won the race
             replay = await _replay(session, idempotency_key, fingerprint)
             if replay is None:

@@ -107,7 +107,7 @@ class GroupCommitter:
         leases = [i for i in batch if isinstance(i, _Lease)]
         results: dict[int, object] = {}
         async with self._sessions() as session:
-            await _write_all(session, writes)
+            await write_changes(session, writes)
             if leases:
                 now_s = time.time()
                 until_s = now_s + getattr(self, "_lease_s", 60.0)
@@ -134,7 +134,8 @@ class GroupCommitter:
         return results
 
 
-async def _write_all(session: AsyncSession, writes: Iterable[Changes]) -> None:
+async def write_changes(session: AsyncSession, writes: Iterable[Changes]) -> None:
+    """Apply ``writes`` in the caller's transaction (inserts in foreign-key order)."""
     new_tokens: list[dict] = []
     new_jobs: list[dict] = []
     jobs: list[dict] = []

@@ -34,3 +34,21 @@ def test_a_failed_transaction_leaves_nothing_behind(tmp_path):
     with pytest.raises(KeyError):
         del db[b"keep"]
     db.close()
+
+
+def test_a_rolled_back_write_is_not_served_from_the_read_cache(tmp_path):
+    from tokenforge.chains.evm.kvstore import SqliteKV
+
+    kv = SqliteKV(tmp_path / "kv.sqlite3")
+    kv[b"k"] = b"committed"
+    try:
+        with kv.transaction():
+            kv[b"k"] = b"rolled back"
+            kv[b"new"] = b"rolled back"
+            assert kv[b"k"] == b"rolled back"
+            raise RuntimeError("block failed")
+    except RuntimeError:
+        pass
+    assert kv[b"k"] == b"committed"
+    assert not kv._exists(b"new")
+    kv.close()

@@ -142,5 +142,20 @@ def job_out(row: JobRow) -> JobOut:
     )
 
 
-def launch_body(token: TokenRow, job: JobRow) -> dict:
-    return LaunchAccepted(token=token_out(token), job=job_out(job)).model_dump(mode="json")
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def launch_body(token: dict, job: dict) -> dict:
+    """The 202 body from the new rows' column values (the shape of :class:`LaunchAccepted`;
+    built directly because it is on the hot path; tests check it against the model)."""
+    token_body = {k: token[k] for k in TokenOut.model_fields if k not in ("created_at", "updated_at")}
+    token_body.update(created_at=_iso(token["created_at"]), updated_at=_iso(token["updated_at"]))
+    job_body = {
+        "id": job["id"], "kind": job["kind"], "token_id": job["token_id"], "chain": job["chain"],
+        "status": job["status"], "final": False, "attempts": job["attempts"], "max_attempts": job["max_attempts"],
+        "error": None, "tx_id": None, "nonce": None, "token_address": None,
+        "created_at": _iso(job["created_at"]), "updated_at": _iso(job["updated_at"]), "finished_at": None,
+        "events_url": f"/v1/jobs/{job['id']}/events",
+    }
+    return {"token": token_body, "job": job_body}

@@ -108,6 +108,9 @@ async def _await_code(w3: AsyncWeb3, address: str, timeout_s: float) -> None:
 class EvmDeployer:
     """Launches tokens on one EVM chain. See :mod:`tokenforge.chains.ports` for the contract."""
 
+    #: A pending tx the node knew about is asked after again only after this long.
+    KNOWN_RECHECK_S = 5.0
+
     def __init__(
         self,
         *,
@@ -126,6 +129,7 @@ class EvmDeployer:
         self.chain_id = chain_id
         self.factory = factory
         self.embedded = embedded
+        self._seen_pending: dict[str, float] = {}  # tx id -> when the node last knew it
         self._w3 = w3
         self._account = _account(deployer_key)
         self.address: str = self._account.address
@@ -299,9 +303,20 @@ class EvmDeployer:
     async def confirm(self, signed: SignedLaunch) -> LaunchReceipt | None:
         receipt = await self._receipt(signed.tx_id)
         if receipt is not None:
+            self._seen_pending.pop(signed.tx_id, None)
             return self._to_launch_receipt(signed.token_address, receipt)
+        # Pending is the common answer; ask whether the node still knows the tx (to detect
+        # drops) at most every KNOWN_RECHECK_S per transaction, not on every check.
+        now = time.monotonic()
+        seen = self._seen_pending.get(signed.tx_id)
+        if seen is not None and now - seen < self.KNOWN_RECHECK_S:
+            return None
         if await self._is_known(signed.tx_id):
+            if len(self._seen_pending) > 100_000:
+                self._seen_pending.clear()
+            self._seen_pending[signed.tx_id] = now
             return None  # known to the node, still pending
+        self._seen_pending.pop(signed.tx_id, None)
         return await self._confirm_unknown(signed)
 
     async def _confirm_unknown(self, signed: SignedLaunch) -> LaunchReceipt | None:

@@ -5,6 +5,10 @@ py-evm keeps everything (headers, blocks, receipts, trie nodes, code) in a flat
 with :meth:`SqliteKV.transaction` (one SQLite transaction per mined block), so a crash in the
 middle of a block leaves the previous block's state intact.
 
+Reads go through a write-through in-memory cache: most keys are trie nodes addressed by
+their hash, and every write passes through this object (one process owns a state file),
+so a cached value is never stale; a rolled-back transaction drops the cache.
+
 Not thread-safe on its own: the embedded chain serializes every access with its lock.
 """
 
@@ -27,22 +31,39 @@ class SqliteKV(BaseDB):
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
         self._depth = 0
+        self._cache: dict[bytes, bytes] = {}
+
+    #: Entries kept before the cache starts over (a few hundred bytes each).
+    CACHE_MAX_ENTRIES = 300_000
+
+    def _remember(self, key: bytes, value: bytes) -> None:
+        if len(self._cache) >= self.CACHE_MAX_ENTRIES:
+            self._cache.clear()
+        self._cache[key] = value
 
     def __getitem__(self, key: bytes) -> bytes:
+        value = self._cache.get(key)
+        if value is not None:
+            return value
         row = self._conn.execute("SELECT v FROM kv WHERE k = ?", (key,)).fetchone()
         if row is None:
             raise KeyError(key)
+        self._remember(key, row[0])
         return row[0]
 
     def __setitem__(self, key: bytes, value: bytes) -> None:
         self._conn.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", (key, value))
+        self._remember(key, value)
 
     def __delitem__(self, key: bytes) -> None:
+        self._cache.pop(key, None)
         cur = self._conn.execute("DELETE FROM kv WHERE k = ?", (key,))
         if cur.rowcount == 0:
             raise KeyError(key)
 
     def _exists(self, key: bytes) -> bool:
+        if key in self._cache:
+            return True
         return self._conn.execute("SELECT 1 FROM kv WHERE k = ?", (key,)).fetchone() is not None
 
     @contextmanager
@@ -57,6 +78,7 @@ class SqliteKV(BaseDB):
             self._depth -= 1
             if self._depth == 0:
                 self._conn.execute("ROLLBACK")
+                self._cache.clear()  # it may hold values written by the rolled-back transaction
             raise
         self._depth -= 1
         if self._depth == 0:

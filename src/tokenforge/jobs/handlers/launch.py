@@ -51,7 +51,8 @@ class RetryPolicy:
     max_s: float = 60.0
     confirm_poll_s: float = 0.05
     confirm_poll_max_s: float = 2.0
-    #: Checks before a submitted tx counts as stuck (re-broadcast, one attempt used).
+    #: Checks before a submitted tx counts as stuck (re-broadcast, one attempt used);
+    #: checks back off ×1.25 from ``confirm_poll_s`` up to ``confirm_poll_max_s``.
     max_confirm_checks: int = 200
 
 
@@ -157,6 +158,7 @@ class LaunchHandler:
         self._crash_point = crash_point
         self._store = committer
         self._active: set[str] = set()  # jobs this process is advancing right now
+        self._rerun: set[str] = set()  # ...and that were delivered again meanwhile
 
     def _maybe_crash(self, point: str) -> None:
         if self._crash_point == point:  # fault injection for crash tests (see Settings)
@@ -171,24 +173,38 @@ class LaunchHandler:
             self._wake_relay()
 
     async def handle(self, job_id: str) -> None:
-        """Advance ``job_id`` by one step. Never raises for chain or job errors."""
-        if job_id in self._active:  # a duplicate delivery while we work on it
+        """Advance ``job_id`` by one step. Never raises for chain or job errors.
+
+        A delivery that arrives while this process is advancing the same job (e.g. the
+        confirmation check the running step just scheduled) is not dropped: the running
+        handler takes one more pass when it finishes.
+        """
+        if job_id in self._active:
+            self._rerun.add(job_id)
             return
         self._active.add(job_id)
         try:
-            loaded = await self._store.lease(job_id, lease_s=self._lease_s)
-            if loaded is None:  # final, unknown, or another worker is on it
-                return
-            job, token = loaded
-            try:
-                await self._advance(job, token)
-            except TokenForgeError as err:
-                await self._on_error(job_id, err)
-            except Exception as err:  # a bug or an untranslated error: retry, never crash the worker
-                log.exception("unexpected error advancing job %s", job_id)
-                await self._on_error(job_id, TransientError(type(err).__name__, code="internal_error"))
+            while True:
+                self._rerun.discard(job_id)
+                await self._handle_once(job_id)
+                if job_id not in self._rerun:
+                    return
         finally:
             self._active.discard(job_id)
+            self._rerun.discard(job_id)
+
+    async def _handle_once(self, job_id: str) -> None:
+        loaded = await self._store.lease(job_id, lease_s=self._lease_s)
+        if loaded is None:  # final, unknown, or another worker is on it
+            return
+        job, token = loaded
+        try:
+            await self._advance(job, token)
+        except TokenForgeError as err:
+            await self._on_error(job_id, err)
+        except Exception as err:  # a bug or an untranslated error: retry, never crash the worker
+            log.exception("unexpected error advancing job %s", job_id)
+            await self._on_error(job_id, TransientError(type(err).__name__, code="internal_error"))
 
     # -- steps ---------------------------------------------------------------------------
 

@@ -12,8 +12,9 @@ from tokenforge.domain.tokens import LaunchParams
 from tokenforge.store.models import TokenRow
 
 
-def new_token(params: LaunchParams, *, token_id: str, job_id: str, network: str, now: datetime) -> TokenRow:
-    return TokenRow(
+def new_token(params: LaunchParams, *, token_id: str, job_id: str, network: str, now: datetime) -> dict:
+    """Column values of a new token row (every column but the autoincrement ``seq``)."""
+    return dict(
         id=token_id,
         chain=params.chain,
         network=network,
@@ -29,7 +30,12 @@ def new_token(params: LaunchParams, *, token_id: str, job_id: str, network: str,
         twitter=params.twitter,
         telegram=params.telegram,
         metadata_uri=params.metadata_uri,
-        status=TokenStatus.PENDING,
+        status=TokenStatus.PENDING.value,
+        address=None,
+        tx_id=None,
+        block_number=None,
+        gas_used=None,
+        fee_paid_base_units=None,
         job_id=job_id,
         created_at=now,
         updated_at=now,
