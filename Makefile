@@ -33,8 +33,8 @@ contracts: $(NODE_STAMP)
 	npm run --silent compile
 
 bench: $(STAMP)
-	$(BIN)/python bench/pipeline.py --chain solana --tokens 1000
-	$(BIN)/python bench/pipeline.py --chain ethereum --tokens 1000
+	$(BIN)/python bench/pipeline.py --chain solana --tokens 1000 --concurrency 8
+	$(BIN)/python bench/pipeline.py --chain ethereum --tokens 1000 --concurrency 8
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .hypothesis
