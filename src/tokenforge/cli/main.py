@@ -82,9 +82,18 @@ async def _client(api: str | None):
     from tokenforge.api.app import create_app
     from tokenforge.bootstrap import build_container
 
-    container = await build_container(Settings())
-    with console.status("starting the embedded chains…"):
-        await container.start()
+    from tokenforge.errors import TokenForgeError
+
+    settings = Settings()
+    container = await build_container(settings)
+    try:
+        with console.status("starting the embedded chains…"):
+            await container.start()
+    except TokenForgeError as exc:
+        await container.close()
+        hint = " (is a server running on this data directory? pass --api URL to use it)" if "in use" in exc.message else ""
+        err.print(f"[red]cannot start the embedded default:[/] {exc.message}{hint}")
+        raise typer.Exit(2) from None
     transport = httpx.ASGITransport(app=create_app(container=container))
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://embedded", timeout=30) as client:

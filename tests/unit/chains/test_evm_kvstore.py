@@ -52,3 +52,23 @@ def test_a_rolled_back_write_is_not_served_from_the_read_cache(tmp_path):
     assert kv[b"k"] == b"committed"
     assert not kv._exists(b"new")
     kv.close()
+
+
+def test_a_second_process_cannot_open_a_state_file_in_use(tmp_path):
+    import subprocess
+    import sys
+
+    from tokenforge.chains.evm.kvstore import SqliteKV
+
+    kv = SqliteKV(tmp_path / "chain.sqlite")
+    probe = (
+        "import sys; from pathlib import Path\n"
+        "from tokenforge.chains.evm.kvstore import SqliteKV\n"
+        "from tokenforge.errors import TransientError\n"
+        "try:\n    SqliteKV(Path(sys.argv[1]))\nexcept TransientError as e:\n    print(e.code)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "chain.sqlite")], capture_output=True, text=True)
+    assert out.stdout.strip() == "chain_in_use", out.stderr
+    kv.close()
+    out = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "chain.sqlite")], capture_output=True, text=True)
+    assert out.stdout.strip() == "" and out.returncode == 0, out.stderr

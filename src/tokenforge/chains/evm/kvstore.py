@@ -14,6 +14,7 @@ Not thread-safe on its own: the embedded chain serializes every access with its 
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,10 +22,21 @@ from pathlib import Path
 
 from eth.db.backends.base import BaseDB
 
+from tokenforge.errors import TransientError
+
 
 class SqliteKV(BaseDB):
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # One process owns a state file: a second writer would fork the chain's history.
+        self._lock_file = open(path.with_suffix(".lock"), "a+b")  # noqa: SIM115 - held until close()
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            raise TransientError(
+                f"the EVM chain state in {path.parent} is in use by another process", code="chain_in_use"
+            ) from None
         # isolation_level=None: no implicit transactions; we BEGIN/COMMIT explicitly.
         self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -86,3 +98,6 @@ class SqliteKV(BaseDB):
 
     def close(self) -> None:
         self._conn.close()
+        if not self._lock_file.closed:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
