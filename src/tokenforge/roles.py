@@ -1,5 +1,6 @@
-"""Process roles for ``tokenforge serve``: the API in the main process, the outbox relay
-and the worker in a child process, so each gets its own interpreter (and core).
+"""``tokenforge serve --worker-process``: the API in the main process, the outbox relay and
+the worker in a child process, so each gets its own interpreter (and core). Meant for
+PostgreSQL; on SQLite one process is faster (docs/decisions/0005-group-commit.md).
 
 The two share only the database. The API does not wake the relay directly; the relay
 polls the outbox every ``relay_poll_s`` (an indexed ``MIN(available_at)`` query), and SSE
