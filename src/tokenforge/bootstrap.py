@@ -46,7 +46,6 @@ class Container:
     deployers: DeployerRegistry
     worker: Worker
     committer: GroupCommitter
-    owner: str
     _tasks: list[asyncio.Task] = field(default_factory=list)
     _worker_started: bool = False
 
@@ -138,7 +137,7 @@ async def build_container(settings: Settings, *, deployers: DeployerRegistry | N
     if deployers is None:
         deployers = DeployerRegistry(deployer_factories(settings, keystore))
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    committer = GroupCommitter(sessions, owner=owner)
+    committer = GroupCommitter(sessions, owner=owner, lease_s=settings.job_lease_s)
     handler = LaunchHandler(
         sessions,
         deployers,
@@ -150,10 +149,8 @@ async def build_container(settings: Settings, *, deployers: DeployerRegistry | N
         ),
         hub=hub,
         wake_relay=relay.notify,
-        owner=owner,
-        lease_s=settings.job_lease_s,
         committer=committer,
         crash_point=settings.fault_crash_point,
     )
     worker = Worker(sessions, queue, handler, concurrency=settings.worker_concurrency)
-    return Container(settings, engine, sessions, queue, hub, relay, keystore, deployers, worker, committer, owner)
+    return Container(settings, engine, sessions, queue, hub, relay, keystore, deployers, worker, committer)

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.integration.test_crash_recovery import _serve, _stop
+from tests.support.server import serve, stop
 from tests.support.fake_deployer import FakeDeployer
 from tests.support.stack import running_stack, wait_final
 from tokenforge.cli.operations import requeue_job
@@ -34,14 +34,14 @@ def test_demo_launches_across_chains_and_prints_a_summary(tmp_path):
 
 def test_launch_prints_the_address_and_refuses_bad_input_naming_the_field(tmp_path):
     data_dir = tmp_path / "data"
-    proc, base = _serve(data_dir, "solana", None)
+    proc, base = serve(data_dir, "solana", None)
     try:
         ok = _cli("launch", "--chain", "solana", "--name", "Cli Coin", "--symbol", "CLI", "--supply", "1000",
                   "--api", base, data_dir=data_dir)
         bad = _cli("launch", "--chain", "solana", "--name", "Cli Coin", "--symbol", "bad!", "--supply", "1000",
                    "--api", base, data_dir=data_dir)
     finally:
-        _stop(proc)
+        stop(proc)
     assert ok.returncode == 0, ok.stderr[-3000:]
     address = ok.stdout.strip().splitlines()[-1]
     assert re.fullmatch(r"[1-9A-HJ-NP-Za-km-z]{32,44}", address), ok.stdout

@@ -9,12 +9,6 @@ finish it without signing a second token.
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
-import time
 
 import httpx
 import pytest
@@ -23,60 +17,10 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from tests.support.erc20 import ERC20_ABI
+from tests.support.server import follow_until_final, serve, stop
 from tests.support.solana_decode import ata_of, decode_mint, decode_token_account
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(data_dir, chain: str, crash_point: str | None) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    env = {**os.environ, "TOKENFORGE_DATA_DIR": str(data_dir), "TOKENFORGE_CHAINS": json.dumps({chain: "embedded"})}
-    env.pop("TOKENFORGE_FAULT_CRASH_POINT", None)
-    if crash_point:
-        env["TOKENFORGE_FAULT_CRASH_POINT"] = crash_point
-    proc = subprocess.Popen([sys.executable, "-m", "tokenforge.cli.main", "serve", "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited early: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("server did not become ready")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _follow_until_final(base: str, job_id: str) -> tuple[dict, list[dict]]:
-    """The job's whole event history (from the start) until it is final, and the job."""
-    events = []
-    with httpx.stream("GET", f"{base}/v1/jobs/{job_id}/events", timeout=120) as resp:
-        for line in resp.iter_lines():
-            if line.startswith("data:"):
-                events.append(json.loads(line[5:]))
-                if events[-1]["final"]:
-                    break
-    return httpx.get(f"{base}/v1/jobs/{job_id}").json(), events
 
 
 @pytest.mark.parametrize("crash_point", ["after_sign", "after_broadcast"])
@@ -87,20 +31,20 @@ def test_killed_between_signed_and_confirmed_token_exists_exactly_once(tmp_path,
     body = {"chain": chain, "name": "Crash Proof", "symbol": "CRASH", "decimals": 6, "supply": "777000",
             "creator": creator}
 
-    proc, base = _serve(data_dir, chain, crash_point)
+    proc, base = serve(data_dir, chain, crash_point)
     try:
         accepted = httpx.post(f"{base}/v1/tokens", json=body, timeout=30).json()
         job_id = accepted["job"]["id"]
         assert proc.wait(timeout=60) == 86, "the armed fault must kill the process mid-launch"
     finally:
-        _stop(proc)
+        stop(proc)
 
-    proc, base = _serve(data_dir, chain, None)
+    proc, base = serve(data_dir, chain, None)
     try:
-        job, events = _follow_until_final(base, job_id)
+        job, events = follow_until_final(base, job_id)
         token = httpx.get(f"{base}/v1/tokens/{accepted['token']['id']}").json()
     finally:
-        _stop(proc)
+        stop(proc)
     assert job["status"] == "confirmed", job
     assert token["status"] == "live"
     signed = [e for e in events if e["status"] == "submitting" and "signed" in e["message"]]

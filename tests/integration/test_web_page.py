@@ -10,7 +10,7 @@ import pytest
 from solders.keypair import Keypair
 
 from tests.conftest import CI
-from tests.integration.test_crash_recovery import _serve, _stop
+from tests.support.server import serve, stop
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -36,7 +36,7 @@ def browser():
 
 
 def test_a_person_launches_a_token_from_the_page_and_sees_it_go_live(tmp_path, browser):
-    proc, base = _serve(tmp_path / "data", "solana", None)
+    proc, base = serve(tmp_path / "data", "solana", None)
     try:
         page = browser.new_page()
         page.goto(base + "/")
@@ -60,4 +60,4 @@ def test_a_person_launches_a_token_from_the_page_and_sees_it_go_live(tmp_path, b
         page.wait_for_selector("#message.error", timeout=10_000)
         assert "symbol" in page.inner_text("#message")
     finally:
-        _stop(proc)
+        stop(proc)

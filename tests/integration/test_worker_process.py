@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
-import time
 
 import httpx
 import pytest
 from solders.keypair import Keypair
 
 from tests.conftest import fresh_postgres_database
-from tests.integration.test_crash_recovery import _follow_until_final, _free_port, _stop
+from tests.support.server import follow_until_final, serve, stop
 
 pytestmark = pytest.mark.slow
 
@@ -32,27 +29,13 @@ def _worker_children(pid: int) -> list[int]:
 
 async def test_launch_through_a_separate_worker_process_and_fail_fast_when_it_dies(tmp_path):
     async with fresh_postgres_database() as url:
-        port = _free_port()
-        env = {**os.environ, "TOKENFORGE_DATA_DIR": str(tmp_path / "data"), "TOKENFORGE_DATABASE_URL": url,
-               "TOKENFORGE_CHAINS": json.dumps({"solana": "embedded"})}
-        proc = subprocess.Popen([sys.executable, "-m", "tokenforge.cli.main", "serve", "--port", str(port),
-                                 "--worker-process"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        base = f"http://127.0.0.1:{port}"
+        proc, base = serve(tmp_path / "data", "solana", args=("--worker-process",),
+                           env={"TOKENFORGE_DATABASE_URL": url})
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "server did not become ready"
-                time.sleep(0.1)
             body = {"chain": "solana", "name": "Two Procs", "symbol": "TWO", "supply": 10,
                     "creator": str(Keypair().pubkey())}
             job_id = httpx.post(f"{base}/v1/tokens", json=body, timeout=30).json()["job"]["id"]
-            job, events = _follow_until_final(base, job_id)
+            job, events = follow_until_final(base, job_id)
             assert job["status"] == "confirmed"
             assert [e["status"] for e in events] == ["queued", "submitting", "submitted", "confirmed"]
 
@@ -61,4 +44,4 @@ async def test_launch_through_a_separate_worker_process_and_fail_fast_when_it_di
             os.kill(workers[0], signal.SIGKILL)
             assert proc.wait(timeout=30) != 0, "the server stops when its worker dies"
         finally:
-            _stop(proc)
+            stop(proc)

@@ -58,9 +58,12 @@ class _Write:
 
 
 class GroupCommitter:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, owner: str, max_batch: int = 256) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], *, owner: str, lease_s: float, max_batch: int = 256
+    ) -> None:
         self._sessions = sessions
         self._owner = owner
+        self._lease_s = lease_s
         self._max_batch = max_batch
         self._pending: list[_Write | _Lease] = []
         self._drainer: asyncio.Task | None = None
@@ -71,12 +74,11 @@ class GroupCommitter:
         self._enqueue(_Write(changes, future))
         await future
 
-    async def lease(self, job_id: str, *, lease_s: float) -> tuple[JobRow, TokenRow] | None:
+    async def lease(self, job_id: str) -> tuple[JobRow, TokenRow] | None:
         """Take the job's lease and load it with its token; None when it is final, unknown
         or leased by another live worker."""
         future = asyncio.get_running_loop().create_future()
         self._enqueue(_Lease(job_id, future))
-        self._lease_s = lease_s
         return await future
 
     def _enqueue(self, item: _Write | _Lease) -> None:
@@ -110,7 +112,7 @@ class GroupCommitter:
             await write_changes(session, writes)
             if leases:
                 now_s = time.time()
-                until_s = now_s + getattr(self, "_lease_s", 60.0)
+                until_s = now_s + self._lease_s
                 ids = list({i.job_id for i in leases})
                 await session.execute(
                     update(JobRow)

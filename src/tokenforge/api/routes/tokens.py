@@ -44,6 +44,9 @@ async def create_token(
     if idempotency_key is not None and (not idempotency_key.strip() or not idempotency_key.isprintable()):
         raise ValidationFailed("header.idempotency-key", "must be 1-255 printable characters")
     params = validate_launch(**body.model_dump())
+    fingerprint = ""
+    if idempotency_key is not None:  # "same body" compares the supply as the number it is
+        fingerprint = request_fingerprint({**body.model_dump(mode="json"), "supply": str(params.supply)})
     network = container.settings.chains.get(params.chain)
     if network is None:
         raise ValidationFailed("chain", f"{params.chain} is not enabled on this server")
@@ -55,7 +58,7 @@ async def create_token(
         max_attempts=container.settings.max_attempts,
         render=launch_body,
         idempotency_key=idempotency_key,
-        fingerprint=request_fingerprint({**body.model_dump(mode="json"), "supply": str(params.supply)}),
+        fingerprint=fingerprint,
         idempotency_ttl=timedelta(hours=container.settings.idempotency_ttl_h),
     )
     if not accepted.replayed:

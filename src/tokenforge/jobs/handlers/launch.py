@@ -38,7 +38,6 @@ from tokenforge.store.group_commit import Changes, GroupCommitter
 from tokenforge.store.models import JobRow, TokenRow
 from tokenforge.store.repositories import jobs as jobs_repo
 from tokenforge.store.repositories import outbox as outbox_repo
-from tokenforge.store.repositories import tokens as tokens_repo
 
 TOPIC = "jobs.launch"
 log = logging.getLogger(__name__)
@@ -143,8 +142,6 @@ class LaunchHandler:
         policy: RetryPolicy,
         hub: JobEventHub,
         wake_relay: Callable[[], None],
-        owner: str,
-        lease_s: float,
         committer: GroupCommitter,
         crash_point: str | None = None,
     ) -> None:
@@ -153,8 +150,6 @@ class LaunchHandler:
         self._policy = policy
         self._hub = hub
         self._wake_relay = wake_relay
-        self._owner = owner
-        self._lease_s = lease_s
         self._crash_point = crash_point
         self._store = committer
         self._active: set[str] = set()  # jobs this process is advancing right now
@@ -194,7 +189,7 @@ class LaunchHandler:
             self._rerun.discard(job_id)
 
     async def _handle_once(self, job_id: str) -> None:
-        loaded = await self._store.lease(job_id, lease_s=self._lease_s)
+        loaded = await self._store.lease(job_id)
         if loaded is None:  # final, unknown, or another worker is on it
             return
         job, token = loaded
@@ -288,47 +283,39 @@ class LaunchHandler:
         await self._commit(step)
 
     async def _on_error(self, job_id: str, err: TokenForgeError) -> None:
-        """Rare path: re-read the job (a failed commit may have left memory behind)."""
+        """Record a failed step. Re-reads the job: a failed commit may have left memory behind."""
         async with self._sessions() as s:
             job = await jobs_repo.get(s, job_id)
-            if job is None or JobStatus(job.status) in FINAL:
-                return
-            now = utcnow()
-            job.error_code, job.error_message = err.code, err.message
-            error = {"code": err.code, "message": err.message}
-            if not err.is_transient():
-                jobs_repo.transition(s, job, JobStatus.FAILED, now=now, message=f"failed: {err.message}", data=error)
-                await tokens_repo.set_outcome(s, job.token_id, now=now, status=TokenStatus.FAILED)
-            else:
-                job.attempts += 1
-                if err.code == "tx_dropped" and job.status != JobStatus.QUEUED:
-                    # The signed tx can never land; the next attempt checks the chain and signs anew.
-                    jobs_repo.transition(
-                        s, job, JobStatus.QUEUED, now=now, message="transaction dropped; will sign again",
-                        data={**error, "dropped_tx_id": job.tx_id},
-                    )
-                    job.tx_id = job.raw_tx = job.nonce = job.recent_blockhash = None
-                    job.last_valid_block_height = job.submitted_at = None
-                elif err.code == "confirm_timeout" and job.status == JobStatus.SUBMITTED:
-                    jobs_repo.transition(s, job, JobStatus.SUBMITTING, now=now, message=err.message, data=error)
-                if job.attempts >= job.max_attempts:
-                    jobs_repo.transition(
-                        s, job, JobStatus.DEAD, now=now,
-                        message=f"dead after {job.attempts} attempts: {err.message}", data=error,
-                    )
-                    await tokens_repo.set_outcome(s, job.token_id, now=now, status=TokenStatus.FAILED)
-                else:
-                    delay_s = err.retry_after_s or backoff_s(
-                        job.attempts, base_s=self._policy.base_s, max_s=self._policy.max_s
-                    )
-                    job.confirm_checks = 0
-                    job.updated_at = now
-                    jobs_repo.add_event(
-                        s, job, now=now, message=f"attempt {job.attempts} failed ({err.code}); retrying in {delay_s:.2f}s",
-                        data={**error, "attempt": job.attempts, "retry_in_s": round(delay_s, 3)},
-                    )
-                    enqueue_step(s, job_id, delay_s=delay_s)
-            await jobs_repo.release_lease(s, job_id, owner=self._owner)
-            await s.commit()
-        self._hub.notify(job_id)
-        self._wake_relay()
+        if job is None or JobStatus(job.status) in FINAL:
+            return
+        error = {"code": err.code, "message": err.message}
+        step = _Step(job)
+        step.set(error_code=err.code, error_message=err.message, lease_owner=None, lease_until=None)
+        if not err.is_transient():
+            step.move(JobStatus.FAILED, f"failed: {err.message}", error)
+            self._token_failed(step)
+            await self._commit(step)
+            return
+        attempts = job.attempts + 1
+        step.set(attempts=attempts, confirm_checks=0)
+        if err.code == "tx_dropped" and step.status is not JobStatus.QUEUED:
+            # The signed tx can never land; the next attempt checks the chain and signs anew.
+            step.move(JobStatus.QUEUED, "transaction dropped; will sign again", {**error, "dropped_tx_id": job.tx_id})
+            step.set(tx_id=None, raw_tx=None, nonce=None, recent_blockhash=None,
+                     last_valid_block_height=None, submitted_at=None)
+        elif err.code == "confirm_timeout" and step.status is JobStatus.SUBMITTED:
+            step.move(JobStatus.SUBMITTING, err.message, error)
+        if attempts >= job.max_attempts:
+            step.move(JobStatus.DEAD, f"dead after {attempts} attempts: {err.message}", error)
+            self._token_failed(step)
+        else:
+            delay_s = err.retry_after_s or backoff_s(attempts, base_s=self._policy.base_s, max_s=self._policy.max_s)
+            step.set(updated_at=utcnow())
+            step.event(f"attempt {attempts} failed ({err.code}); retrying in {delay_s:.2f}s",
+                       {**error, "attempt": attempts, "retry_in_s": round(delay_s, 3)})
+            step.changes.outbox.append(outbox_row(job_id, delay_s=delay_s))
+        await self._commit(step)
+
+    @staticmethod
+    def _token_failed(step: _Step) -> None:
+        step.changes.tokens.append({"id": step.job.token_id, "status": TokenStatus.FAILED.value, "updated_at": utcnow()})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenforge.domain.jobs import FINAL, JobStatus, check_transition
@@ -16,14 +16,6 @@ async def get(session: AsyncSession, job_id: str, *, for_update: bool = False) -
     if for_update:
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalar_one_or_none()
-
-
-async def release_lease(session: AsyncSession, job_id: str, *, owner: str) -> None:
-    await session.execute(
-        update(JobRow)
-        .where(JobRow.id == job_id, JobRow.lease_owner == owner)
-        .values(lease_owner=None, lease_until=None)
-    )
 
 
 def add_event(session: AsyncSession, job: JobRow, *, message: str, now: datetime, data: dict | None = None) -> None:

@@ -1,0 +1,67 @@
+"""Run ``tokenforge serve`` as a real process for tests, and follow its jobs over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(
+    data_dir, chain: str, crash_point: str | None = None, *, args: tuple[str, ...] = (), env: dict | None = None
+) -> tuple[subprocess.Popen, str]:
+    """Start the server with only ``chain`` enabled; returns it and its base URL once ready."""
+    port = free_port()
+    full_env = {**os.environ, "TOKENFORGE_DATA_DIR": str(data_dir),
+                "TOKENFORGE_CHAINS": json.dumps({chain: "embedded"}), **(env or {})}
+    full_env.pop("TOKENFORGE_FAULT_CRASH_POINT", None)
+    if crash_point:
+        full_env["TOKENFORGE_FAULT_CRASH_POINT"] = crash_point
+    proc = subprocess.Popen([sys.executable, "-m", "tokenforge.cli.main", "serve", "--port", str(port), *args],
+                            env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited early: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("server did not become ready")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def follow_until_final(base: str, job_id: str) -> tuple[dict, list[dict]]:
+    """The job's whole event history (from the start) until it is final, and the job."""
+    events = []
+    with httpx.stream("GET", f"{base}/v1/jobs/{job_id}/events", timeout=120) as resp:
+        for line in resp.iter_lines():
+            if line.startswith("data:"):
+                events.append(json.loads(line[5:]))
+                if events[-1]["final"]:
+                    break
+    return httpx.get(f"{base}/v1/jobs/{job_id}").json(), events
