@@ -7,7 +7,8 @@ The worker drives a launch through these calls::
     await deployer.broadcast(signed)                  # idempotent, may be repeated
     receipt  = await deployer.confirm(signed)         # None while pending
 
-Contract (tested for every adapter by ``tests/contract/test_deployer_contract.py``):
+Contract (tested per adapter by ``tests/integration/test_evm_embedded.py``,
+``tests/integration/test_solana_embedded.py`` and ``tests/unit/chains/``):
 
 * ``sign`` never broadcasts. Its result holds everything needed to re-broadcast the very
   same transaction after a crash (``raw_tx``) and the token address the launch will have

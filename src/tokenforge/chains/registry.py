@@ -32,9 +32,6 @@ class DeployerRegistry:
                 self._open[chain] = await self._factories[chain]()
             return self._open[chain]
 
-    def opened(self) -> dict[str, ChainDeployer]:
-        return dict(self._open)
-
     async def close(self) -> None:
         for deployer in self._open.values():
             await deployer.close()

@@ -36,8 +36,10 @@ def test_slot_advances_with_time_and_never_backwards(chain, monkeypatch):
     import time
 
     time.sleep(0.02)
-    assert chain.slot() > seen[-1]
-    assert chain.block_height() == chain.slot()
+    before = chain.slot()
+    assert before > seen[-1]
+    height = chain.block_height()
+    assert before <= height <= chain.slot()  # block height follows the slot (read between two slots)
 
 
 def test_blockhash_window(chain):

@@ -1,4 +1,3 @@
-import hashlib
 import struct
 
 import pytest
@@ -17,16 +16,8 @@ PAYER = Pubkey.from_string("3FXP3SmrfFX7UuADeLYSF6AoTXrySqo3vZSv52okZeQx")
 OWNER = Pubkey.from_string("CmpNeggWJ4JaWJeJ8YKN1Zypmk7uvQq3PECGUCAEMbky")
 
 
-def test_program_ids():
-    assert str(ix.TOKEN_2022_PROGRAM_ID) == "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb"
-    assert str(ix.ASSOCIATED_TOKEN_PROGRAM_ID) == "ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL"
-
-
 def test_token_metadata_discriminator():
     assert ix.TOKEN_METADATA_INITIALIZE_DISCRIMINATOR == bytes([210, 225, 30, 162, 88, 184, 77, 141])
-    assert ix.TOKEN_METADATA_INITIALIZE_DISCRIMINATOR == hashlib.sha256(
-        b"spl_token_metadata_interface:initialize_account"
-    ).digest()[:8]
 
 
 def test_initialize_metadata_pointer_layout():

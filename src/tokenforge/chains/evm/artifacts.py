@@ -39,6 +39,3 @@ def load_artifact(name: str) -> Artifact:
 def factory_artifact() -> Artifact:
     return load_artifact("TokenForgeFactory")
 
-
-def token_artifact() -> Artifact:
-    return load_artifact("TokenForgeToken")

@@ -23,12 +23,10 @@ import rlp
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_canonical_address, to_checksum_address
 
+from tokenforge.domain.tokens import NAME_MAX_CHARS, SYMBOL_RE
 from tokenforge.errors import ValidationFailed
 
-NAME_MAX_CHARS = 32
-SYMBOL_MAX_CHARS = 10
 DECIMALS_MAX = 18
-_SYMBOL_RE = re.compile(r"[A-Z0-9]{1,10}")
 _JOB_ID_RE = re.compile(r"[0-9a-f]{32}")
 
 # OpenZeppelin Clones._cloneCodeWithImmutableArgs (v5.2+), around the 20-byte implementation.
@@ -42,10 +40,8 @@ def encode_token_args(name: str, symbol: str, decimals: int) -> bytes:
     if not isinstance(name, str) or not 1 <= len(name) <= NAME_MAX_CHARS or name.strip() != name:
         raise ValidationFailed("name", f"must be 1-{NAME_MAX_CHARS} characters without surrounding spaces")
     name_bytes = name.encode("utf-8")
-    if len(name_bytes) > 4 * NAME_MAX_CHARS:  # cannot happen for valid UTF-8, kept as a guard
-        raise ValidationFailed("name", "too long")
-    if not isinstance(symbol, str) or not _SYMBOL_RE.fullmatch(symbol):
-        raise ValidationFailed("symbol", f"must be 1-{SYMBOL_MAX_CHARS} characters of A-Z and 0-9")
+    if not isinstance(symbol, str) or not SYMBOL_RE.fullmatch(symbol):
+        raise ValidationFailed("symbol", "must be 1-10 characters of A-Z and 0-9")
     if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= DECIMALS_MAX:
         raise ValidationFailed("decimals", f"must be an integer from 0 to {DECIMALS_MAX}")
     return bytes([decimals, len(name_bytes)]) + name_bytes + symbol.encode("ascii")
@@ -120,10 +116,4 @@ def encode_create_token(salt: bytes, args: bytes, creator: str, supply_base_unit
     )
 
 
-def encode_predict_address(salt: bytes, args: bytes) -> bytes:
-    """Calldata for ``predictAddress(bytes32,bytes)``."""
-    return selector("predictAddress(bytes32,bytes)") + abi_encode(["bytes32", "bytes"], [salt, args])
-
-
 TOKEN_CREATED_TOPIC = keccak(text="TokenCreated(address,address,bytes32)")
-ERC20_TRANSFER_TOPIC = keccak(text="Transfer(address,address,uint256)")

@@ -3,7 +3,8 @@
 :class:`EvmDeployer` implements :class:`~tokenforge.chains.ports.ChainDeployer` (and
 ``abandon`` of :class:`~tokenforge.chains.ports.ReleasableDeployer`). It talks JSON-RPC
 only (``eth_sendRawTransaction``, ``eth_getTransactionReceipt``, ``eth_getCode``, ...), so
-the same code serves the embedded chain, Hardhat and public networks.
+it can serve Hardhat and public networks as well; today only the embedded chain is wired
+up (``bootstrap.py``) and tested.
 
 * Each launch is one ``createToken(salt, args, creator, supply)`` call on the factory; the
   token is a clone at a CREATE2 address computed locally from the job id (see
@@ -153,11 +154,8 @@ class EvmDeployer:
     def predict(self, req: LaunchRequest) -> tuple[bytes, bytes, str]:
         """``(salt, args, token_address)`` for ``req``; no I/O. Raises ValidationFailed."""
         args = codec.encode_token_args(req.name, req.symbol, req.decimals)
-        salt = codec.launch_salt(req.job_id)
-        token = codec.create2_address(
-            self.factory.address, salt, codec.clone_init_code(self.factory.implementation, args)
-        )
-        return salt, args, token
+        token = codec.predict_token_address(self.factory.address, self.factory.implementation, req.job_id, args)
+        return codec.launch_salt(req.job_id), args, token
 
     async def _fee_params(self) -> tuple[int, int]:
         """``(max_fee_per_gas, max_priority_fee_per_gas)``, fetched at most once per ``fee_cache_s``."""
@@ -287,9 +285,11 @@ class EvmDeployer:
     async def broadcast(self, signed: SignedLaunch) -> None:
         try:
             await self._w3.eth.send_raw_transaction(signed.raw_tx)
+            self._seen_pending[signed.tx_id] = time.monotonic()  # the node just took it
         except Exception as exc:
             err = translate(exc, "broadcast")
             if err.code == "already_known":
+                self._seen_pending[signed.tx_id] = time.monotonic()
                 return
             if err.code == "nonce_too_low":
                 if await self._receipt(signed.tx_id) is not None:

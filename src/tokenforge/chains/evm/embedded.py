@@ -10,7 +10,7 @@
 * **Mempool and miner.** ``eth_sendRawTransaction`` only admits a transaction (checks
   signature, chain id, nonce, balance, like a node would) into a pool ordered by
   (sender, nonce); future nonces wait until the gap is filled. A miner thread packs every
-  executable transaction into blocks (up to the block gas limit) shortly after they arrive,
+  executable transaction into blocks (up to the block gas limit and ``max_block_txs``) shortly after they arrive,
   so one py-evm block carries many launches.
 * **Threads.** All chain work happens under one lock, either on the miner thread or on a
   one-thread executor used by the async provider; the asyncio event loop only awaits.
@@ -178,10 +178,6 @@ class EmbeddedEvmChain:
 
     # The synchronous helpers below take the chain lock (they may wait for a block being
     # mined): from async code call them through ``await chain.run(chain.fund, ...)``.
-
-    def balance_of(self, address: str) -> int:
-        with self.lock:
-            return self._chain.get_vm().state.get_balance(to_canonical_address(address))
 
     def fund(self, address: str, amount_wei: int) -> None:
         """Tops ``address`` up to at least ``amount_wei`` from the faucet and mines it (blocking)."""

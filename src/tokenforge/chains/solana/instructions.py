@@ -20,7 +20,6 @@ of layout, unit-tested against the published program layouts.
 from __future__ import annotations
 
 import hashlib
-import re
 import struct
 from dataclasses import dataclass
 
@@ -34,6 +33,8 @@ from solders.system_program import CreateAccountParams, create_account
 from solders.token.associated import get_associated_token_address
 from solders.transaction import Transaction
 
+from tokenforge.domain.chains import U64_MAX
+from tokenforge.domain.tokens import NAME_MAX_CHARS, SYMBOL_RE, URL_MAX_CHARS
 from tokenforge.errors import ValidationFailed
 
 TOKEN_2022_PROGRAM_ID = Pubkey.from_string("TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb")
@@ -48,11 +49,8 @@ __all__ = [
 ]
 
 MAX_TX_BYTES = 1232  # Solana packet limit for a serialized transaction
-MAX_NAME_CHARS = 32
-MAX_SYMBOL_CHARS = 10
-MAX_URI_CHARS = 200
-U64_MAX = 2**64 - 1
-_SYMBOL_RE = re.compile(r"[A-Z0-9]{1,10}")
+MAX_NAME_CHARS = NAME_MAX_CHARS  # the domain's rules (domain/tokens.py), checked again at the boundary
+MAX_URI_CHARS = URL_MAX_CHARS
 
 # --- Token-2022 account layout -------------------------------------------------------------
 MINT_BASE_LEN = 82  # the SPL Token mint
@@ -180,8 +178,8 @@ class LaunchParams:
         """Validate the launch inputs; raises :class:`ValidationFailed` naming the field."""
         if not name or len(name) > MAX_NAME_CHARS or name != name.strip() or "\x00" in name:
             raise ValidationFailed("name", f"1 to {MAX_NAME_CHARS} characters, no surrounding spaces")
-        if not _SYMBOL_RE.fullmatch(symbol):
-            raise ValidationFailed("symbol", f"1 to {MAX_SYMBOL_CHARS} characters A-Z 0-9")
+        if not SYMBOL_RE.fullmatch(symbol):
+            raise ValidationFailed("symbol", "1 to 10 characters A-Z 0-9")
         if len(uri) > MAX_URI_CHARS or not uri.isascii() or any(c.isspace() or ord(c) < 0x20 for c in uri):
             raise ValidationFailed("metadata_uri", f"at most {MAX_URI_CHARS} printable ASCII characters")
         if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 255:

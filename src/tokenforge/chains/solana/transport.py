@@ -4,8 +4,8 @@
 ``sendTransaction``, ``getSignatureStatuses``/``getTransaction``, ``getAccountInfo``,
 ``getBlockHeight``, ``getSignaturesForAddress``, ``getMinimumBalanceForRentExemption``), so
 the same :class:`~tokenforge.chains.solana.deployer.SolanaDeployer` runs over the embedded
-LiteSVM chain (:class:`~tokenforge.chains.solana.embedded.EmbeddedTransport`) and, with an
-adapter over solana-py's ``AsyncClient``, over a real RPC node.
+LiteSVM chain (:class:`~tokenforge.chains.solana.embedded.EmbeddedTransport`) and, once an
+adapter over solana-py's ``AsyncClient`` is written (not yet), over a real RPC node.
 
 Contract for implementations: every method may raise only
 :class:`~tokenforge.errors.TokenForgeError` subclasses (transport trouble is a
