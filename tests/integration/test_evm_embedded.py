@@ -410,8 +410,10 @@ async def test_a_tx_invalidated_after_admission_is_dropped_not_the_block(deploye
         for n in (0, 1)
     ]
     launch_signed = await deployer.sign(request(creator.address))
-    # each transfer alone is affordable, so both are admitted; only one can execute
-    hashes = [w3.eth.send_raw_transaction(tx.raw_transaction) for tx in txs]
+    # each transfer alone is affordable, so both are admitted; only one can execute. The
+    # chain lock (re-entrant; the miner takes it) keeps a block from landing between them.
+    with embedded.lock:
+        hashes = [w3.eth.send_raw_transaction(tx.raw_transaction) for tx in txs]
     await deployer.broadcast(launch_signed)
     receipt = await confirmed(deployer, launch_signed)  # the block with the launch still lands
     first = await wait_receipt(deployer, w3, hashes[0])
