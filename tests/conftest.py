@@ -21,6 +21,15 @@ def require_service(name: str, host: str, port: int) -> None:
         pytest.skip(f"{name} is not reachable at {host}:{port}")
 
 
+def require_tool(name: str, path: str | os.PathLike | None, install_hint: str) -> None:
+    """Skip when a tool is absent locally (``path`` None or missing); under CI=true it is a failure."""
+    if path is not None and os.path.exists(path):
+        return
+    if CI:
+        pytest.fail(f"{name} is not installed ({install_hint}; required under CI=true)")
+    pytest.skip(f"{name} is not installed ({install_hint})")
+
+
 @pytest.fixture
 def settings(tmp_path):
     from tokenforge.config import Settings

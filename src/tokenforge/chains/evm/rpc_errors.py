@@ -2,7 +2,7 @@
 
 Every EVM adapter call goes through :func:`translating`, so no vendor exception escapes
 (habit 3). Node errors are matched on the message wording geth, Hardhat, Anvil and the
-embedded chain share. Messages never carry secrets: only the exception type and the node's
+embedded chain share (Hardhat's own wordings are listed too). Messages never carry secrets: only the exception type and the node's
 own error text (which never contains a private key) are kept.
 """
 
@@ -36,9 +36,14 @@ _NODE_MESSAGES: tuple[tuple[str, bool, str], ...] = (
     ("transaction underpriced", True, "underpriced"),
     ("max fee per gas less than block base fee", True, "underpriced"),
     ("insufficient funds", False, "insufficient_funds"),
+    ("doesn't have enough funds", False, "insufficient_funds"),  # Hardhat
+    ("is too low for the next block", True, "underpriced"),  # Hardhat: maxFee below base fee
+    ("nonce too high", True, "nonce_too_high"),  # Hardhat with automine: a gap is refused
     ("execution reverted", False, "reverted"),
     ("revert", False, "reverted"),
     ("invalid chain id", False, "invalid_transaction"),
+    ("invalid chainid", False, "invalid_transaction"),  # Hardhat
+    ("gas but got", False, "invalid_transaction"),  # Hardhat: intrinsic gas too low
     ("intrinsic gas too low", False, "invalid_transaction"),
     ("exceeds block gas limit", False, "invalid_transaction"),
     ("invalid transaction", False, "invalid_transaction"),
