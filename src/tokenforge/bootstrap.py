@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tokenforge.chains.registry import DeployerFactory, DeployerRegistry
-from tokenforge.config import Settings
+from tokenforge.config import ChainSettings, Settings
 from tokenforge.domain.chains import CHAINS, Family, Network
 from tokenforge.errors import PermanentError
 from tokenforge.jobs.backends.memory import MemoryQueue
@@ -46,6 +46,8 @@ class Container:
     deployers: DeployerRegistry
     worker: Worker
     committer: GroupCommitter
+    #: RPC pools of the chains this process opened, by chain (for health reports).
+    pools: dict = field(default_factory=dict)
     _tasks: list[asyncio.Task] = field(default_factory=list)
     _worker_started: bool = False
 
@@ -87,28 +89,100 @@ def _state_dir(settings: Settings, chain: str):
     return path
 
 
-def deployer_factories(settings: Settings, keystore: KeyStore) -> dict[str, DeployerFactory]:
-    factories: dict[str, DeployerFactory] = {}
-    for chain, network in settings.chains.items():
-        spec = CHAINS[chain]
-        if Network(network) is not Network.EMBEDDED:
-            raise PermanentError(
-                f"{chain}: network {network} needs JSON-RPC endpoints, which this version does not "
-                "support yet; use 'embedded'",
-                code="network_unsupported",
-            )
-        if spec.family is Family.EVM:
+def _evm_options(cs: ChainSettings) -> dict:
+    return {
+        "confirmations": cs.confirmations,
+        "gas_limit": cs.gas_limit,
+        "stuck_after_s": cs.stuck_after_s,
+        "fee_bump_percent": cs.fee_bump_percent,
+        "min_balance_wei": cs.min_balance_base_units,
+    }
 
-            async def open_evm(chain=chain, spec=spec):
+
+def _fee_oracle(w3, cs: ChainSettings):
+    from tokenforge.chains.evm.fees import FeeOracle
+
+    return FeeOracle(w3, legacy=cs.legacy_fees, max_fee_per_gas_cap_wei=cs.max_fee_per_gas_wei,
+                     priority_fee_wei=cs.priority_fee_wei)
+
+
+def _pool(chain: str, cs: ChainSettings):
+    from tokenforge.chains.rpc.pool import EndpointConfig, RpcPool
+
+    return RpcPool(
+        chain,
+        [EndpointConfig(url=e.url, weight=e.weight, timeout_s=e.timeout_s) for e in cs.endpoints],
+        failure_threshold=cs.breaker_failures,
+        reset_after_s=cs.breaker_reset_s,
+    )
+
+
+def deployer_factories(
+    settings: Settings,
+    keystore: KeyStore,
+    sessions: async_sessionmaker[AsyncSession],
+    pools: dict | None = None,
+) -> dict[str, DeployerFactory]:
+    """One opener per configured chain. Chains on a JSON-RPC network get an RPC pool (kept
+    in ``pools`` for health reports); EVM ones share nonces through the database and run a
+    nonce keeper; embedded chains run in process."""
+    pools = {} if pools is None else pools
+    factories: dict[str, DeployerFactory] = {}
+    for chain, cs in settings.chains.items():
+        spec = CHAINS[chain]
+        network = cs.network
+        if spec.family is Family.EVM and network is Network.EMBEDDED:
+
+            async def open_evm(chain=chain, spec=spec, cs=cs):
                 from tokenforge.chains.evm.deployer import open_embedded_evm_deployer
 
                 return await open_embedded_evm_deployer(
                     chain, spec.chain_id(Network.EMBEDDED), _state_dir(settings, chain),
-                    keystore.evm_deployer_key(chain),
+                    keystore.evm_deployer_keys(chain, cs.deployer_keys), **_evm_options(cs),
                 )
 
             factories[chain] = open_evm
-        else:
+        elif spec.family is Family.EVM:
+
+            async def open_evm_rpc(chain=chain, spec=spec, cs=cs, network=network):
+                from web3 import AsyncWeb3
+
+                from tokenforge.chains.evm.deployer import open_rpc_evm_deployer
+                from tokenforge.chains.evm.keeper import NonceKeeper
+                from tokenforge.chains.evm.pooled_provider import PooledAsyncProvider
+                from tokenforge.chains.evm.rpc_errors import translating
+                from tokenforge.store.nonce_cursors import SqlNonceSource
+
+                pool = _pool(chain, cs)
+                w3 = AsyncWeb3(PooledAsyncProvider(pool))
+
+                async def pending_count(signer: str) -> int:
+                    with translating("read nonce"):
+                        return await w3.eth.get_transaction_count(signer, "pending")
+
+                try:
+                    deployer = await open_rpc_evm_deployer(
+                        chain, w3,
+                        chain_id=cs.chain_id or spec.chain_id(network),
+                        deployer_keys=keystore.evm_deployer_keys(chain, cs.deployer_keys),
+                        factory_address=cs.factory_address,
+                        dev_fund_wei=cs.dev_fund_base_units if network is Network.LOCAL else 0,
+                        fees=_fee_oracle(w3, cs),
+                        nonces=SqlNonceSource(sessions, chain, pending_count),
+                        logs_window_blocks=10_000,
+                        **_evm_options(cs),
+                    )
+                except BaseException:
+                    await pool.close()
+                    raise
+                keeper = NonceKeeper(deployer, gap_after_s=cs.nonce_gap_s, interval_s=cs.keeper_interval_s)
+                deployer.keeper = keeper
+                deployer.run_in_background(keeper.run(), "nonce-keeper")
+                pools[chain] = pool
+                return deployer
+
+            factories[chain] = open_evm_rpc
+        elif network is Network.EMBEDDED:
 
             async def open_solana(chain=chain):
                 from tokenforge.chains.solana.deployer import open_embedded_solana_deployer
@@ -119,6 +193,29 @@ def deployer_factories(settings: Settings, keystore: KeyStore) -> dict[str, Depl
                 )
 
             factories[chain] = open_solana
+        else:
+
+            async def open_solana_rpc(chain=chain, cs=cs, network=network):
+                from tokenforge.chains.solana.deployer import open_rpc_solana_deployer
+                from tokenforge.chains.solana.pooled_provider import pooled_async_client
+
+                pool = _pool(chain, cs)
+                try:
+                    deployer = await open_rpc_solana_deployer(
+                        chain, pooled_async_client(pool, commitment=cs.commitment),
+                        keystore.solana_payer_key(chain), keystore.platform_secret("solana-mint"),
+                        commitment=cs.commitment,
+                        compute_unit_price_micro_lamports=cs.compute_unit_price_micro_lamports,
+                        compute_unit_limit=cs.compute_unit_limit,
+                        airdrop_below_lamports=cs.dev_fund_base_units if network is Network.LOCAL and cs.dev_fund_base_units else None,
+                    )
+                except BaseException:
+                    await pool.close()
+                    raise
+                pools[chain] = pool
+                return deployer
+
+            factories[chain] = open_solana_rpc
     return factories
 
 
@@ -134,8 +231,9 @@ async def build_container(settings: Settings, *, deployers: DeployerRegistry | N
     hub = JobEventHub()
     relay = OutboxRelay(sessions, queue, poll_s=settings.relay_poll_s)
     keystore = LocalKeyStore(settings.data_dir, master_keyfile=settings.master_keyfile)
+    pools: dict = {}
     if deployers is None:
-        deployers = DeployerRegistry(deployer_factories(settings, keystore))
+        deployers = DeployerRegistry(deployer_factories(settings, keystore, sessions, pools))
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     committer = GroupCommitter(sessions, owner=owner, lease_s=settings.job_lease_s)
     handler = LaunchHandler(
@@ -153,4 +251,4 @@ async def build_container(settings: Settings, *, deployers: DeployerRegistry | N
         crash_point=settings.fault_crash_point,
     )
     worker = Worker(sessions, queue, handler, concurrency=settings.worker_concurrency)
-    return Container(settings, engine, sessions, queue, hub, relay, keystore, deployers, worker, committer)
+    return Container(settings, engine, sessions, queue, hub, relay, keystore, deployers, worker, committer, pools)

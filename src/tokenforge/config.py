@@ -9,10 +9,95 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tokenforge.domain.chains import CHAINS, Network
+from tokenforge.domain.chains import CHAINS, Family, Network
+
+GWEI = 10**9
+
+
+class EndpointSettings(BaseModel):
+    """One JSON-RPC endpoint of a chain. The URL may carry an API key: it is never logged."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(pattern=r"^https?://")
+    #: Relative share of first-choice traffic among healthy endpoints.
+    weight: int = Field(default=1, ge=1, le=1000)
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+
+
+class ChainSettings(BaseModel):
+    """How one chain is reached and how launches on it are paid for and confirmed.
+
+    Written in ``TOKENFORGE_CHAINS`` as JSON; a bare network name (``"embedded"``) is short
+    for ``{"network": "embedded"}``. Amounts are integers in base units (wei, lamports).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    network: Network = Network.EMBEDDED
+    #: JSON-RPC endpoints (required unless ``network`` is ``embedded``); strings or objects.
+    endpoints: list[EndpointSettings] = Field(default_factory=list)
+    #: Expected chain id (EVM); default: the registry's id for the network. Checked at start.
+    chain_id: int | None = Field(default=None, ge=1)
+    #: EVM: blocks on top of the launch block before it counts (1 = included).
+    confirmations: int = Field(default=1, ge=1, le=1000)
+    #: Solana: the commitment a launch must reach.
+    commitment: Literal["processed", "confirmed", "finalized"] = "confirmed"
+
+    # -- circuit breakers -------------------------------------------------------------
+    breaker_failures: int = Field(default=3, ge=1, le=100)
+    breaker_reset_s: float = Field(default=10.0, gt=0, le=3600)
+
+    # -- keys ------------------------------------------------------------------------
+    #: Deployer keys used in parallel (EVM: one nonce sequence each).
+    deployer_keys: int = Field(default=1, ge=1, le=64)
+    #: A key holding less than this stops taking launches and raises an alert (0 = off).
+    min_balance_base_units: int = Field(default=0, ge=0)
+    #: Local networks only: top keys up to this balance at start (Hardhat, devnet).
+    dev_fund_base_units: int = Field(default=0, ge=0)
+
+    # -- EVM fees and stuck transactions ---------------------------------------------
+    #: Use ``gasPrice`` transactions instead of EIP-1559 (chains without a base fee).
+    legacy_fees: bool = False
+    #: Never pay more than this per gas, replacements included.
+    max_fee_per_gas_wei: int = Field(default=500 * GWEI, ge=1)
+    #: Fixed priority fee; default: the median reward of recent blocks.
+    priority_fee_wei: int | None = Field(default=None, ge=0)
+    gas_limit: int = Field(default=200_000, ge=21_000, le=30_000_000)
+    #: A transaction not mined after this long is replaced with higher fees (same nonce).
+    stuck_after_s: float = Field(default=60.0, gt=0)
+    #: Each replacement raises both fee fields by at least this much (geth needs >= 10).
+    fee_bump_percent: int = Field(default=15, ge=10, le=500)
+    #: A nonce below the signer's next one, unused for this long, is filled with a no-op.
+    nonce_gap_s: float = Field(default=30.0, gt=0)
+    #: How often nonce gaps, drift and key balances are checked.
+    keeper_interval_s: float = Field(default=5.0, gt=0)
+    #: Factory address to use instead of deploying one from the first key (EVM).
+    factory_address: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{40}$")
+
+    # -- Solana fees -----------------------------------------------------------------
+    compute_unit_price_micro_lamports: int = Field(default=0, ge=0, le=10**9)
+    compute_unit_limit: int | None = Field(default=None, ge=1, le=1_400_000)
+
+    @field_validator("endpoints", mode="before")
+    @classmethod
+    def _endpoint_strings(cls, value):
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list):
+            return [{"url": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @model_validator(mode="after")
+    def _endpoints_when_remote(self) -> "ChainSettings":
+        if self.network is not Network.EMBEDDED and not self.endpoints:
+            raise ValueError(f"network {self.network.value!r} needs at least one endpoint")
+        if self.network is Network.EMBEDDED and self.endpoints:
+            raise ValueError("the embedded network takes no endpoints")
+        return self
 
 
 class Settings(BaseSettings):
@@ -47,9 +132,11 @@ class Settings(BaseSettings):
     event_poll_s: float = Field(default=0.25, gt=0)
     idempotency_ttl_h: int = Field(default=24, ge=24)
 
-    #: Network each chain runs on, e.g. ``{"ethereum": "embedded", "solana": "embedded"}``.
-    chains: dict[str, Network] = Field(
-        default_factory=lambda: {name: Network.EMBEDDED for name in CHAINS}
+    #: Chains this deployment launches on and how each is reached, e.g.
+    #: ``{"ethereum": {"network": "testnet", "endpoints": ["https://..."]}, "solana": "embedded"}``
+    #: (see :class:`ChainSettings`).
+    chains: dict[str, ChainSettings] = Field(
+        default_factory=lambda: {name: ChainSettings() for name in CHAINS}
     )
 
     #: Fault injection for crash tests only: the worker process exits abruptly at this
@@ -64,13 +151,26 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
 
+    @field_validator("chains", mode="before")
+    @classmethod
+    def _network_shorthand(cls, value):
+        if isinstance(value, dict):
+            return {k: {"network": v} if isinstance(v, (str, Network)) else v for k, v in value.items()}
+        return value
+
     @field_validator("chains")
     @classmethod
-    def _known_chains(cls, value: dict[str, Network]) -> dict[str, Network]:
+    def _known_chains(cls, value: dict[str, ChainSettings]) -> dict[str, ChainSettings]:
         unknown = set(value) - set(CHAINS)
         if unknown:
             raise ValueError(f"unknown chains: {', '.join(sorted(unknown))}")
+        for name, chain in value.items():
+            if CHAINS[name].family is Family.SOLANA and chain.legacy_fees:
+                raise ValueError(f"{name}: legacy_fees applies to EVM chains only")
         return value
+
+    def network(self, chain: str) -> Network:
+        return self.chains[chain].network
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -294,7 +294,7 @@ async def test_unfunded_signer_fails_permanently(deployer, creator):
         chain="ethereum",
         w3=deployer.embedded.async_web3(),
         chain_id=CHAIN_ID,
-        deployer_key=os.urandom(32),
+        deployer_keys=[os.urandom(32)],
         factory=deployer.factory,
         embedded=None,
     )

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from tokenforge import __version__
 from tokenforge.api import problems
-from tokenforge.api.routes import health, jobs, tokens
+from tokenforge.api.routes import chains, health, jobs, tokens
 from tokenforge.bootstrap import Container, build_container
 from tokenforge.config import Settings
 
@@ -57,6 +57,7 @@ def create_app(
     app.include_router(tokens.router)
     app.include_router(jobs.router)
     app.include_router(health.router)
+    app.include_router(chains.router)
 
     def openapi() -> dict:
         if app.openapi_schema is None:

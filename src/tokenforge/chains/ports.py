@@ -57,6 +57,9 @@ class SignedLaunch:
     token_address: str  # EVM: checksummed clone address; Solana: base58 mint
     signer: str  # deployer / payer address
     nonce: int | None = None  # EVM only
+    #: EVM: earlier transactions of this launch with the same nonce, replaced by this one
+    #: for higher fees; whichever of them is mined is the launch.
+    replaced_tx_ids: tuple[str, ...] = ()
     recent_blockhash: str | None = None  # Solana only (base58)
     last_valid_block_height: int | None = None  # Solana only
 
@@ -88,6 +91,20 @@ class ChainDeployer(Protocol):
     async def confirm(self, signed: SignedLaunch) -> LaunchReceipt | None: ...
 
     async def close(self) -> None: ...
+
+
+class ReplaceableDeployer(Protocol):
+    """Optional extension: a deployer whose transactions can get stuck below the market fee.
+
+    The worker calls ``replace(signed)`` once a launch has been submitted for
+    ``stuck_after_s`` without being mined. It returns a transaction with the same nonce and
+    higher fees (``replaced_tx_ids`` extended by the old id), which the worker records before
+    broadcasting, or ``None`` when the fee cap is reached.
+    """
+
+    stuck_after_s: float
+
+    async def replace(self, signed: SignedLaunch) -> SignedLaunch | None: ...
 
 
 class ReleasableDeployer(Protocol):

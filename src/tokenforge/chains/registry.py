@@ -32,6 +32,10 @@ class DeployerRegistry:
                 self._open[chain] = await self._factories[chain]()
             return self._open[chain]
 
+    def opened(self, chain: str) -> ChainDeployer | None:
+        """The deployer for ``chain`` if this process has opened it, else None (no I/O)."""
+        return self._open.get(chain)
+
     async def close(self) -> None:
         for deployer in self._open.values():
             await deployer.close()

@@ -73,6 +73,29 @@ class LocalKeyStore:
     def evm_deployer_key(self, chain: str) -> bytes:
         return self._get("evm_deployer", "chain", chain, _new_secp256k1_key)
 
+    def evm_deployer_keys(self, chain: str, count: int) -> list[bytes]:
+        """The chain's first ``count`` deployer keys; key 0 is :meth:`evm_deployer_key`."""
+        return [self.evm_deployer_key(chain)] + [
+            self._get("evm_deployer", "chain", f"{chain}:{i}", _new_secp256k1_key) for i in range(1, count)
+        ]
+
+    def import_evm_deployer_key(self, chain: str, index: int, private_key: bytes) -> str:
+        """Seals an existing key as deployer key ``index`` of ``chain``; returns its address.
+
+        Refuses to overwrite a different key already stored under that name (a key, once
+        written, never changes)."""
+        if not isinstance(private_key, (bytes, bytearray)) or len(private_key) != 32 or not (
+            0 < int.from_bytes(private_key, "big") < _SECP256K1_N
+        ):
+            raise ValidationFailed("private_key", "must be a 32-byte secp256k1 private key")
+        name = f"evm_deployer/{chain}" if index == 0 else f"evm_deployer/{chain}:{index}"
+        key = bytes(private_key)
+        with self._lock:
+            record = self._load_or_create(name, lambda: key)
+        if open_sealed(self._master, name, record) != key:
+            raise PermanentError(f"{name} already holds a different key", code="key_exists")
+        return Account.from_key(key).address
+
     def solana_payer_key(self, chain: str) -> bytes:
         return self._get("solana_payer", "chain", chain, _new_32_bytes)
 

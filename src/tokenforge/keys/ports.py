@@ -20,6 +20,9 @@ class KeyStore(Protocol):
     def evm_deployer_key(self, chain: str) -> bytes:
         """32-byte secp256k1 private key for the chain's deployer account."""
 
+    def evm_deployer_keys(self, chain: str, count: int) -> list[bytes]:
+        """The chain's first ``count`` deployer keys (a pool used in parallel)."""
+
     def solana_payer_key(self, chain: str) -> bytes:
         """32-byte ed25519 seed for the chain's fee payer."""
 

@@ -1,4 +1,4 @@
-"""SQLAlchemy models: tokens, jobs, job events, outbox, idempotency keys.
+"""SQLAlchemy models: tokens, jobs, job events, outbox, idempotency keys, nonce cursors.
 
 Big integers (supplies, fees in wei) are stored as decimal strings so SQLite and
 PostgreSQL hold them exactly.
@@ -109,12 +109,26 @@ class JobRow(Base):
     last_valid_block_height: Mapped[int | None] = mapped_column(BigInteger)
     token_address: Mapped[str | None] = mapped_column(String(64))
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Earlier transactions of this job replaced by a higher-fee one with the same nonce;
+    # any of them may still be the one that gets mined.
+    replaced_tx_ids: Mapped[list | None] = mapped_column(JSON)
     confirm_checks: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    __table_args__ = (Index("ix_jobs_status", "status"),)
+    __table_args__ = (Index("ix_jobs_status", "status"), Index("ix_jobs_signer_nonce", "chain", "signer", "nonce"))
+
+
+class NonceCursorRow(Base):
+    """The next nonce to hand out per EVM signer, shared by every worker process."""
+
+    __tablename__ = "nonce_cursors"
+
+    chain: Mapped[str] = mapped_column(String(32), primary_key=True)
+    signer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_nonce: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class JobEventRow(Base):

@@ -24,7 +24,7 @@ async def readyz(container: ContainerDep, response: Response) -> dict:
     except Exception:
         response.status_code = 503
         return {"status": "unavailable", "database": "down"}
-    return {"status": "ok", "database": "up", "chains": {k: str(v) for k, v in container.settings.chains.items()}}
+    return {"status": "ok", "database": "up", "chains": {k: v.network.value for k, v in container.settings.chains.items()}}
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)

@@ -47,14 +47,14 @@ async def create_token(
     fingerprint = ""
     if idempotency_key is not None:  # "same body" compares the supply as the number it is
         fingerprint = request_fingerprint({**body.model_dump(mode="json"), "supply": str(params.supply)})
-    network = container.settings.chains.get(params.chain)
-    if network is None:
+    chain_settings = container.settings.chains.get(params.chain)
+    if chain_settings is None:
         raise ValidationFailed("chain", f"{params.chain} is not enabled on this server")
     accepted = await accept_launch(
         container.sessions,
         container.committer,
         params,
-        network=network,
+        network=chain_settings.network,
         max_attempts=container.settings.max_attempts,
         render=launch_body,
         idempotency_key=idempotency_key,

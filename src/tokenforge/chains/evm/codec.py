@@ -12,16 +12,19 @@ anything is sent, and equals ``TokenForgeFactory.predictAddress`` on chain.
   32-char lowercase hex UUID), not its ASCII text.
 * **token address** = CREATE2(factory, salt, keccak256(init code)), where the init code is
   OpenZeppelin ``Clones`` immutable-args clone code for (implementation, args).
+* **signed transactions** are decoded (:func:`decode_signed_tx`) to replace a stuck one
+  with the same nonce and higher fees.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import cache
 
 import rlp
 from eth_abi import encode as abi_encode
-from eth_utils import keccak, to_canonical_address, to_checksum_address
+from eth_utils import big_endian_to_int, keccak, to_canonical_address, to_checksum_address
 
 from tokenforge.domain.tokens import NAME_MAX_CHARS, SYMBOL_RE
 from tokenforge.errors import ValidationFailed
@@ -117,3 +120,37 @@ def encode_create_token(salt: bytes, args: bytes, creator: str, supply_base_unit
 
 
 TOKEN_CREATED_TOPIC = keccak(text="TokenCreated(address,address,bytes32)")
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedTx:
+    """The fields of a signed transaction TokenForge needs to replace it (same nonce)."""
+
+    nonce: int
+    gas: int
+    to: str | None
+    value: int
+    data: bytes
+    legacy: bool
+    max_fee_per_gas_wei: int  # legacy: gasPrice
+    max_priority_fee_per_gas_wei: int  # legacy: gasPrice
+
+
+def decode_signed_tx(raw: bytes) -> DecodedTx:
+    """Decodes a signed legacy or EIP-1559 (type 2) transaction. ValueError otherwise."""
+    if raw and raw[0] == 2:
+        fields = rlp.decode(raw[1:])
+        _chain, nonce, tip, max_fee, gas, to, value, data = fields[:8]
+        return DecodedTx(big_endian_to_int(nonce), big_endian_to_int(gas), _address_or_none(to),
+                         big_endian_to_int(value), bytes(data), False, big_endian_to_int(max_fee),
+                         big_endian_to_int(tip))
+    if raw and raw[0] >= 0xC0:
+        nonce, gas_price, gas, to, value, data = rlp.decode(raw)[:6]
+        price = big_endian_to_int(gas_price)
+        return DecodedTx(big_endian_to_int(nonce), big_endian_to_int(gas), _address_or_none(to),
+                         big_endian_to_int(value), bytes(data), True, price, price)
+    raise ValueError("not a legacy or EIP-1559 transaction")
+
+
+def _address_or_none(value: bytes) -> str | None:
+    return to_checksum_address(value) if value else None

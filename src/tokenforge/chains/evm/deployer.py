@@ -1,29 +1,37 @@
 """EVM token launches through the TokenForge factory, over web3.py ``AsyncWeb3``.
 
-:class:`EvmDeployer` implements :class:`~tokenforge.chains.ports.ChainDeployer` (and
-``abandon`` of :class:`~tokenforge.chains.ports.ReleasableDeployer`). It talks JSON-RPC
-only (``eth_sendRawTransaction``, ``eth_getTransactionReceipt``, ``eth_getCode``, ...), so
-it can serve Hardhat and public networks as well; today only the embedded chain is wired
-up (``bootstrap.py``) and tested.
+:class:`EvmDeployer` implements :class:`~tokenforge.chains.ports.ChainDeployer` and the
+optional ``abandon`` (:class:`~tokenforge.chains.ports.ReleasableDeployer`) and ``replace``
+(:class:`~tokenforge.chains.ports.ReplaceableDeployer`). It talks JSON-RPC only, so the
+same code serves the embedded chain (:func:`open_embedded_evm_deployer`) and any node
+(:func:`open_rpc_evm_deployer`: Hardhat, ``tokenforge devnet``, real networks through an
+:class:`~tokenforge.chains.rpc.pool.RpcPool`).
 
 * Each launch is one ``createToken(salt, args, creator, supply)`` call on the factory; the
   token is a clone at a CREATE2 address computed locally from the job id (see
   :mod:`.codec`), known before anything is signed.
-* Transactions are signed locally with eth-account (EIP-1559). Nonces are allocated per
-  signer in process (:mod:`.nonces`), so one key pipelines many launches.
-* The private key is held only by the eth-account object; it is never logged, formatted
-  into a message or returned.
+* Transactions are signed locally with eth-account, EIP-1559 or legacy, with fees from
+  :class:`~.fees.FeeOracle` (capped per chain). Launches are spread over a pool of deployer
+  keys (:mod:`.key_pool`); nonces come from a :class:`~.nonces.NonceSource` (in process for
+  the embedded chain, in the database when several workers share keys), so every key
+  pipelines many launches.
+* ``confirm`` accepts the receipt of the latest transaction or of any it replaced, once it
+  has ``confirmations`` blocks; a transaction the node forgot is re-sent with its recorded
+  bytes (same nonce); one whose nonce was taken by another is reported ``tx_dropped``.
+* Private keys are held only by eth-account objects; they are never logged, formatted into
+  a message or returned.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from eth_account import Account
 from eth_utils import to_canonical_address, to_checksum_address
 from web3 import AsyncWeb3
 from web3.exceptions import TransactionNotFound
@@ -34,21 +42,18 @@ from tokenforge.errors import PermanentError, TransientError
 from . import codec
 from .artifacts import factory_artifact
 from .embedded import EmbeddedEvmChain
-from .nonces import NonceAllocator
+from .fees import FeeOracle, Fees
+from .key_pool import DeployerKey, KeyPool, account_from_key
+from .nonces import NonceAllocator, NonceSource
 from .rpc_errors import translate, translating
+
+log = logging.getLogger(__name__)
 
 #: A launch measures ~125-135 k gas; a fixed limit saves an eth_estimateGas per launch.
 DEFAULT_LAUNCH_GAS_LIMIT = 200_000
 EMBEDDED_DEPLOYER_BALANCE_WEI = 10**24  # 1,000,000 ETH on the embedded chain
-
-
-def _account(deployer_key: bytes) -> Any:
-    if not isinstance(deployer_key, (bytes, bytearray)) or len(deployer_key) != 32:
-        raise PermanentError("deployer key must be 32 bytes", code="invalid_key")
-    try:
-        return Account.from_key(bytes(deployer_key))
-    except Exception:
-        raise PermanentError("deployer key is not a valid secp256k1 private key", code="invalid_key") from None
+DEFAULT_FEE_CAP_WEI = 500 * 10**9  # 500 gwei
+_account = account_from_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,38 +123,59 @@ class EvmDeployer:
         chain: str,
         w3: AsyncWeb3,
         chain_id: int,
-        deployer_key: bytes,
+        deployer_keys: Sequence[bytes],
         factory: FactoryInfo,
+        fees: FeeOracle | None = None,
+        nonces: NonceSource | None = None,
+        confirmations: int = 1,
         gas_limit: int | None = DEFAULT_LAUNCH_GAS_LIMIT,
-        priority_fee_wei: int | None = None,
-        fee_cache_s: float = 2.0,
+        stuck_after_s: float = 60.0,
+        fee_bump_percent: int = 15,
+        min_balance_wei: int = 0,
         logs_from_block: int = 0,
+        logs_window_blocks: int | None = None,
         embedded: EmbeddedEvmChain | None = None,
     ) -> None:
         self.chain = chain
         self.chain_id = chain_id
         self.factory = factory
         self.embedded = embedded
+        self.keys = KeyPool(chain, deployer_keys, min_balance_wei=min_balance_wei)
+        self.address: str = self.keys.keys[0].address  # the first key (it owns the factory)
+        self.confirmations = confirmations
+        self.stuck_after_s = stuck_after_s
+        self.fee_bump_percent = fee_bump_percent
         self._seen_pending: dict[str, float] = {}  # tx id -> when the node last knew it
         self._w3 = w3
-        self._account = _account(deployer_key)
-        self.address: str = self._account.address
         self._gas_limit = gas_limit
-        self._priority_fee_wei = priority_fee_wei
-        self._fee_cache_s = fee_cache_s
-        self._fees: tuple[float, int, int] | None = None  # (fetched_at, max_fee, tip)
-        self._fee_lock = asyncio.Lock()
+        self.fees = fees or FeeOracle(w3, max_fee_per_gas_cap_wei=DEFAULT_FEE_CAP_WEI)
         self._logs_from_block = logs_from_block
-        self._nonces = NonceAllocator(self._pending_count)
+        self._logs_window_blocks = logs_window_blocks  # RPC providers limit eth_getLogs ranges
+        self.nonces: NonceSource = nonces or NonceAllocator(self.pending_count)
+        self._head: tuple[float, int] | None = None  # (read at, block number)
+        self._background: list[asyncio.Task] = []
+        self.keeper: Any = None  # the NonceKeeper of an RPC chain (set by bootstrap)
 
     def __repr__(self) -> str:
-        return f"EvmDeployer(chain={self.chain!r}, signer={self.address}, factory={self.factory.address})"
+        return f"EvmDeployer(chain={self.chain!r}, signers={self.keys.addresses}, factory={self.factory.address})"
+
+    @property
+    def w3(self) -> AsyncWeb3:
+        return self._w3
 
     # ------------------------------------------------------------------ helpers
 
-    async def _pending_count(self, signer: str) -> int:
+    async def pending_count(self, signer: str) -> int:
         with translating("read nonce"):
             return await self._w3.eth.get_transaction_count(signer, "pending")
+
+    async def mined_count(self, signer: str) -> int:
+        with translating("read nonce"):
+            return await self._w3.eth.get_transaction_count(signer, "latest")
+
+    async def balance_wei(self, address: str) -> int:
+        with translating("read balance"):
+            return int(await self._w3.eth.get_balance(address))
 
     def predict(self, req: LaunchRequest) -> tuple[bytes, bytes, str]:
         """``(salt, args, token_address)`` for ``req``; no I/O. Raises ValidationFailed."""
@@ -157,18 +183,12 @@ class EvmDeployer:
         token = codec.predict_token_address(self.factory.address, self.factory.implementation, req.job_id, args)
         return codec.launch_salt(req.job_id), args, token
 
-    async def _fee_params(self) -> tuple[int, int]:
-        """``(max_fee_per_gas, max_priority_fee_per_gas)``, fetched at most once per ``fee_cache_s``."""
-        async with self._fee_lock:  # one fetch serves every launch signed meanwhile
-            now = time.monotonic()
-            if self._fees is None or now - self._fees[0] > self._fee_cache_s:
-                with translating("read fees"):
-                    block = await self._w3.eth.get_block("latest")
-                    tip = self._priority_fee_wei
-                    if tip is None:
-                        tip = await self._w3.eth.max_priority_fee
-                self._fees = (now, 2 * int(block["baseFeePerGas"]) + tip, tip)
-            return self._fees[1], self._fees[2]
+    async def _head_number(self) -> int:
+        now = time.monotonic()
+        if self._head is None or now - self._head[0] > 0.25:  # one read serves every check meanwhile
+            with translating("read block number"):
+                self._head = (now, int(await self._w3.eth.block_number))
+        return self._head[1]
 
     async def _receipt(self, tx_id: str) -> Any:
         try:
@@ -177,6 +197,14 @@ class EvmDeployer:
             return None
         except Exception as exc:
             raise translate(exc, "read receipt") from None
+
+    async def _first_receipt(self, signed: SignedLaunch) -> Any:
+        """The receipt of whichever of the job's transactions (latest or replaced) was mined."""
+        for tx_id in (signed.tx_id, *signed.replaced_tx_ids):
+            receipt = await self._receipt(tx_id)
+            if receipt is not None:
+                return receipt
+        return None
 
     async def _is_known(self, tx_id: str) -> bool:
         try:
@@ -217,6 +245,20 @@ class EvmDeployer:
                 return to_checksum_address(topics[2][12:])
         return None
 
+    async def _sign_tx(self, key: DeployerKey, tx: dict) -> Any:
+        try:
+            # ~1 ms of CPU (more without coincurve): off the event loop
+            return await asyncio.to_thread(key.account.sign_transaction, tx)
+        except Exception as exc:
+            raise PermanentError(f"signing failed: {type(exc).__name__}", code="sign_failed") from None
+
+    def _tx(self, *, nonce: int, to: str, data: bytes, gas: int, fees: Fees, value: int = 0) -> dict:
+        tx = {"chainId": self.chain_id, "nonce": nonce, "to": to, "value": value, "data": data, "gas": gas}
+        if not fees.legacy:
+            tx["type"] = 2
+        tx.update(fees.tx_fields())
+        return tx
+
     # ------------------------------------------------------------------ port
 
     async def find_existing(self, req: LaunchRequest) -> LaunchReceipt | None:
@@ -224,9 +266,12 @@ class EvmDeployer:
         with translating("find existing token"):
             if not await self._w3.eth.get_code(token):
                 return None
+            from_block = self._logs_from_block
+            if self._logs_window_blocks is not None:
+                from_block = max(from_block, await self._head_number() - self._logs_window_blocks)
             logs = await self._w3.eth.get_logs(
                 {
-                    "fromBlock": self._logs_from_block,
+                    "fromBlock": from_block,
                     "toBlock": "latest",
                     "address": self.factory.address,
                     "topics": [codec.TOKEN_CREATED_TOPIC, b"\x00" * 12 + to_canonical_address(token)],
@@ -248,39 +293,55 @@ class EvmDeployer:
             )
         salt, args, token = self.predict(req)
         data = codec.encode_create_token(salt, args, req.creator, req.supply_base_units)
-        max_fee, tip = await self._fee_params()
+        key = self.keys.next()
+        fees = await self.fees.current()
         gas = self._gas_limit
         if gas is None:
             with translating("estimate gas"):
                 gas = int(
-                    await self._w3.eth.estimate_gas({"from": self.address, "to": self.factory.address, "data": data})
+                    await self._w3.eth.estimate_gas({"from": key.address, "to": self.factory.address, "data": data})
                     * 1.25
                 )
-        nonce = await self._nonces.allocate(self.address)
+        nonce = await self.nonces.allocate(key.address)
         try:
-            tx = {
-                "type": 2,
-                "chainId": self.chain_id,
-                "nonce": nonce,
-                "to": self.factory.address,
-                "value": 0,
-                "data": data,
-                "gas": gas,
-                "maxFeePerGas": max_fee,
-                "maxPriorityFeePerGas": tip,
-            }
-            # ~1 ms of CPU (more without coincurve): off the event loop
-            signed = await asyncio.to_thread(self._account.sign_transaction, tx)
-        except Exception as exc:
-            await self._nonces.release(self.address, nonce)
-            raise PermanentError(f"signing failed: {type(exc).__name__}", code="sign_failed") from None
+            signed = await self._sign_tx(key, self._tx(nonce=nonce, to=self.factory.address, data=data, gas=gas, fees=fees))
+        except BaseException:
+            await self.nonces.release(key.address, nonce)
+            raise
         return SignedLaunch(
             tx_id=_hex(signed.hash),
             raw_tx=bytes(signed.raw_transaction),
             token_address=token,
-            signer=self.address,
+            signer=key.address,
             nonce=nonce,
         )
+
+    async def replace(self, signed: SignedLaunch) -> SignedLaunch | None:
+        """A replacement for a stuck launch: same nonce, same call, fees raised by at least
+        ``fee_bump_percent`` (and not below today's fees). ``None`` when that would exceed
+        the fee cap: the launch then waits at the fees it has."""
+        key = self.keys.get(signed.signer)
+        try:
+            old = codec.decode_signed_tx(signed.raw_tx)
+        except Exception:
+            raise PermanentError(f"recorded transaction {signed.tx_id} cannot be decoded", code="invalid_tx") from None
+        old_fees = Fees(old.max_fee_per_gas_wei, old.max_priority_fee_per_gas_wei, legacy=old.legacy)
+        fees = self.fees.bump(old_fees, percent=self.fee_bump_percent, floor=await self.fees.current())
+        if fees is None:
+            return None
+        tx = self._tx(nonce=old.nonce, to=old.to or self.factory.address, data=old.data, gas=old.gas, fees=fees, value=old.value)
+        new = await self._sign_tx(key, tx)
+        return replace(signed, tx_id=_hex(new.hash), raw_tx=bytes(new.raw_transaction),
+                       replaced_tx_ids=(*signed.replaced_tx_ids, signed.tx_id))
+
+    async def send_noop(self, signer: str, nonce: int) -> str:
+        """Fills nonce ``nonce`` of ``signer`` with a 0-value transfer to itself (gap filling)."""
+        key = self.keys.get(signer)
+        fees = await self.fees.current()
+        signed = await self._sign_tx(key, self._tx(nonce=nonce, to=key.address, data=b"", gas=21_000, fees=fees))
+        with translating("send no-op"):
+            await self._w3.eth.send_raw_transaction(signed.raw_transaction)
+        return _hex(signed.hash)
 
     async def broadcast(self, signed: SignedLaunch) -> None:
         try:
@@ -292,18 +353,21 @@ class EvmDeployer:
                 self._seen_pending[signed.tx_id] = time.monotonic()
                 return
             if err.code == "nonce_too_low":
-                if await self._receipt(signed.tx_id) is not None:
-                    return  # our own transaction was already included
-                await self._nonces.resync(signed.signer)
+                if await self._first_receipt(signed) is not None:
+                    return  # one of our own transactions for this nonce was already included
+                await self.nonces.resync(signed.signer)
                 raise TransientError(
                     f"nonce {signed.nonce} of {signed.signer} is used by another transaction", code="tx_dropped"
                 ) from None
             raise err from None
 
     async def confirm(self, signed: SignedLaunch) -> LaunchReceipt | None:
-        receipt = await self._receipt(signed.tx_id)
+        receipt = await self._first_receipt(signed)
         if receipt is not None:
             self._seen_pending.pop(signed.tx_id, None)
+            if self.confirmations > 1 and receipt["status"] == 1:
+                if await self._head_number() - int(receipt["blockNumber"]) + 1 < self.confirmations:
+                    return None  # included, not yet deep enough
             return self._to_launch_receipt(signed.token_address, receipt)
         # Pending is the common answer; ask whether the node still knows the tx (to detect
         # drops) at most every KNOWN_RECHECK_S per transaction, not on every check.
@@ -320,25 +384,37 @@ class EvmDeployer:
         return await self._confirm_unknown(signed)
 
     async def _confirm_unknown(self, signed: SignedLaunch) -> LaunchReceipt | None:
-        with translating("confirm"):
-            used = await self._w3.eth.get_transaction_count(signed.signer, "latest")
+        used = await self.mined_count(signed.signer)
         if signed.nonce is not None and used > signed.nonce:
-            receipt = await self._receipt(signed.tx_id)  # it may have landed meanwhile
+            receipt = await self._first_receipt(signed)  # it may have landed meanwhile
             if receipt is not None:
                 return self._to_launch_receipt(signed.token_address, receipt)
-            await self._nonces.resync(signed.signer)
+            await self.nonces.resync(signed.signer)
             raise TransientError(
                 f"transaction {signed.tx_id} was dropped: nonce {signed.nonce} is used by another transaction",
                 code="tx_dropped",
             )
-        await self.broadcast(signed)  # the node forgot it (e.g. restarted): send it again
+        # The node forgot it (dropped from its mempool, or restarted): send the same bytes again.
+        log.info("transaction %s unknown to the node; re-sending it with nonce %s", signed.tx_id, signed.nonce)
+        await self.broadcast(signed)
         return None
 
     async def abandon(self, signed: SignedLaunch) -> None:
         if signed.nonce is not None:
-            await self._nonces.release(signed.signer, signed.nonce)
+            await self.nonces.release(signed.signer, signed.nonce)
+
+    def health(self) -> dict:
+        return {"factory": self.factory.address, "keys": self.keys.health()}
+
+    def run_in_background(self, coro: Any, name: str) -> None:
+        """Runs ``coro`` (e.g. the nonce keeper) until the deployer is closed."""
+        self._background.append(asyncio.create_task(coro, name=f"{self.chain}-{name}"))
 
     async def close(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background.clear()
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.close)
         else:
@@ -356,15 +432,21 @@ def _hex(value: Any) -> str:
     return "0x" + bytes(value).hex()
 
 
+def _keys(deployer_keys: bytes | Sequence[bytes]) -> list[bytes]:
+    return [deployer_keys] if isinstance(deployer_keys, (bytes, bytearray)) else list(deployer_keys)
+
+
 async def open_embedded_evm_deployer(
-    chain: str, chain_id: int, state_dir: Path | None, deployer_key: bytes
+    chain: str, chain_id: int, state_dir: Path | None, deployer_keys: bytes | Sequence[bytes], **options: Any
 ) -> EvmDeployer:
-    """Opens (or creates) the embedded chain, funds the deployer, ensures the factory.
+    """Opens (or creates) the embedded chain, funds the deployer keys, ensures the factory.
 
     The returned deployer owns the chain: ``await deployer.close()`` closes it. The chain is
-    reachable as ``deployer.embedded`` (e.g. ``deployer.embedded.web3()``).
+    reachable as ``deployer.embedded`` (e.g. ``deployer.embedded.web3()``). ``options`` are
+    passed on to :class:`EvmDeployer`.
     """
-    account = _account(deployer_key)
+    keys = _keys(deployer_keys)
+    accounts = [_account(k) for k in keys]
     try:
         embedded = await asyncio.to_thread(EmbeddedEvmChain, state_dir, chain_id)
     except PermanentError:
@@ -374,14 +456,63 @@ async def open_embedded_evm_deployer(
             f"cannot open embedded chain: {type(exc).__name__}: {exc}", code="embedded_chain"
         ) from None
     try:
-        await embedded.run(embedded.fund, account.address, EMBEDDED_DEPLOYER_BALANCE_WEI)
+        for account in accounts:
+            await embedded.run(embedded.fund, account.address, EMBEDDED_DEPLOYER_BALANCE_WEI)
         w3 = embedded.async_web3()
-        factory = await ensure_factory(w3, deployer_key, chain_id)
+        factory = await ensure_factory(w3, keys[0], chain_id)
         return EvmDeployer(
-            chain=chain, w3=w3, chain_id=chain_id, deployer_key=deployer_key, factory=factory, embedded=embedded
+            chain=chain, w3=w3, chain_id=chain_id, deployer_keys=keys, factory=factory, embedded=embedded, **options
         )
     except BaseException as exc:
         await asyncio.to_thread(embedded.close)
         if isinstance(exc, Exception):
             raise translate(exc, "open embedded chain") from None
         raise
+
+
+async def open_rpc_evm_deployer(
+    chain: str,
+    w3: AsyncWeb3,
+    *,
+    chain_id: int,
+    deployer_keys: Sequence[bytes],
+    factory_address: str | None = None,
+    dev_fund_wei: int = 0,
+    **options: Any,
+) -> EvmDeployer:
+    """A deployer for a chain reached over JSON-RPC (Hardhat, the devnet, real networks).
+
+    Checks that the node serves ``chain_id`` (PermanentError ``chain_id_mismatch``
+    otherwise: a wrong endpoint must not get signed transactions). ``dev_fund_wei`` (local
+    networks only) tops every key up with ``hardhat_setBalance``. The factory is the
+    configured ``factory_address``, or the first key's nonce-0 deployment (made now if the
+    key is fresh). ``options`` are passed on to :class:`EvmDeployer`.
+    """
+    with translating("read chain id"):
+        served = int(await w3.eth.chain_id)
+    if served != chain_id:
+        raise PermanentError(
+            f"{chain}: the endpoint serves chain id {served}, expected {chain_id}", code="chain_id_mismatch"
+        )
+    accounts = [_account(k) for k in deployer_keys]
+    if dev_fund_wei:
+        with translating("fund deployer keys"):
+            for account in accounts:
+                if int(await w3.eth.get_balance(account.address)) < dev_fund_wei:
+                    await w3.provider.make_request("hardhat_setBalance", [account.address, hex(dev_fund_wei)])
+    if factory_address is None:
+        factory = await ensure_factory(w3, deployer_keys[0], chain_id)
+    else:
+        factory = await _configured_factory(w3, to_checksum_address(factory_address))
+    deployer = EvmDeployer(chain=chain, w3=w3, chain_id=chain_id, deployer_keys=deployer_keys, factory=factory, **options)
+    for account in accounts:  # the keeper keeps these current; read once so health shows them
+        deployer.keys.record_balance(account.address, await deployer.balance_wei(account.address))
+    return deployer
+
+
+async def _configured_factory(w3: AsyncWeb3, address: str) -> FactoryInfo:
+    with translating("read factory"):
+        if not await w3.eth.get_code(address):
+            raise PermanentError(f"no contract at the configured factory address {address}", code="factory_missing")
+        result = await w3.eth.call({"to": address, "data": codec.selector("implementation()")})
+    return FactoryInfo(address=address, implementation=to_checksum_address(bytes(result)[-20:]))

@@ -1,5 +1,11 @@
 """Per-signer nonce allocation for pipelined transactions from one key.
 
+:class:`NonceSource` is what the EVM deployer and the nonce keeper need. Two sources
+implement it: :class:`NonceAllocator` here, in process, for a chain one process owns (the
+embedded default), and :class:`tokenforge.store.nonce_cursors.SqlNonceSource`, in the
+database, for chains several worker processes sign on.
+
+
 A nonce is handed out atomically (one ``asyncio.Lock`` per signer). The first allocation
 reads the node's ``pending`` count; after that nonces are counted locally so many
 transactions from one key can be signed and in flight at once. ``release`` takes back a
@@ -13,6 +19,37 @@ from __future__ import annotations
 import asyncio
 import heapq
 from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+
+class NonceSource(Protocol):
+    async def allocate(self, signer: str) -> int:
+        """The next nonce for ``signer``; never the same one twice."""
+        ...
+
+    async def release(self, signer: str, nonce: int) -> None:
+        """``nonce`` will never be broadcast; hand it out again if that is safe."""
+        ...
+
+    async def resync(self, signer: str) -> None:
+        """Move forward to the node's pending count if the local view fell behind."""
+        ...
+
+    async def cursor(self, signer: str) -> int | None:
+        """The next nonce that would be handed out (None before first use)."""
+        ...
+
+    async def advance(self, signer: str, to: int) -> bool:
+        """Move the cursor forward to ``to`` (no-op if it is already there or past it)."""
+        ...
+
+    async def rewind(self, signer: str, expected: int, to: int) -> bool:
+        """Set the cursor to ``to`` if it still is ``expected`` (nobody allocated meanwhile)."""
+        ...
+
+    async def held(self, signer: str, from_nonce: int) -> set[int]:
+        """Nonces >= ``from_nonce`` held by recorded, unfinished launches."""
+        ...
 
 
 class NonceAllocator:
@@ -65,3 +102,25 @@ class NonceAllocator:
 
     def peek(self, signer: str) -> int | None:
         return self._next.get(signer)
+
+    async def cursor(self, signer: str) -> int | None:
+        return self._next.get(signer)
+
+    async def advance(self, signer: str, to: int) -> bool:
+        async with self._lock(signer):
+            if self._next.get(signer, 0) >= to:
+                return False
+            self._next[signer] = to
+            self._released[signer] = [n for n in self._released.get(signer, []) if n >= to]
+            return True
+
+    async def rewind(self, signer: str, expected: int, to: int) -> bool:
+        async with self._lock(signer):
+            if self._next.get(signer) != expected:
+                return False
+            self._next[signer] = to
+            self._released[signer] = [n for n in self._released.get(signer, []) if n < to]
+            return True
+
+    async def held(self, signer: str, from_nonce: int) -> set[int]:
+        return set()  # the in-process allocator does not know which launches hold nonces

@@ -7,7 +7,9 @@ The job row decides what a delivery does, so duplicate or stale deliveries are h
 * ``submitting`` → the tx was signed and recorded but maybe never sent: broadcast the
   same bytes again (never sign a new one), then as above.
 * ``submitted``  → check confirmation; not yet → schedule the next check (no delivery is
-  held while waiting for the chain).
+  held while waiting for the chain). A transaction not mined after the deployer's
+  ``stuck_after_s`` is replaced (same nonce, higher fees; EVM): the replacement is recorded
+  like the original before it is broadcast, and whichever of them is mined counts.
 
 Transient errors retry with full-jitter backoff up to ``max_attempts`` then the job is
 dead; permanent errors fail it at once. Each state change commits with its job event and,
@@ -93,6 +95,7 @@ def signed_from_row(job: JobRow) -> SignedLaunch:
         token_address=job.token_address or "",
         signer=job.signer or "",
         nonce=job.nonce,
+        replaced_tx_ids=tuple(job.replaced_tx_ids or ()),
         recent_blockhash=job.recent_blockhash,
         last_valid_block_height=job.last_valid_block_height,
     )
@@ -231,15 +234,37 @@ class LaunchHandler:
         receipt = await deployer.confirm(signed)
         if receipt is not None:
             await self._finish(job, receipt, "confirmed on chain", broadcast=broadcast_now)
-        else:
-            await self._schedule_check(job, broadcast=broadcast_now)
+            return
+        if not broadcast_now and self._is_stuck(job, deployer):
+            replacement = await deployer.replace(signed)
+            if replacement is not None:
+                await self._record_replacement(job, signed, replacement, deployer.stuck_after_s)
+                await deployer.broadcast(replacement)
+        await self._schedule_check(job, broadcast=broadcast_now)
+
+    @staticmethod
+    def _is_stuck(job: JobRow, deployer) -> bool:
+        stuck_after_s = getattr(deployer, "stuck_after_s", None)
+        if stuck_after_s is None or job.submitted_at is None or not hasattr(deployer, "replace"):
+            return False
+        return (utcnow() - job.submitted_at).total_seconds() >= stuck_after_s
+
+    async def _record_replacement(self, job: JobRow, old: SignedLaunch, new: SignedLaunch, after_s: float) -> None:
+        """Write-ahead for a replacement: recorded (with every earlier id) before broadcast."""
+        step = _Step(job)
+        step.set(tx_id=new.tx_id, raw_tx=new.raw_tx, replaced_tx_ids=list(new.replaced_tx_ids),
+                 submitted_at=utcnow(), confirm_checks=0)
+        step.event(f"transaction not mined after {after_s:g}s; replaced with higher fees (same nonce)",
+                   {"tx_id": new.tx_id, "replaces": old.tx_id, "nonce": new.nonce,
+                    "replacement": len(new.replaced_tx_ids)})
+        await self._commit(step)
 
     async def _record_signed(self, job: JobRow, signed: SignedLaunch) -> None:
         step = _Step(job)
         step.set(
             tx_id=signed.tx_id, raw_tx=signed.raw_tx, signer=signed.signer, nonce=signed.nonce,
             recent_blockhash=signed.recent_blockhash, last_valid_block_height=signed.last_valid_block_height,
-            token_address=signed.token_address, confirm_checks=0,
+            token_address=signed.token_address, confirm_checks=0, replaced_tx_ids=None,
         )
         step.move(JobStatus.SUBMITTING, "transaction signed and recorded",
                   {"tx_id": signed.tx_id, "token_address": signed.token_address, "nonce": signed.nonce})
@@ -302,7 +327,7 @@ class LaunchHandler:
             # The signed tx can never land; the next attempt checks the chain and signs anew.
             step.move(JobStatus.QUEUED, "transaction dropped; will sign again", {**error, "dropped_tx_id": job.tx_id})
             step.set(tx_id=None, raw_tx=None, nonce=None, recent_blockhash=None,
-                     last_valid_block_height=None, submitted_at=None)
+                     last_valid_block_height=None, submitted_at=None, replaced_tx_ids=None)
         elif err.code == "confirm_timeout" and step.status is JobStatus.SUBMITTED:
             step.move(JobStatus.SUBMITTING, err.message, error)
         if attempts >= job.max_attempts:
