@@ -1,15 +1,22 @@
 #!/usr/bin/env python
-"""Launch N tokens through the HTTP API on the embedded default and print figures.
+"""Launch N tokens through the HTTP API and print figures.
 
 Starts ``tokenforge serve`` in a subprocess on a free port with a fresh data directory
 (unless --api points at a running server), POSTs N launches with bounded concurrency,
 waits until every job is final, and prints, as its LAST line, one JSON object:
 
-    chain, tokens, confirmed, failed, accepted_per_s, confirmed_per_s, create_p50_ms,
-    create_p99_ms, e2e_p50_ms, e2e_p99_ms, gas_per_launch, cpu_ms_per_launch
+    chain, network, deployer_keys, tokens, confirmed, failed, accepted_per_s,
+    confirmed_per_s, create_p50_ms, create_p99_ms, e2e_p50_ms, e2e_p99_ms, gas_per_launch,
+    cpu_ms_per_launch, node_cpu_ms_per_launch
+
+``--network embedded`` (default) uses the in-process chains. ``--network hardhat`` starts
+a Hardhat node (EVM chains) and ``--network devnet`` a ``tokenforge devnet`` process, and
+the server reaches them over JSON-RPC through its RPC pool, exactly as it reaches a real
+network; ``--deployer-keys K`` spreads EVM launches over K keys.
 
 e2e is server-side (job finished_at − created_at); cpu_ms_per_launch is the server
-process's user+system CPU time divided by N (null with --api).
+process's user+system CPU time divided by N (null with --api); node_cpu_ms_per_launch is
+the chain node's.
 """
 
 from __future__ import annotations
@@ -95,15 +102,81 @@ async def wait_ready(client: httpx.AsyncClient, proc: subprocess.Popen | None, t
     raise SystemExit("server did not become ready")
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def wait_rpc(url: str, proc: subprocess.Popen, payload: dict, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"chain node exited with {proc.returncode}")
+        try:
+            if httpx.post(url, json=payload, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"chain node at {url} did not answer")
+
+
+def start_node(args: argparse.Namespace, workdir: str) -> tuple[subprocess.Popen | None, str | None]:
+    """Starts the chain node --network asks for; returns it and the chain's RPC URL."""
+    port = free_port()
+    if args.network == "hardhat":
+        if args.chain == "solana":
+            raise SystemExit("Hardhat serves EVM chains only; use --network devnet for Solana")
+        env = {**os.environ, "HARDHAT_DISABLE_TELEMETRY_PROMPT": "true", "CI": "true"}
+        if args.block_ms:
+            env["HARDHAT_MINING_INTERVAL_MS"] = str(args.block_ms)
+        proc = subprocess.Popen(["npx", "--no-install", "hardhat", "node", "--hostname", "127.0.0.1",
+                                 "--port", str(port)], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        wait_rpc(url, proc, {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
+        return proc, url
+    if args.network == "devnet":
+        proc = subprocess.Popen([sys.executable, "-m", "tokenforge", "devnet", "--port", str(port), "--data-dir",
+                                 os.path.join(workdir, "devnet"), "--chains", args.chain],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        url = f"http://127.0.0.1:{port}/{args.chain}"
+        method = "getHealth" if args.chain == "solana" else "eth_chainId"
+        wait_rpc(url, proc, {"jsonrpc": "2.0", "id": 1, "method": method, "params": []})
+        return proc, url
+    return None, None
+
+
+def chain_settings(args: argparse.Namespace, rpc_url: str | None) -> dict:
+    if rpc_url is None:
+        return {args.chain: {"network": "embedded", "deployer_keys": args.deployer_keys}}
+    dev_fund = 10**24 if args.chain != "solana" else 10**15
+    return {args.chain: {"network": "local", "endpoints": [rpc_url], "deployer_keys": args.deployer_keys,
+                         "dev_fund_base_units": dev_fund}}
+
+
+def stop_process(proc: subprocess.Popen | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, 15)
+    except (ProcessLookupError, PermissionError):
+        proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+
+
 async def run(args: argparse.Namespace) -> dict:
     proc = None
+    node = None
     tmp = None
     base = args.api
     if base is None:
         tmp = tempfile.TemporaryDirectory(prefix="tokenforge-bench-")
+        node, rpc_url = start_node(args, tmp.name)
         port = free_port()
-        env = {**os.environ, "TOKENFORGE_DATA_DIR": tmp.name,
-               "TOKENFORGE_CHAINS": json.dumps({args.chain: "embedded"}), "TOKENFORGE_LOG_LEVEL": "WARNING"}
+        env = {**os.environ, "TOKENFORGE_DATA_DIR": os.path.join(tmp.name, "data"),
+               "TOKENFORGE_CHAINS": json.dumps(chain_settings(args, rpc_url)), "TOKENFORGE_LOG_LEVEL": "WARNING"}
         proc = subprocess.Popen([sys.executable, "-m", "tokenforge.cli.main", "serve", "--port", str(port)],
                                 env=env, stdout=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
@@ -115,6 +188,7 @@ async def run(args: argparse.Namespace) -> dict:
             await client.post("/v1/tokens", json={"chain": args.chain, "name": "Warm Up", "symbol": "WARM",
                                                   "supply": 1, "creator": creator_for(args.chain)})
             cpu0 = cpu_s(proc.pid) if proc else None
+            node_cpu0 = cpu_s(node.pid) if node else None
             sem = asyncio.Semaphore(args.concurrency)
             create_ms: list[float] = []
             job_ids: list[str] = []
@@ -150,13 +224,18 @@ async def run(args: argparse.Namespace) -> dict:
                     break
                 await asyncio.sleep(0.1)
             cpu1 = cpu_s(proc.pid) if proc else None
+            node_cpu1 = cpu_s(node.pid) if node else None
             jobs: dict[str, dict] = {}
+            errors: dict[str, int] = {}
             for i in range(0, len(job_ids), 100):
                 results = await asyncio.gather(*(client.get(f"/v1/jobs/{j}") for j in job_ids[i:i + 100]))
                 for resp in results:
                     job = resp.json()
                     if job["final"]:
                         jobs[job["id"]] = job
+                    if job["status"] != "confirmed":
+                        code = (job.get("error") or {}).get("code") or job["status"]
+                        errors[code] = errors.get(code, 0) + 1
             finished_s = time.perf_counter() - started
             confirmed = [j for j in jobs.values() if j["status"] == "confirmed"]
             e2e = [(datetime.fromisoformat(j["finished_at"]) - datetime.fromisoformat(j["created_at"])).total_seconds() * 1000
@@ -172,9 +251,12 @@ async def run(args: argparse.Namespace) -> dict:
             span_s = (last_confirm - first_create).total_seconds() if last_confirm and first_create else finished_s
             return {
                 "chain": args.chain,
+                "network": args.network,
+                "deployer_keys": args.deployer_keys,
                 "tokens": args.tokens,
                 "confirmed": len(confirmed),
                 "failed": args.tokens - len(confirmed),
+                "errors": errors,
                 "accepted_per_s": round(args.tokens / accepted_s, 1),
                 "confirmed_per_s": round(len(confirmed) / span_s, 1) if span_s > 0 else None,
                 "create_p50_ms": round(percentile(create_ms, 50), 2),
@@ -183,6 +265,7 @@ async def run(args: argparse.Namespace) -> dict:
                 "e2e_p99_ms": round(percentile(e2e, 99), 1) if e2e else None,
                 "gas_per_launch": gas,
                 "cpu_ms_per_launch": round((cpu1 - cpu0) * 1000 / args.tokens, 2) if proc else None,
+                "node_cpu_ms_per_launch": round((node_cpu1 - node_cpu0) * 1000 / args.tokens, 2) if node else None,
             }
     finally:
         if proc is not None:
@@ -191,6 +274,7 @@ async def run(args: argparse.Namespace) -> dict:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        stop_process(node)
         if tmp is not None:
             tmp.cleanup()
 
@@ -202,6 +286,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="requests in flight at once (at most)")
     parser.add_argument("--rate", type=float, default=None,
                         help="open loop: offer this many launches per second (default: as fast as allowed)")
+    parser.add_argument("--network", choices=["embedded", "hardhat", "devnet"], default="embedded",
+                        help="where the chain runs: in process, a Hardhat node, or a tokenforge devnet (JSON-RPC)")
+    parser.add_argument("--deployer-keys", type=int, default=1, help="EVM deployer keys used in parallel")
+    parser.add_argument("--block-ms", type=int, default=None,
+                        help="Hardhat only: mine a block every N ms instead of one per transaction")
     parser.add_argument("--api", default=None, help="benchmark a running server instead of starting one")
     parser.add_argument("--timeout-s", type=float, default=600)
     args = parser.parse_args()

@@ -106,7 +106,8 @@ def _fee_oracle(w3, cs: ChainSettings):
                      priority_fee_wei=cs.priority_fee_wei)
 
 
-def _pool(chain: str, cs: ChainSettings):
+def rpc_pool(chain: str, cs: ChainSettings):
+    """The RPC endpoint pool for a chain reached over JSON-RPC."""
     from tokenforge.chains.rpc.pool import EndpointConfig, RpcPool
 
     return RpcPool(
@@ -153,7 +154,7 @@ def deployer_factories(
                 from tokenforge.chains.evm.rpc_errors import translating
                 from tokenforge.store.nonce_cursors import SqlNonceSource
 
-                pool = _pool(chain, cs)
+                pool = rpc_pool(chain, cs)
                 w3 = AsyncWeb3(PooledAsyncProvider(pool))
 
                 async def pending_count(signer: str) -> int:
@@ -199,7 +200,7 @@ def deployer_factories(
                 from tokenforge.chains.solana.deployer import open_rpc_solana_deployer
                 from tokenforge.chains.solana.pooled_provider import pooled_async_client
 
-                pool = _pool(chain, cs)
+                pool = rpc_pool(chain, cs)
                 try:
                     deployer = await open_rpc_solana_deployer(
                         chain, pooled_async_client(pool, commitment=cs.commitment),

@@ -116,6 +116,8 @@ class EvmDeployer:
 
     #: A pending tx the node knew about is asked after again only after this long.
     KNOWN_RECHECK_S = 5.0
+    #: How long a broadcast refused with "nonce too high" waits for the lower nonces.
+    ORDERING_WAIT_S = 5.0
 
     def __init__(
         self,
@@ -154,6 +156,7 @@ class EvmDeployer:
         self.nonces: NonceSource = nonces or NonceAllocator(self.pending_count)
         self._head: tuple[float, int] | None = None  # (read at, block number)
         self._background: list[asyncio.Task] = []
+        self._sent_signal: dict[str, asyncio.Event] = {}  # signer -> set at its next broadcast
         self.keeper: Any = None  # the NonceKeeper of an RPC chain (set by bootstrap)
 
     def __repr__(self) -> str:
@@ -344,9 +347,29 @@ class EvmDeployer:
         return _hex(signed.hash)
 
     async def broadcast(self, signed: SignedLaunch) -> None:
+        deadline = time.monotonic() + self.ORDERING_WAIT_S
+        while True:
+            try:
+                await self._send(signed)
+                return
+            except TransientError as err:
+                # A node that cannot queue future nonces (Hardhat with automine) refuses
+                # nonce n+1 that overtook nonce n on the way: wait for this process's next
+                # broadcast from the same key, then send the same bytes again.
+                remaining = deadline - time.monotonic()
+                if err.code != "nonce_too_high" or remaining <= 0:
+                    raise
+                sent = self._sent_signal.setdefault(signed.signer, asyncio.Event())
+                try:
+                    await asyncio.wait_for(sent.wait(), min(remaining, 0.25))
+                except TimeoutError:
+                    pass
+
+    async def _send(self, signed: SignedLaunch) -> None:
         try:
             await self._w3.eth.send_raw_transaction(signed.raw_tx)
             self._seen_pending[signed.tx_id] = time.monotonic()  # the node just took it
+            self._announce_sent(signed.signer)
         except Exception as exc:
             err = translate(exc, "broadcast")
             if err.code == "already_known":
@@ -360,6 +383,11 @@ class EvmDeployer:
                     f"nonce {signed.nonce} of {signed.signer} is used by another transaction", code="tx_dropped"
                 ) from None
             raise err from None
+
+    def _announce_sent(self, signer: str) -> None:
+        event = self._sent_signal.pop(signer, None)
+        if event is not None:
+            event.set()  # wakes broadcasts of later nonces waiting for this one
 
     async def confirm(self, signed: SignedLaunch) -> LaunchReceipt | None:
         receipt = await self._first_receipt(signed)
