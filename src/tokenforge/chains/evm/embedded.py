@@ -12,6 +12,10 @@
   (sender, nonce); future nonces wait until the gap is filled. A miner thread packs every
   executable transaction into blocks (up to the block gas limit and ``max_block_txs``) shortly after they arrive,
   so one py-evm block carries many launches.
+* **Development helpers.** :meth:`set_balance`, :meth:`drop_transaction` and
+  :meth:`mine_block` do what Hardhat's ``hardhat_setBalance``, ``hardhat_dropTransaction``
+  and ``evm_mine`` do; ``tokenforge devnet`` serves them over JSON-RPC. py-evm keeps state
+  per block, so a balance set this way is carried by a new empty block.
 * **Threads.** All chain work happens under one lock, either on the miner thread or on a
   one-thread executor used by the async provider; the asyncio event loop only awaits.
 * **Clients.** :meth:`async_provider` feeds ``web3.AsyncWeb3`` (the deployer uses the same
@@ -247,17 +251,24 @@ class EmbeddedEvmChain:
     def pending_transaction(self, tx_hash: bytes) -> PendingTx | None:
         return self._mempool.get(tx_hash)
 
-    def admit_raw_transaction(self, raw: bytes) -> bytes:
+    def admit_raw_transaction(self, raw: bytes, *, known_is_error: bool = False) -> bytes:
         """Admits a raw signed transaction to the pool (caller holds the lock); returns its hash.
 
-        Raises :class:`MempoolReject` with a node's wording for what a node would refuse."""
+        Raises :class:`MempoolReject` with a node's wording for what a node would refuse.
+        A transaction already pending or mined is accepted again (its hash is returned),
+        unless ``known_is_error``: then, as geth answers, a pending one is refused with
+        ``already known`` and a mined one with ``nonce too low``."""
         vm = self._chain.get_vm()
         try:
             tx = vm.get_transaction_builder().decode(raw)
         except Exception as exc:
             raise MempoolReject(f"invalid transaction: {type(exc).__name__}") from None
-        if self._mempool.get(tx.hash) is not None or self._is_mined(tx.hash):
-            return tx.hash  # already known: idempotent
+        if self._mempool.get(tx.hash) is not None:
+            if known_is_error:
+                raise MempoolReject("already known")
+            return tx.hash
+        if not known_is_error and self._is_mined(tx.hash):
+            return tx.hash
         try:
             sender = tx.sender
             tx.validate()
@@ -273,8 +284,7 @@ class EmbeddedEvmChain:
         header = self._chain.header
         if tx.gas > header.gas_limit:
             raise MempoolReject("exceeds block gas limit")
-        max_fee = getattr(tx, "max_fee_per_gas", None) or tx.gas_price
-        tip = getattr(tx, "max_priority_fee_per_gas", None) or tx.gas_price
+        max_fee, tip = _fee_fields(tx)
         cost = tx.gas * max_fee + tx.value
         balance = state.get_balance(sender)
         if balance < cost:
@@ -283,13 +293,75 @@ class EmbeddedEvmChain:
         self._wake.set()
         return tx.hash
 
-    def _mine_ready(self) -> int:
-        """Mines one block of executable transactions (caller holds the lock)."""
+    # ------------------------------------------------------------------ development helpers
+    # Like the helpers above, these take the chain lock and may block while a block is mined.
+
+    def set_balance(self, address: str, balance_wei: int) -> None:
+        """Sets the balance of ``address`` to exactly ``balance_wei`` (Hardhat's ``setBalance``).
+
+        The new state is sealed in an empty block mined at once, so ``latest`` shows it."""
+        if not 0 <= balance_wei < 2**256:
+            raise PermanentError(f"balance out of range: {balance_wei}", code="invalid_parameter")
+        with self.lock:
+            self._check_open()
+            try:
+                with self._db.transaction():
+                    state = self._chain.get_vm().state
+                    state.set_balance(to_canonical_address(address), balance_wei)
+                    state.persist()
+                    parent = self._chain.get_canonical_head()
+                    self._chain.header = self._chain.header.copy(
+                        state_root=state.state_root, timestamp=max(int(time.time()), parent.timestamp + 1)
+                    )
+                    self._chain.mine_all([], mix_hash=os.urandom(32))
+            except BaseException:
+                self._reload_chain()  # the in-memory header may hold the rolled-back state root
+                raise
+            self._after_block()
+            self._wake.set()  # queued transactions of this address may be executable now
+
+    def drop_transaction(self, tx_hash: bytes) -> bool:
+        """Removes a pending transaction from the pool (Hardhat's ``dropTransaction``).
+
+        Returns False when no such transaction is pending; raises ``PermanentError``
+        (code ``already_mined``) when it is already in a block."""
+        with self.lock:
+            self._check_open()
+            if self._mempool.drop(tx_hash) is not None:
+                return True
+            if self._is_mined(tx_hash):
+                raise PermanentError(
+                    f"Transaction 0x{tx_hash.hex()} cannot be dropped because it's already mined", code="already_mined"
+                )
+            return False
+
+    def mine_block(self) -> int:
+        """Mines exactly one block now, empty if nothing is executable (``evm_mine``);
+        returns how many transactions it holds."""
+        with self.lock:
+            self._check_open()
+            return self._mine_ready(allow_empty=True)
+
+    @property
+    def next_base_fee_wei(self) -> int:
+        """The base fee of the block being built (caller holds the lock)."""
+        return self._chain.header.base_fee_per_gas
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise TransientError("embedded chain is closed", code="rpc_unavailable")
+
+    # ------------------------------------------------------------------ mining
+
+    def _mine_ready(self, *, allow_empty: bool = False) -> int:
+        """Mines one block of executable transactions (caller holds the lock).
+
+        Without ``allow_empty`` nothing is mined when nothing is executable."""
         header = self._chain.header
         state = self._chain.get_vm().state
         chosen = self._mempool.executable(state.get_nonce, header.base_fee_per_gas, header.gas_limit)
         chosen = chosen[: self._max_block_txs]
-        if not chosen:
+        if not chosen and not allow_empty:
             return 0
         parent = self._chain.get_canonical_head()
         timestamp = max(int(time.time()), parent.timestamp + 1)
@@ -306,9 +378,12 @@ class EmbeddedEvmChain:
         state = self._chain.get_vm().state
         for sender in {p.sender for p in chosen}:
             self._mempool.prune(sender, state.get_nonce(sender))
+        self._after_block()
+        return len(included)
+
+    def _after_block(self) -> None:
         self._head = self._chain.get_canonical_head().block_number
         self._notify_waiters()
-        return len(included)
 
     def _mine_one_by_one(self, chosen: list[PendingTx], timestamp: int) -> tuple[list[PendingTx], list[PendingTx]]:
         """Includes what executes; returns (included, dropped). A dropped tx's later nonces stay pending."""
@@ -386,6 +461,14 @@ class EmbeddedEvmChain:
                 loop.call_soon_threadsafe(_fail, fut)
             except RuntimeError:
                 pass
+
+
+def _fee_fields(tx: Any) -> tuple[int, int]:
+    """(max fee per gas, max priority fee per gas) of a py-evm transaction; legacy: gas price twice."""
+    max_fee = getattr(tx, "max_fee_per_gas", None)
+    if max_fee is None:
+        return tx.gas_price, tx.gas_price
+    return max_fee, tx.max_priority_fee_per_gas
 
 
 def _resolve(fut: asyncio.Future, value: int) -> None:

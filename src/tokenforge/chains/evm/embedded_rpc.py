@@ -2,11 +2,13 @@
 
 * :class:`IndexedBackend` — eth-tester's py-evm backend over an existing (possibly
   persisted) chain, finding transactions through py-evm's hash index instead of scanning
-  every block.
+  every block, and answering ``eth_feeHistory`` as geth does (``blockCount + 1`` base fees,
+  the last one for the next block; reward percentiles weighted by gas used).
 * :func:`build_endpoints` — eth-tester's JSON-RPC table with node behaviour where it
-  differs: ``eth_chainId`` is the configured id, ``eth_sendRawTransaction`` admits to the
-  chain's mempool, ``pending`` nonces and transactions include the mempool, calls work
-  without ``from``.
+  differs: ``eth_chainId`` and ``net_version`` are the configured id,
+  ``eth_sendRawTransaction`` admits to the chain's mempool, ``pending`` nonces and
+  transactions include the mempool, calls work without ``from``, ``eth_gasPrice`` is the
+  next block's base fee plus the suggested tip.
 * :class:`LockedProvider` (sync) and :class:`EmbeddedAsyncProvider` (``AsyncWeb3``, runs
   each request on the chain's thread) serialize access under the chain's lock and answer
   node-side refusals as JSON-RPC errors, as a real node would.
@@ -15,7 +17,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +25,12 @@ from eth.chains.base import MiningChain
 from eth.exceptions import TransactionNotFound as EvmTransactionNotFound
 from eth_tester import EthereumTester
 from eth_tester.backends.pyevm.main import PyEVMBackend
-from eth_tester.backends.pyevm.serializers import serialize_transaction, serialize_transaction_receipt
+from eth_tester.backends.pyevm.serializers import (
+    serialize_transaction,
+    serialize_transaction_receipt,
+)
 from eth_tester.exceptions import TransactionNotFound as TesterTransactionNotFound
+from eth_tester.exceptions import ValidationError
 from eth_utils import to_canonical_address
 from web3.providers.async_base import AsyncBaseProvider
 from web3.providers.eth_tester import EthereumTesterProvider
@@ -45,6 +51,10 @@ class IndexedBackend(PyEVMBackend):
     """eth-tester's py-evm backend over an already built chain, with indexed tx lookups."""
 
     _CACHE_BLOCKS = 16
+    #: the tip ``eth_maxPriorityFeePerGas`` suggests (Hardhat's and eth-tester's default)
+    SUGGESTED_TIP_WEI = 10**9
+    #: geth's limit on ``eth_feeHistory``'s block count
+    MAX_FEE_HISTORY_BLOCKS = 1024
 
     def __init__(self, chain: MiningChain) -> None:  # no genesis: the chain exists already
         self.account_keys = ()
@@ -52,7 +62,7 @@ class IndexedBackend(PyEVMBackend):
         # decoded (block, receipts) by number; mined blocks never change (no reorgs here)
         self._blocks: OrderedDict[int, tuple[Any, Any]] = OrderedDict()
 
-    def _block_and_receipts(self, number: int) -> tuple[Any, Any]:
+    def block_and_receipts(self, number: int) -> tuple[Any, Any]:
         cached = self._blocks.get(number)
         if cached is None:
             block = self.chain.get_canonical_block_by_number(number)
@@ -67,7 +77,7 @@ class IndexedBackend(PyEVMBackend):
             number, index = self.chain.chaindb.get_transaction_index(tx_hash)
         except EvmTransactionNotFound as exc:
             raise TesterTransactionNotFound(f"unknown transaction 0x{tx_hash.hex()}") from exc
-        block, _ = self._block_and_receipts(number)
+        block, _ = self.block_and_receipts(number)
         return block, block.transactions[index], index
 
     def get_transaction_by_hash(self, transaction_hash: bytes) -> Any:
@@ -76,8 +86,75 @@ class IndexedBackend(PyEVMBackend):
 
     def get_transaction_receipt(self, transaction_hash: bytes) -> Any:
         block, tx, index = self._locate(transaction_hash)
-        _, receipts = self._block_and_receipts(block.number)
+        _, receipts = self.block_and_receipts(block.number)
         return serialize_transaction_receipt(block, receipts, tx, index, False, None)
+
+    def get_fee_history(
+        self, block_count: int = 1, newest_block: int | str = "latest", reward_percentiles: Sequence[float] = ()
+    ) -> dict:
+        """geth's ``eth_feeHistory``: base fees of ``block_count`` blocks up to ``newest_block``
+        plus the next one, their gas-used ratios, and per block the effective tips at
+        ``reward_percentiles`` of gas used."""
+        head = self.chain.get_canonical_head().block_number
+        if newest_block in ("latest", "pending", "safe", "finalized"):
+            newest = head
+        elif newest_block == "earliest":
+            newest = 0
+        elif isinstance(newest_block, int):
+            newest = newest_block
+        else:
+            raise ValidationError(f"invalid block number {newest_block!r}")
+        if newest > head:
+            raise ValidationError(f"request beyond head block: requested {newest}, head {head}")
+        percentiles = [float(p) for p in reward_percentiles or ()]
+        for i, p in enumerate(percentiles):
+            if not 0 <= p <= 100 or (i and p < percentiles[i - 1]):
+                raise ValidationError(f"invalid reward percentile: {p}")
+        if block_count < 1:
+            return {"oldest_block": 0, "base_fee_per_gas": [], "gas_used_ratio": [], "reward": []}
+        block_count = min(block_count, self.MAX_FEE_HISTORY_BLOCKS)
+        oldest = max(0, newest - block_count + 1)
+        base_fees: list[int] = []
+        ratios: list[float] = []
+        rewards: list[list[int]] = []
+        chaindb = self.chain.chaindb
+        for number in range(oldest, newest + 1):
+            header = chaindb.get_canonical_block_header_by_number(number)
+            base_fees.append(header.base_fee_per_gas)
+            ratios.append(header.gas_used / header.gas_limit)
+            if percentiles:
+                rewards.append(self._rewards(number, header, percentiles))
+        if newest == head:
+            base_fees.append(self.chain.header.base_fee_per_gas)  # the block being built
+        else:
+            base_fees.append(chaindb.get_canonical_block_header_by_number(newest + 1).base_fee_per_gas)
+        result = {"oldest_block": oldest, "base_fee_per_gas": base_fees, "gas_used_ratio": ratios}
+        if percentiles:
+            result["reward"] = rewards
+        return result
+
+    def _rewards(self, number: int, header: Any, percentiles: list[float]) -> list[int]:
+        block, receipts = self.block_and_receipts(number)
+        if not block.transactions:
+            return [0] * len(percentiles)
+        base_fee = header.base_fee_per_gas
+        used = []
+        previous = 0
+        for tx, receipt in zip(block.transactions, receipts, strict=True):
+            max_fee = getattr(tx, "max_fee_per_gas", None)
+            tip = tx.gas_price - base_fee if max_fee is None else min(tx.max_priority_fee_per_gas, max_fee - base_fee)
+            used.append((tip, receipt.gas_used - previous))
+            previous = receipt.gas_used
+        used.sort()
+        rewards = []
+        i, total = 0, used[0][1]
+        for p in percentiles:
+            threshold = header.gas_used * p / 100
+            while total < threshold and i < len(used) - 1:
+                i += 1
+                total += used[i][1]
+            rewards.append(used[i][0])
+        return rewards
 
 
 class LockedProvider(EthereumTesterProvider):
@@ -146,6 +223,9 @@ def build_endpoints(chain: EmbeddedEvmChain) -> dict:
     endpoints = {ns: dict(fns) for ns, fns in API_ENDPOINTS.items()}
     eth = endpoints["eth"]
     eth["chainId"] = lambda _tester, _params: chain.chain_id
+    endpoints["net"]["version"] = lambda _tester, _params: str(chain.chain_id)
+    eth["gasPrice"] = lambda _tester, _params: chain.next_base_fee_wei + IndexedBackend.SUGGESTED_TIP_WEI
+    eth["maxPriorityFeePerGas"] = lambda _tester, _params: IndexedBackend.SUGGESTED_TIP_WEI
     eth["sendRawTransaction"] = partial(_send_raw, chain)
     eth["getTransactionCount"] = partial(_tx_count, chain, call_eth_tester("get_nonce"))
     eth["getTransactionByHash"] = partial(_tx_by_hash, chain, eth["getTransactionByHash"])

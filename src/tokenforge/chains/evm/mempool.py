@@ -4,7 +4,8 @@ Transactions wait per sender, keyed by nonce. Only a sender's *contiguous* run o
 starting at its on-chain nonce is executable; a transaction with a future nonce stays here
 until the gap is filled (or forever, like on a real node, if it never is). A second
 transaction with the same (sender, nonce) replaces the first only with fees at least 10 %
-higher. Pure data structure: no locking (the chain holds its lock around every call).
+higher. :meth:`Mempool.drop` takes a transaction out again (a development node's
+``dropTransaction``). Pure data structure: no locking (the chain holds its lock around every call).
 """
 
 from __future__ import annotations
@@ -102,6 +103,15 @@ class Mempool:
             del queue[ptx.nonce]
             if not queue:
                 del self._by_sender[ptx.sender]
+
+    def drop(self, tx_hash: bytes) -> PendingTx | None:
+        """Removes the pending transaction ``tx_hash``; returns it, or None if it is not here.
+
+        The sender's later nonces stay queued (a nonce gap, as after Hardhat's ``dropTransaction``)."""
+        ptx = self._by_hash.get(tx_hash)
+        if ptx is not None:
+            self.remove(ptx)
+        return ptx
 
     def prune(self, sender: bytes, state_nonce: int) -> None:
         """Drops ``sender``'s transactions whose nonce is already used on chain."""
