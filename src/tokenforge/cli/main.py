@@ -1,4 +1,4 @@
-"""The ``tokenforge`` command: run roles, launch tokens, run a demo, operate jobs."""
+"""The ``tokenforge`` command: run roles, launch tokens, run a demo, operate jobs and keys, run a devnet."""
 
 from __future__ import annotations
 
@@ -14,12 +14,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from tokenforge.cli.keys import keys_app
 from tokenforge.cli.client import ApiError, create_token, follow_job, get_json, throwaway_creator
 from tokenforge.config import Settings
 
 app = typer.Typer(help="TokenForge: launch tokens on EVM chains and Solana.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Operate on jobs (dead letters, re-queue).", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(keys_app, name="keys")
 console = Console()
 err = Console(stderr=True)
 
@@ -212,6 +214,36 @@ def demo(
         return 1 if bad else 0
 
     raise typer.Exit(asyncio.run(run()))
+
+
+@app.command()
+def devnet(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8899,
+    data_dir: Annotated[
+        str, typer.Option(help="Chain state lives here (one directory per chain) and survives restarts.")
+    ] = ".tokenforge-devnet",
+    in_memory: Annotated[bool, typer.Option("--in-memory", help="Keep all chain state in memory.")] = False,
+    slot_ms: Annotated[int, typer.Option(min=1, help="Solana slot length; blockhashes expire after 150 slots.")] = 400,
+    chains: Annotated[str, typer.Option(help="Comma-separated chains to serve.")] = "ethereum,bsc,base,solana",
+) -> None:
+    """Serve local JSON-RPC for EVM chains and Solana from one process (no node to install).
+
+    POST http://HOST:PORT/<chain> (ethereum, bsc, base: chain id 31337; solana); GET /health.
+    Runs until Ctrl-C or SIGTERM.
+    """
+    from pathlib import Path
+
+    from tokenforge.devnet import DevnetConfig, run_devnet
+    from tokenforge.errors import TokenForgeError
+
+    try:
+        config = DevnetConfig(host=host, port=port, data_dir=Path(data_dir), in_memory=in_memory, slot_ms=slot_ms,
+                              chains=DevnetConfig.parse_chains(chains))
+        run_devnet(config, announce=lambda line: typer.echo(line))
+    except TokenForgeError as exc:
+        err.print(f"[red]devnet:[/] {exc.message}")
+        raise typer.Exit(2) from None
 
 
 @jobs_app.command("list")

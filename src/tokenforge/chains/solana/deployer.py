@@ -1,8 +1,9 @@
 """Solana launches: one Token-2022 transaction per job, mint address derived from the job.
 
 :class:`SolanaDeployer` implements :class:`~tokenforge.chains.ports.ChainDeployer` over a
-:class:`~tokenforge.chains.solana.transport.SolanaTransport` (embedded LiteSVM today, an
-RPC node through the same seam). The transaction layout is in
+:class:`~tokenforge.chains.solana.transport.SolanaTransport`: the embedded LiteSVM chain
+(:func:`open_embedded_solana_deployer`) or a JSON-RPC node through solana-py's
+``AsyncClient`` (:func:`open_rpc_solana_deployer`). The transaction layout is in
 :mod:`~tokenforge.chains.solana.instructions`, the mint keypair derivation in
 :mod:`~tokenforge.chains.solana.mint_keys`.
 
@@ -10,6 +11,8 @@ Behaviour per call (see ``chains/ports.py`` for the shared contract):
 
 * ``sign`` fetches a fresh blockhash and signs with the payer and the job's mint keypair.
   Re-signing a job later yields a different transaction (new blockhash) for the SAME mint.
+  With ``compute_unit_price_micro_lamports > 0`` the transaction carries a priority fee
+  (ComputeBudget instructions first; see ``instructions``).
 * ``broadcast`` submits ``raw_tx``; an already known signature is fine, and so is an
   expired blockhash (the transaction can never land; ``confirm`` then reports it).
 * ``confirm`` returns ``None`` while the signature is unknown and the blockhash is still
@@ -27,7 +30,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import pathlib
+import time
 
+from solana.rpc.async_api import AsyncClient
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.signature import Signature
@@ -35,13 +40,18 @@ from solders.signature import Signature
 from tokenforge.chains.ports import LaunchReceipt, LaunchRequest, SignedLaunch
 from tokenforge.chains.solana.embedded import EmbeddedSolanaChain, EmbeddedTransport
 from tokenforge.chains.solana.instructions import (
+    ASSOCIATED_TOKEN_PROGRAM_ID,
     MINT_BASE_LEN,
+    SYSTEM_PROGRAM_ID,
     TOKEN_2022_PROGRAM_ID,
     LaunchParams,
     build_launch_transaction,
+    compute_budget_instructions,
+    instruction_program,
     mint_account_final_len,
 )
 from tokenforge.chains.solana.mint_keys import derive_mint_keypair
+from tokenforge.chains.solana.rpc_transport import Commitment, RpcSolanaTransport
 from tokenforge.chains.solana.transport import SendOutcome, SolanaTransport, TxStatus
 from tokenforge.errors import PermanentError, TransientError
 
@@ -52,11 +62,19 @@ EMBEDDED_PAYER_TARGET_LAMPORTS = 100_000 * LAMPORTS_PER_SOL
 EMBEDDED_PAYER_MIN_LAMPORTS = 10_000 * LAMPORTS_PER_SOL
 _MINT_IS_INITIALIZED_OFFSET = 45  # COption<Pubkey> authority (36) + supply (8) + decimals (1)
 _SYSTEM_INSUFFICIENT_LAMPORTS = 1  # SystemError::ResultWithNegativeLamports
+# Programs that debit the payer in the launch: System CreateAccount (the mint's rent) and the
+# ATA program (the token account's rent, through System).
+_PAYER_DEBITING_PROGRAMS = (SYSTEM_PROGRAM_ID, ASSOCIATED_TOKEN_PROGRAM_ID)
+AIRDROP_VISIBLE_TIMEOUT_S = 30.0
+AIRDROP_POLL_INTERVAL_S = 0.1
 
 
 class SolanaDeployer:
     """Launches Token-2022 mints with on-chain metadata. Payer = fee payer, rent payer,
     temporary mint authority (revoked in the same transaction) and metadata update authority.
+
+    ``compute_unit_price_micro_lamports`` > 0 adds a priority fee; ``compute_unit_limit``
+    overrides the per-launch default limit (see ``instructions.launch_compute_unit_limit``).
     """
 
     def __init__(
@@ -67,6 +85,8 @@ class SolanaDeployer:
         mint_secret: bytes,
         *,
         embedded: EmbeddedSolanaChain | None = None,
+        compute_unit_price_micro_lamports: int = 0,
+        compute_unit_limit: int | None = None,
     ) -> None:
         self.chain = chain
         self.transport = transport
@@ -75,6 +95,12 @@ class SolanaDeployer:
         self._mint_secret = mint_secret
         self._rent_cache: dict[int, int] = {}
         derive_mint_keypair(mint_secret, "check")  # fail early on a malformed secret
+        try:
+            compute_budget_instructions(compute_unit_limit, compute_unit_price_micro_lamports, default_limit=1)
+        except ValueError as exc:
+            raise PermanentError(str(exc), code="invalid_compute_budget") from exc
+        self.compute_unit_price_micro_lamports = compute_unit_price_micro_lamports
+        self.compute_unit_limit = compute_unit_limit
 
     @property
     def payer(self) -> Pubkey:
@@ -103,7 +129,15 @@ class SolanaDeployer:
         mint_lamports = await self._rent(mint_account_final_len(params.name, params.symbol, params.uri))
         blockhash, last_valid_block_height = await self.transport.latest_blockhash()
         try:
-            tx = build_launch_transaction(self._payer, mint, params, blockhash, mint_lamports)
+            tx = build_launch_transaction(
+                self._payer,
+                mint,
+                params,
+                blockhash,
+                mint_lamports,
+                compute_unit_limit=self.compute_unit_limit,
+                compute_unit_price_micro_lamports=self.compute_unit_price_micro_lamports,
+            )
         except Exception as exc:  # solders refused to compile or sign the message
             raise PermanentError(f"cannot build the launch transaction: {exc}", code="invalid_parameter") from exc
         return SignedLaunch(
@@ -141,7 +175,7 @@ class SolanaDeployer:
         existing = await self._existing_receipt(mint)
         if existing is not None:  # an earlier attempt created this job's mint
             return existing
-        raise _failure(status)
+        raise _failure(status, signed.raw_tx)
 
     async def close(self) -> None:
         await self.transport.close()
@@ -185,9 +219,15 @@ def _receipt(mint: Pubkey, status: TxStatus, *, found_existing: bool = False) ->
     )
 
 
-def _failure(status: TxStatus) -> PermanentError:
-    if status.custom_code == _SYSTEM_INSUFFICIENT_LAMPORTS and status.instruction_index in (0, 4):
-        # CreateAccount (0) or the ATA's rent transfer (4) could not debit the payer.
+def _failure(status: TxStatus, raw_tx: bytes) -> PermanentError:
+    # The failed instruction's program is read from the transaction itself: its position
+    # depends on whether ComputeBudget instructions were prepended when it was signed.
+    if (
+        status.custom_code == _SYSTEM_INSUFFICIENT_LAMPORTS
+        and status.instruction_index is not None
+        and instruction_program(raw_tx, status.instruction_index) in _PAYER_DEBITING_PROGRAMS
+    ):
+        # CreateAccount or the ATA's rent transfer could not debit the payer.
         return PermanentError(f"payer has insufficient lamports: {status.err}", code="insufficient_funds")
     return PermanentError(f"launch transaction {status.signature} failed: {status.err}", code="tx_failed")
 
@@ -213,7 +253,13 @@ def _keypair_from_seed(seed: bytes) -> Keypair:
 
 
 async def open_embedded_solana_deployer(
-    chain: str, state_dir: pathlib.Path | None, payer_seed: bytes, mint_secret: bytes
+    chain: str,
+    state_dir: pathlib.Path | None,
+    payer_seed: bytes,
+    mint_secret: bytes,
+    *,
+    compute_unit_price_micro_lamports: int = 0,
+    compute_unit_limit: int | None = None,
 ) -> SolanaDeployer:
     """Open (or reopen) the embedded chain, fund the payer and return a ready deployer.
 
@@ -225,7 +271,15 @@ async def open_embedded_solana_deployer(
     embedded = await asyncio.to_thread(EmbeddedSolanaChain, state_dir)
     transport = EmbeddedTransport(embedded)
     try:
-        deployer = SolanaDeployer(chain, transport, payer, mint_secret, embedded=embedded)
+        deployer = SolanaDeployer(
+            chain,
+            transport,
+            payer,
+            mint_secret,
+            embedded=embedded,
+            compute_unit_price_micro_lamports=compute_unit_price_micro_lamports,
+            compute_unit_limit=compute_unit_limit,
+        )
         balance = await transport.get_balance(payer.pubkey())
         if balance < EMBEDDED_PAYER_MIN_LAMPORTS:
             await transport.airdrop(payer.pubkey(), EMBEDDED_PAYER_TARGET_LAMPORTS - balance)
@@ -233,3 +287,66 @@ async def open_embedded_solana_deployer(
         await transport.close()
         raise
     return deployer
+
+
+async def open_rpc_solana_deployer(
+    chain: str,
+    client: AsyncClient,
+    payer_seed: bytes,
+    mint_secret: bytes,
+    *,
+    commitment: Commitment = "confirmed",
+    compute_unit_price_micro_lamports: int = 0,
+    compute_unit_limit: int | None = None,
+    airdrop_below_lamports: int | None = None,
+) -> SolanaDeployer:
+    """A deployer over a JSON-RPC node, checked to answer before it is returned.
+
+    The deployer takes ``client`` over: ``close()`` closes it (also when opening fails).
+    The node must serve ``getLatestBlockhash``; when it cannot be reached the call raises
+    ``TransientError(code="rpc_unavailable")``, a node that rejects the request outright
+    raises ``PermanentError``. ``airdrop_below_lamports`` (local devnets only): when the
+    payer holds less, it asks the node's faucet for the difference and waits until the
+    balance shows it (``TransientError(code="airdrop_timeout")`` after 30 s).
+    """
+    transport = RpcSolanaTransport(client, commitment=commitment)
+    try:
+        payer = _keypair_from_seed(payer_seed)
+        deployer = SolanaDeployer(
+            chain,
+            transport,
+            payer,
+            mint_secret,
+            compute_unit_price_micro_lamports=compute_unit_price_micro_lamports,
+            compute_unit_limit=compute_unit_limit,
+        )
+        try:
+            await transport.latest_blockhash()
+        except TransientError as exc:
+            raise TransientError(
+                f"the Solana RPC node for {chain} does not answer: {exc.message}",
+                code="rpc_unavailable",
+                retry_after_s=exc.retry_after_s,
+            ) from exc
+        if airdrop_below_lamports is not None:
+            await _top_up(transport, payer.pubkey(), airdrop_below_lamports)
+    except BaseException:
+        await transport.close()
+        raise
+    return deployer
+
+
+async def _top_up(transport: RpcSolanaTransport, payer: Pubkey, target_lamports: int) -> None:
+    balance = await transport.get_balance(payer)
+    if balance >= target_lamports:
+        return
+    await transport.request_airdrop(payer, target_lamports - balance)
+    # JSON-RPC over HTTP has no push: poll the balance until the airdrop shows.
+    deadline = time.monotonic() + AIRDROP_VISIBLE_TIMEOUT_S
+    while await transport.get_balance(payer) < target_lamports:
+        if time.monotonic() >= deadline:
+            raise TransientError(
+                f"airdrop to the payer not visible after {AIRDROP_VISIBLE_TIMEOUT_S:.0f} s", code="airdrop_timeout"
+            )
+        await asyncio.sleep(AIRDROP_POLL_INTERVAL_S)
+    log.info("solana payer funded by airdrop", extra={"payer": str(payer), "lamports": target_lamports - balance})

@@ -12,6 +12,14 @@ The launch transaction, signed by the payer (fee payer) and the derived mint key
     6. Token22 MintToChecked        the whole supply to the creator's ATA
     7. Token22 SetAuthority         MintTokens -> None: the supply is fixed for ever
 
+With a priority fee (``compute_unit_price_micro_lamports > 0``) two ComputeBudget
+instructions come first, SetComputeUnitLimit and SetComputeUnitPrice; a limit given without
+a price prepends SetComputeUnitLimit alone. The fee is then ``5000`` lamports per signature
+plus ``ceil(price * limit / 1_000_000)``: the price is paid on the requested limit, not on the
+units used, so the default limit (:func:`launch_compute_unit_limit`) is computed per launch.
+Code that maps a failed instruction index back to a step asks :func:`instruction_program`
+instead of assuming positions.
+
 Either all of it lands or none of it does. The encoders are written here because the
 solana-py ``spl`` helpers do not cover the Token-2022 extensions; each one is a few bytes
 of layout, unit-tested against the published program layouts.
@@ -23,6 +31,8 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
+from solders.compute_budget import ID as COMPUTE_BUDGET_PROGRAM_ID
+from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.hash import Hash
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
@@ -41,11 +51,15 @@ TOKEN_2022_PROGRAM_ID = Pubkey.from_string("TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCX
 ASSOCIATED_TOKEN_PROGRAM_ID = Pubkey.from_string("ATokenGPvbdGVxr1b2hvZbsiqW5xWH25efTNsLJA8knL")
 __all__ = [
     "ASSOCIATED_TOKEN_PROGRAM_ID",
+    "COMPUTE_BUDGET_PROGRAM_ID",
+    "MAX_COMPUTE_UNIT_LIMIT",
     "MAX_TX_BYTES",
     "SYSTEM_PROGRAM_ID",
     "TOKEN_2022_PROGRAM_ID",
     "LaunchParams",
     "build_launch_transaction",
+    "instruction_program",
+    "launch_compute_unit_limit",
 ]
 
 MAX_TX_BYTES = 1232  # Solana packet limit for a serialized transaction
@@ -59,6 +73,19 @@ ACCOUNT_TYPE_LEN = 1  # ... and one AccountType byte (1 = Mint)
 TLV_HEADER_LEN = 4  # u16 extension type + u16 length
 METADATA_POINTER_LEN = 64  # authority (32) + metadata address (32), zeros = None
 MINT_WITH_POINTER_LEN = ACCOUNT_BASE_LEN + ACCOUNT_TYPE_LEN + TLV_HEADER_LEN + METADATA_POINTER_LEN  # 234
+
+# --- Compute budget -----------------------------------------------------------------------
+MAX_COMPUTE_UNIT_LIMIT = 1_400_000  # per transaction
+MAX_COMPUTE_UNIT_PRICE_MICRO_LAMPORTS = 2**64 - 1
+# Measured on the embedded chain (LiteSVM's SPL programs), the two ComputeBudget
+# instructions (150 units each) included: 26,047 units at most for the smallest launch
+# (1-byte name and symbol, empty URI), 27,996 for the largest (128-byte name, 10-char
+# symbol, 200-char URI), plus 1,500 for each bump seed the ATA program tries while deriving
+# the creator's token account (it searches down from 255; ``find_program_address`` tells
+# how many, so the count is known before signing). The base adds ~14% headroom for other
+# program versions.
+LAUNCH_BASE_COMPUTE_UNITS = 32_000
+PDA_BUMP_ATTEMPT_COMPUTE_UNITS = 1_500
 
 # --- Instruction tags -------------------------------------------------------------------
 _IX_SET_AUTHORITY = 6
@@ -215,10 +242,68 @@ def launch_instructions(payer: Pubkey, mint: Pubkey, params: LaunchParams, mint_
     ]
 
 
+def launch_compute_unit_limit(params: LaunchParams, mint: Pubkey) -> int:
+    """A compute-unit limit that covers this launch (see ``LAUNCH_BASE_COMPUTE_UNITS``)."""
+    _, bump = Pubkey.find_program_address(
+        [bytes(params.creator), bytes(TOKEN_2022_PROGRAM_ID), bytes(mint)], ASSOCIATED_TOKEN_PROGRAM_ID
+    )
+    return LAUNCH_BASE_COMPUTE_UNITS + PDA_BUMP_ATTEMPT_COMPUTE_UNITS * (255 - bump)
+
+
+def compute_budget_instructions(
+    compute_unit_limit: int | None, compute_unit_price_micro_lamports: int, *, default_limit: int
+) -> list[Instruction]:
+    """SetComputeUnitLimit and SetComputeUnitPrice for a priority fee; [] without one.
+
+    ``default_limit`` is used when a price is given without a limit. A limit without a price
+    yields SetComputeUnitLimit alone. Raises ``ValueError`` for out-of-range values.
+    """
+    price = compute_unit_price_micro_lamports
+    if isinstance(price, bool) or not isinstance(price, int) or not 0 <= price <= MAX_COMPUTE_UNIT_PRICE_MICRO_LAMPORTS:
+        raise ValueError("compute_unit_price_micro_lamports must be an integer from 0 to 2**64-1")
+    if compute_unit_limit is not None and (
+        isinstance(compute_unit_limit, bool)
+        or not isinstance(compute_unit_limit, int)
+        or not 1 <= compute_unit_limit <= MAX_COMPUTE_UNIT_LIMIT
+    ):
+        raise ValueError(f"compute_unit_limit must be an integer from 1 to {MAX_COMPUTE_UNIT_LIMIT}")
+    if price == 0:
+        return [] if compute_unit_limit is None else [set_compute_unit_limit(compute_unit_limit)]
+    limit = default_limit if compute_unit_limit is None else compute_unit_limit
+    return [set_compute_unit_limit(limit), set_compute_unit_price(price)]
+
+
 def build_launch_transaction(
-    payer: Keypair, mint: Keypair, params: LaunchParams, recent_blockhash: Hash, mint_lamports: int
+    payer: Keypair,
+    mint: Keypair,
+    params: LaunchParams,
+    recent_blockhash: Hash,
+    mint_lamports: int,
+    *,
+    compute_unit_limit: int | None = None,
+    compute_unit_price_micro_lamports: int = 0,
 ) -> Transaction:
-    """The signed launch transaction (payer pays fees and rent and signs first)."""
-    ixs = launch_instructions(payer.pubkey(), mint.pubkey(), params, mint_lamports)
+    """The signed launch transaction (payer pays fees and rent and signs first).
+
+    With ``compute_unit_price_micro_lamports > 0`` the ComputeBudget instructions come first;
+    the limit defaults to :func:`launch_compute_unit_limit`.
+    """
+    budget = compute_budget_instructions(
+        compute_unit_limit,
+        compute_unit_price_micro_lamports,
+        default_limit=launch_compute_unit_limit(params, mint.pubkey()) if compute_unit_limit is None else 0,
+    )
+    ixs = budget + launch_instructions(payer.pubkey(), mint.pubkey(), params, mint_lamports)
     message = Message.new_with_blockhash(ixs, payer.pubkey(), recent_blockhash)
     return Transaction([payer, mint], message, recent_blockhash)
+
+
+def instruction_program(raw_tx: bytes, index: int) -> Pubkey | None:
+    """The program of instruction ``index`` in a serialized transaction; None if unknown."""
+    if index < 0:
+        return None
+    try:
+        message = Transaction.from_bytes(raw_tx).message
+        return message.account_keys[message.instructions[index].program_id_index]
+    except (ValueError, TypeError, IndexError):
+        return None

@@ -4,8 +4,9 @@
 ``sendTransaction``, ``getSignatureStatuses``/``getTransaction``, ``getAccountInfo``,
 ``getBlockHeight``, ``getSignaturesForAddress``, ``getMinimumBalanceForRentExemption``), so
 the same :class:`~tokenforge.chains.solana.deployer.SolanaDeployer` runs over the embedded
-LiteSVM chain (:class:`~tokenforge.chains.solana.embedded.EmbeddedTransport`) and, once an
-adapter over solana-py's ``AsyncClient`` is written (not yet), over a real RPC node.
+LiteSVM chain (:class:`~tokenforge.chains.solana.embedded.EmbeddedTransport`) and over any
+JSON-RPC node through solana-py's ``AsyncClient``
+(:class:`~tokenforge.chains.solana.rpc_transport.RpcSolanaTransport`).
 
 Contract for implementations: every method may raise only
 :class:`~tokenforge.errors.TokenForgeError` subclasses (transport trouble is a
