@@ -298,3 +298,31 @@ async def test_key_below_minimum_balance_stops_taking_launches_until_funded(node
 
 async def _async(value):
     return value
+
+
+async def test_legacy_fee_chain_launches_with_gas_price_transactions(node, deployer_keys, sessions):
+    w3 = AsyncWeb3(AsyncHTTPProvider(node.url))
+    deployer = await open_deployer(node, deployer_keys[:1], sessions,
+                                   fees=FeeOracle(w3, legacy=True, max_fee_per_gas_cap_wei=100 * GWEI, cache_s=0))
+    signed, receipt = await launch(deployer, request(Account.create().address))
+    assert receipt is not None
+    tx = Web3(Web3.HTTPProvider(node.url)).eth.get_transaction(signed.tx_id)
+    assert tx["type"] == 0 and tx["gasPrice"] > 0 and "maxFeePerGas" not in tx
+    await deployer.close()
+
+
+async def test_launch_counts_only_after_the_configured_confirmations(node, deployer_keys, sessions):
+    deployer = await open_deployer(node, deployer_keys[:1], sessions, confirmations=3)
+    set_automine(node.url, False)
+    signed = await deployer.sign(request(Account.create().address))
+    await deployer.broadcast(signed)
+    mine(node.url)  # included: 1 confirmation
+    assert await deployer.confirm(signed) is None
+    mine(node.url)
+    deployer._head = None  # no cached head between the checks of this test
+    assert await deployer.confirm(signed) is None
+    mine(node.url)
+    deployer._head = None
+    receipt = await deployer.confirm(signed)
+    assert receipt is not None and receipt.tx_id == signed.tx_id
+    await deployer.close()

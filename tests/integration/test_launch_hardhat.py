@@ -126,6 +126,24 @@ async def test_failover_to_the_second_endpoint_and_the_primary_breaker_opens(set
     assert any("open" in a for a in eth["alerts"])
 
 
+async def test_transaction_lost_on_the_way_is_resent_with_the_same_bytes(settings):
+    """The endpoint answered the broadcast but the node never got it (dropped): the worker
+    notices the node does not know the transaction and sends the recorded bytes again."""
+    with running_hardhat() as node, FaultProxy(node.url) as proxy:
+        settings.chains = hardhat_chain(proxy.url)
+        async with running_stack(settings) as (container, client):
+            proxy.swallow({"eth_sendRawTransaction"}, times=1)
+            container.deployers.opened("ethereum").KNOWN_RECHECK_S = 0.2
+            accepted = await post(client, body())
+            job = await wait_final(client, accepted["job"]["id"])
+            events = await events_until(container, job["id"], lambda e: e["status"] == "confirmed")
+            token = (await client.get(f"/v1/tokens/{accepted['token']['id']}")).json()
+    assert job["status"] == "confirmed" and job["attempts"] == 0
+    signed = [e["data"] for e in events if "signed" in e["message"]]
+    assert len(signed) == 1 and token["tx_id"] == signed[0]["tx_id"], "same transaction, never re-signed"
+    assert proxy.count("eth_sendRawTransaction") >= 2 and proxy.count("eth_sendRawTransaction", upstream=True) >= 1
+
+
 @pytest.mark.slow
 def test_worker_killed_after_broadcast_successor_confirms_the_same_transaction(tmp_path):
     with running_hardhat() as node:
