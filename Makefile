@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-# Node is only needed to recompile contracts (and, in tests, to check the committed artifacts).
+# Node is needed to recompile contracts, to check the committed artifacts and to run the
+# Hardhat node that tests and benchmarks launch against.
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -32,9 +33,11 @@ test-fast: $(STAMP)
 contracts: $(NODE_STAMP)
 	npm run --silent compile
 
-bench: $(STAMP)
+bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python bench/pipeline.py --chain solana --tokens 1000 --concurrency 8
 	$(BIN)/python bench/pipeline.py --chain ethereum --tokens 1000 --concurrency 8
+	$(BIN)/python bench/pipeline.py --chain ethereum --network hardhat --deployer-keys 4 --tokens 1000 --concurrency 32
+	$(BIN)/python bench/pipeline.py --chain solana --network devnet --tokens 1000 --concurrency 32
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .hypothesis
