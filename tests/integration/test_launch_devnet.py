@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 
-import httpx
 import pytest
 from eth_account import Account
 from solana.rpc.async_api import AsyncClient
@@ -26,7 +25,7 @@ from tests.support.bodies import launch_body
 from tests.support.devnet import running_devnet
 from tests.support.erc20 import ERC20_ABI
 from tests.support.fault_proxy import FaultProxy, solana_signature_answer
-from tests.support.server import follow_until_final, serve, stop
+from tests.support.server import crash_and_resume
 from tests.support.solana_decode import decode_mint
 from tests.support.stack import running_stack, wait_final
 
@@ -103,20 +102,6 @@ async def test_lost_solana_transaction_expires_and_the_same_mint_lands_once(sett
 def test_worker_killed_after_solana_broadcast_successor_confirms_the_same_transaction(tmp_path):
     with running_devnet(tmp_path, chains="solana") as devnet:
         env = {"TOKENFORGE_CHAINS": json.dumps({"solana": solana_local(devnet.solana_url)})}
-        data_dir = tmp_path / "data"
-        proc, base = serve(data_dir, "solana", "after_broadcast", env=env)
-        try:
-            accepted = httpx.post(f"{base}/v1/tokens", json=solana_body(), timeout=30).json()
-            assert proc.wait(timeout=60) == 86, "the armed fault must kill the process after broadcast"
-        finally:
-            stop(proc)
-        proc, base = serve(data_dir, "solana", None, env=env)
-        try:
-            job, events = follow_until_final(base, accepted["job"]["id"])
-            token = httpx.get(f"{base}/v1/tokens/{accepted['token']['id']}").json()
-        finally:
-            stop(proc)
-        assert job["status"] == "confirmed", job
-        signed = [e for e in events if e["status"] == "submitting" and "signed" in e["message"]]
-        assert len(signed) == 1 and token["tx_id"] == signed[0]["data"]["tx_id"]
+        _accepted, _job, _events, token = crash_and_resume(tmp_path / "data", "solana", "after_broadcast",
+                                                           solana_body(), env=env)
         assert asyncio.run(successful_signatures(devnet.solana_url, token["address"])) == [token["tx_id"]]

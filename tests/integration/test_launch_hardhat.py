@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 
-import httpx
 import pytest
 from eth_account import Account
 from web3 import Web3
@@ -21,7 +20,7 @@ from tests.support.bodies import launch_body
 from tests.support.erc20 import ERC20_ABI
 from tests.support.fault_proxy import FaultProxy
 from tests.support.hardhat import mine, running_hardhat, set_automine
-from tests.support.server import follow_until_final, serve, stop
+from tests.support.server import crash_and_resume
 from tests.support.stack import running_stack, wait_final
 from tokenforge.chains.evm.codec import TOKEN_CREATED_TOPIC, launch_salt
 
@@ -148,25 +147,12 @@ async def test_transaction_lost_on_the_way_is_resent_with_the_same_bytes(setting
 def test_worker_killed_after_broadcast_successor_confirms_the_same_transaction(tmp_path):
     with running_hardhat() as node:
         env = {"TOKENFORGE_CHAINS": json.dumps(hardhat_chain(node.url))}
-        data_dir = tmp_path / "data"
-        proc, base = serve(data_dir, "ethereum", "after_broadcast", env=env)
-        try:
-            set_automine(node.url, False)
-            accepted = httpx.post(f"{base}/v1/tokens", json=body(), timeout=30).json()
-            job_id = accepted["job"]["id"]
-            assert proc.wait(timeout=60) == 86, "the armed fault must kill the process after broadcast"
-        finally:
-            stop(proc)
-        mine(node.url)  # the receipt exists only now, with no worker watching
-        proc, base = serve(data_dir, "ethereum", None, env=env)
-        try:
-            job, events = follow_until_final(base, job_id)
-            token = httpx.get(f"{base}/v1/tokens/{accepted['token']['id']}").json()
-        finally:
-            stop(proc)
-        assert job["status"] == "confirmed", job
-        signed = [e for e in events if e["status"] == "submitting" and "signed" in e["message"]]
-        assert len(signed) == 1 and token["tx_id"] == signed[0]["data"]["tx_id"]
+        accepted, _job, _events, token = crash_and_resume(
+            tmp_path / "data", "ethereum", "after_broadcast", body(), env=env,
+            before=lambda: set_automine(node.url, False),  # the broadcast stays pending until the worker is gone
+            between=lambda: mine(node.url),  # the receipt exists only now, with no worker watching
+        )
+        job_id = accepted["job"]["id"]
         w3 = Web3(Web3.HTTPProvider(node.url))
         created = w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest",
                                    "topics": [TOKEN_CREATED_TOPIC, None, None, launch_salt(job_id)]})

@@ -65,3 +65,36 @@ def follow_until_final(base: str, job_id: str) -> tuple[dict, list[dict]]:
                 if events[-1]["final"]:
                     break
     return httpx.get(f"{base}/v1/jobs/{job_id}").json(), events
+
+
+def crash_and_resume(
+    data_dir, chain: str, crash_point: str, body: dict, *, env: dict | None = None, before=None, between=None
+) -> tuple[dict, dict, list[dict], dict]:
+    """Launch on a server armed to exit abruptly at ``crash_point`` (``before()`` runs once it
+    is ready, before the launch), run ``between()`` while it is down, start it again on the same data and follow the job until it is final.
+
+    Returns ``(accepted, job, events, token)``. Asserts the crash happened and that the
+    successor signed nothing new: exactly one "signed" event, whose transaction is the
+    token's.
+    """
+    proc, base = serve(data_dir, chain, crash_point, env=env)
+    try:
+        if before is not None:
+            before()
+        accepted = httpx.post(f"{base}/v1/tokens", json=body, timeout=30).json()
+        assert proc.wait(timeout=60) == 86, "the armed fault must kill the process mid-launch"
+    finally:
+        stop(proc)
+    if between is not None:
+        between()
+    proc, base = serve(data_dir, chain, None, env=env)
+    try:
+        job, events = follow_until_final(base, accepted["job"]["id"])
+        token = httpx.get(f"{base}/v1/tokens/{accepted['token']['id']}").json()
+    finally:
+        stop(proc)
+    assert job["status"] == "confirmed", job
+    signed = [e for e in events if e["status"] == "submitting" and "signed" in e["message"]]
+    assert len(signed) == 1, "the successor must re-send the recorded transaction, not sign a new one"
+    assert token["tx_id"] == signed[0]["data"]["tx_id"]
+    return accepted, job, events, token
