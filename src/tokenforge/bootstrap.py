@@ -118,6 +118,35 @@ def rpc_pool(chain: str, cs: ChainSettings):
     )
 
 
+async def check_evm_endpoints(chain: str, cs: ChainSettings, expected_chain_id: int) -> None:
+    """Every endpoint must serve ``expected_chain_id``, not just the one a pool happens to pick.
+
+    An endpoint unreachable at start is logged and left to its circuit breaker."""
+    from tokenforge.chains.rpc.pool import EndpointConfig, RpcPool, redact_url
+    from tokenforge.errors import TransientError
+
+    for endpoint in cs.endpoints:
+        single = RpcPool(chain, [EndpointConfig(url=endpoint.url, timeout_s=endpoint.timeout_s)])
+        try:
+            answer = await single.call("eth_chainId", [])
+        except TransientError as err:
+            log.warning("%s: endpoint %s unreachable at start (%s); its chain id is not checked",
+                        chain, redact_url(endpoint.url), err.code)
+            continue
+        finally:
+            await single.close()
+        try:
+            served = int(answer["result"], 16)
+        except (KeyError, TypeError, ValueError):
+            raise PermanentError(f"{chain}: endpoint {redact_url(endpoint.url)} did not answer eth_chainId",
+                                 code="chain_id_mismatch") from None
+        if served != expected_chain_id:
+            raise PermanentError(
+                f"{chain}: endpoint {redact_url(endpoint.url)} serves chain id {served}, expected {expected_chain_id}",
+                code="chain_id_mismatch",
+            )
+
+
 def deployer_factories(
     settings: Settings,
     keystore: KeyStore,
@@ -154,6 +183,8 @@ def deployer_factories(
                 from tokenforge.chains.evm.rpc_errors import translating
                 from tokenforge.store.nonce_cursors import SqlNonceSource
 
+                chain_id = cs.chain_id or spec.chain_id(network)
+                await check_evm_endpoints(chain, cs, chain_id)
                 pool = rpc_pool(chain, cs)
                 w3 = AsyncWeb3(PooledAsyncProvider(pool))
 
@@ -164,7 +195,7 @@ def deployer_factories(
                 try:
                     deployer = await open_rpc_evm_deployer(
                         chain, w3,
-                        chain_id=cs.chain_id or spec.chain_id(network),
+                        chain_id=chain_id,
                         deployer_keys=keystore.evm_deployer_keys(chain, cs.deployer_keys),
                         factory_address=cs.factory_address,
                         dev_fund_wei=cs.dev_fund_base_units if network is Network.LOCAL else 0,

@@ -20,7 +20,8 @@ GWEI = 10**9
 class EndpointSettings(BaseModel):
     """One JSON-RPC endpoint of a chain. The URL may carry an API key: it is never logged."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # hide_input_in_errors: a URL may carry an API key; a validation error must not echo it
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     url: str = Field(pattern=r"^https?://")
     #: Relative share of first-choice traffic among healthy endpoints.
@@ -35,7 +36,7 @@ class ChainSettings(BaseModel):
     for ``{"network": "embedded"}``. Amounts are integers in base units (wei, lamports).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     network: Network = Network.EMBEDDED
     #: JSON-RPC endpoints (required unless ``network`` is ``embedded``); strings or objects.
@@ -101,7 +102,8 @@ class ChainSettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TOKENFORGE_", extra="ignore", validate_assignment=True)
+    model_config = SettingsConfigDict(env_prefix="TOKENFORGE_", extra="ignore", validate_assignment=True,
+                                      hide_input_in_errors=True)
 
     #: Where the embedded default keeps its SQLite file, chain state and sealed keys.
     data_dir: Path = Path(".tokenforge")

@@ -326,3 +326,30 @@ async def test_launch_counts_only_after_the_configured_confirmations(node, deplo
     receipt = await deployer.confirm(signed)
     assert receipt is not None and receipt.tx_id == signed.tx_id
     await deployer.close()
+
+
+async def test_second_transaction_for_a_launched_token_reverts_but_the_launch_counts(node, deployer_keys, sessions):
+    """A re-signed launch whose first transaction created the token meanwhile: the second
+    reverts on chain (CREATE2 cannot create twice); the job gets the first one's receipt."""
+    deployer = await open_deployer(node, deployer_keys[:1], sessions)
+    req = request(Account.create().address)
+    first, receipt = await launch(deployer, req)
+    assert receipt is not None
+    second = await deployer.sign(req)
+    await deployer.broadcast(second)
+    w3 = Web3(Web3.HTTPProvider(node.url))
+    assert w3.eth.get_transaction_receipt(second.tx_id)["status"] == 0
+    settled = await deployer.confirm(second)
+    assert settled is not None and settled.tx_id == first.tx_id and settled.token_address == first.token_address
+    await deployer.close()
+
+
+async def test_a_mined_launch_waiting_for_depth_is_not_replaced(node, deployer_keys, sessions):
+    deployer = await open_deployer(node, deployer_keys[:1], sessions, confirmations=5)
+    set_automine(node.url, False)
+    signed = await deployer.sign(request(Account.create().address))
+    await deployer.broadcast(signed)
+    mine(node.url)
+    assert await deployer.confirm(signed) is None
+    assert await deployer.replace(signed) is None
+    await deployer.close()

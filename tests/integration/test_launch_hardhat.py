@@ -125,6 +125,20 @@ async def test_failover_to_the_second_endpoint_and_the_primary_breaker_opens(set
     assert any("open" in a for a in eth["alerts"])
 
 
+async def test_an_endpoint_serving_another_chain_stops_the_chain_at_start(settings):
+    """Checked on every endpoint, not only on the one the pool picks first."""
+    from tokenforge.errors import PermanentError
+
+    with running_hardhat() as node, FaultProxy(node.url) as wrong:
+        wrong.swallow({"eth_chainId"}, answer=lambda _request: "0x1")  # "I am Ethereum mainnet"
+        settings.chains = hardhat_chain({"url": node.url, "weight": 1000}, wrong.url)
+        with pytest.raises(PermanentError) as err:
+            async with running_stack(settings):
+                pass
+    assert err.value.code == "chain_id_mismatch" and "serves chain id 1" in err.value.message
+    assert wrong.count("eth_sendRawTransaction") == 0
+
+
 async def test_transaction_lost_on_the_way_is_resent_with_the_same_bytes(settings):
     """The endpoint answered the broadcast but the node never got it (dropped): the worker
     notices the node does not know the transaction and sends the recorded bytes again."""

@@ -87,6 +87,19 @@ async def test_attempts_exhausted_job_is_dead_and_says_why(any_db_settings):
         assert job["error"]["code"] == "rate_limited"
 
 
+async def test_waiting_for_funds_or_fees_uses_no_attempt(any_db_settings):
+    """No funded key, or the market above the fee cap, is the platform's condition, not the
+    launch's: the launch waits through it and still has every attempt when it ends."""
+    any_db_settings.max_attempts = 2
+    fake = FakeDeployer()
+    fake.fail_next("sign", *[TransientError("no key funded", code="no_funded_key", retry_after_s=0.01)] * 3,
+                   *[TransientError("base fee above cap", code="fee_above_cap", retry_after_s=0.01)] * 3)
+    async with running_stack(any_db_settings, {"ethereum": fake}) as (_, client):
+        job_id = (await client.post("/v1/tokens", json=launch_body())).json()["job"]["id"]
+        job = await wait_final(client, job_id)
+    assert job["status"] == "confirmed" and job["attempts"] == 0
+
+
 async def test_dropped_tx_is_signed_again_and_lands_once(any_db_settings):
     fake = FakeDeployer()
     # first confirm says the tx is gone (e.g. blockhash expired): the worker signs anew

@@ -182,7 +182,8 @@ def make_pool(*proxies: FaultProxy, timeout_s: float = 5.0, chain: str = "evm", 
 
 @pytest.mark.parametrize(
     ("mode", "status"),
-    [("error", 500), ("error", 503), ("error", 429), ("drop", None), ("hang", None)],
+    [("error", 500), ("error", 503), ("error", 429), ("error", 401), ("error", 403), ("drop", None),
+     ("hang", None)],
 )
 async def test_an_endpoint_fault_fails_over_within_the_same_request(primary, secondary, mode, status):
     primary.set_mode(mode, status=status or 500)
@@ -267,6 +268,8 @@ def test_classification_is_conservative():
     assert classify_rpc_error(-32000, "execution reverted: service unavailable") is None
     assert classify_rpc_error(-32601, "the method eth_foo does not exist/is not available") is None
     assert classify_rpc_error(-32005, "query returned more than 10000 results") is None
+    assert classify_rpc_error(429, "Your app has exceeded its compute units per second capacity")[0] == "rate_limited"
+    assert classify_rpc_error(-32429, "slow down")[0] == "rate_limited"
 
 
 # --- circuit breakers --------------------------------------------------------------------------------

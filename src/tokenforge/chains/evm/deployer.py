@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 DEFAULT_LAUNCH_GAS_LIMIT = 200_000
 EMBEDDED_DEPLOYER_BALANCE_WEI = 10**24  # 1,000,000 ETH on the embedded chain
 DEFAULT_FEE_CAP_WEI = 500 * 10**9  # 500 gwei
-_account = account_from_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +61,9 @@ class FactoryInfo:
     implementation: str
 
 
-async def ensure_factory(w3: AsyncWeb3, deployer_key: bytes, chain_id: int, *, timeout_s: float = 120.0) -> FactoryInfo:
+async def ensure_factory(
+    w3: AsyncWeb3, deployer_key: bytes, chain_id: int, *, fees: FeeOracle | None = None, timeout_s: float = 120.0
+) -> FactoryInfo:
     """Deploys the factory once per chain and returns where it is. Idempotent across restarts.
 
     The factory lives at the deployer's nonce-0 CREATE address: if code is there, it is
@@ -70,7 +71,7 @@ async def ensure_factory(w3: AsyncWeb3, deployer_key: bytes, chain_id: int, *, t
     nonce 0 and awaited. A deployer whose nonce 0 went elsewhere cannot own a factory this
     way (PermanentError ``factory_missing``).
     """
-    account = _account(deployer_key)
+    account = account_from_key(deployer_key)
     address = codec.create_address(account.address, 0)
     with translating("ensure factory"):
         if not await w3.eth.get_code(address):
@@ -82,17 +83,10 @@ async def ensure_factory(w3: AsyncWeb3, deployer_key: bytes, chain_id: int, *, t
                 )
             if await w3.eth.get_transaction_count(account.address, "pending") == 0:
                 artifact = factory_artifact()
-                block = await w3.eth.get_block("latest")
-                tip = await w3.eth.max_priority_fee
-                tx = {
-                    "type": 2,
-                    "chainId": chain_id,
-                    "nonce": 0,
-                    "data": artifact.bytecode,
-                    "value": 0,
-                    "maxPriorityFeePerGas": tip,
-                    "maxFeePerGas": 2 * block["baseFeePerGas"] + tip,
-                }
+                price = await (fees or FeeOracle(w3, max_fee_per_gas_cap_wei=DEFAULT_FEE_CAP_WEI)).current()
+                tx = {"chainId": chain_id, "nonce": 0, "data": artifact.bytecode, "value": 0, **price.tx_fields()}
+                if not price.legacy:
+                    tx["type"] = 2
                 tx["gas"] = int(await w3.eth.estimate_gas({"from": account.address, "data": artifact.bytecode}) * 1.2)
                 await w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
             await _await_code(w3, address, timeout_s)
@@ -266,6 +260,10 @@ class EvmDeployer:
 
     async def find_existing(self, req: LaunchRequest) -> LaunchReceipt | None:
         _, _, token = self.predict(req)
+        return await self._existing_receipt(token)
+
+    async def _existing_receipt(self, token: str) -> LaunchReceipt | None:
+        """The launch that created ``token``, if the token exists on chain."""
         with translating("find existing token"):
             if not await self._w3.eth.get_code(token):
                 return None
@@ -324,12 +322,20 @@ class EvmDeployer:
         ``fee_bump_percent`` (and not below today's fees). ``None`` when that would exceed
         the fee cap: the launch then waits at the fees it has."""
         key = self.keys.get(signed.signer)
+        if await self._first_receipt(signed) is not None:
+            return None  # mined, waiting for depth: nothing to replace
         try:
             old = codec.decode_signed_tx(signed.raw_tx)
         except Exception:
             raise PermanentError(f"recorded transaction {signed.tx_id} cannot be decoded", code="invalid_tx") from None
         old_fees = Fees(old.max_fee_per_gas_wei, old.max_priority_fee_per_gas_wei, legacy=old.legacy)
-        fees = self.fees.bump(old_fees, percent=self.fee_bump_percent, floor=await self.fees.current())
+        try:
+            floor = await self.fees.current()
+        except TransientError as err:
+            if err.code != "fee_above_cap":
+                raise
+            return None  # the market is above the cap: keep waiting at the fees it has
+        fees = self.fees.bump(old_fees, percent=self.fee_bump_percent, floor=floor)
         if fees is None:
             return None
         tx = self._tx(nonce=old.nonce, to=old.to or self.factory.address, data=old.data, gas=old.gas, fees=fees, value=old.value)
@@ -375,6 +381,16 @@ class EvmDeployer:
             if err.code == "already_known":
                 self._seen_pending[signed.tx_id] = time.monotonic()
                 return
+            if err.code == "underpriced" and signed.replaced_tx_ids:
+                log.info("replacement %s refused as underpriced; the earlier transaction stays pending", signed.tx_id)
+                return
+            if err.code == "insufficient_funds" and len(self.keys.keys) > 1:
+                # One drained key must not fail launches the other keys can pay for.
+                self.keys.record_balance(signed.signer, await self.balance_wei(signed.signer), low=True)
+                raise TransientError(
+                    f"deployer key {signed.signer} cannot pay for the launch; signing with another key",
+                    code="tx_dropped",
+                ) from None
             if err.code == "nonce_too_low":
                 if await self._first_receipt(signed) is not None:
                     return  # one of our own transactions for this nonce was already included
@@ -382,6 +398,11 @@ class EvmDeployer:
                 raise TransientError(
                     f"nonce {signed.nonce} of {signed.signer} is used by another transaction", code="tx_dropped"
                 ) from None
+            if err.code == "reverted" and await self._existing_receipt(signed.token_address) is not None:
+                # a node that executes on send (Hardhat automine) reports the revert of a
+                # second creation at once; the token exists: confirm reports its launch
+                self._seen_pending[signed.tx_id] = time.monotonic()
+                return
             raise err from None
 
     def _announce_sent(self, signer: str) -> None:
@@ -389,14 +410,26 @@ class EvmDeployer:
         if event is not None:
             event.set()  # wakes broadcasts of later nonces waiting for this one
 
+    async def _settled(self, signed: SignedLaunch, receipt: Any) -> LaunchReceipt | None:
+        """The launch receipt once ``receipt`` is ``confirmations`` deep, else None.
+
+        A reverted transaction whose token exists anyway (a re-signed launch whose first
+        transaction created the token meanwhile: CREATE2 cannot create it twice) is the
+        launch of that first transaction, not a failure."""
+        self._seen_pending.pop(signed.tx_id, None)
+        if receipt["status"] != 1:
+            existing = await self._existing_receipt(signed.token_address)
+            if existing is not None:
+                return existing
+        elif self.confirmations > 1:
+            if await self._head_number() - int(receipt["blockNumber"]) + 1 < self.confirmations:
+                return None  # included, not yet deep enough
+        return self._to_launch_receipt(signed.token_address, receipt)
+
     async def confirm(self, signed: SignedLaunch) -> LaunchReceipt | None:
         receipt = await self._first_receipt(signed)
         if receipt is not None:
-            self._seen_pending.pop(signed.tx_id, None)
-            if self.confirmations > 1 and receipt["status"] == 1:
-                if await self._head_number() - int(receipt["blockNumber"]) + 1 < self.confirmations:
-                    return None  # included, not yet deep enough
-            return self._to_launch_receipt(signed.token_address, receipt)
+            return await self._settled(signed, receipt)
         # Pending is the common answer; ask whether the node still knows the tx (to detect
         # drops) at most every KNOWN_RECHECK_S per transaction, not on every check.
         now = time.monotonic()
@@ -416,12 +449,15 @@ class EvmDeployer:
         if signed.nonce is not None and used > signed.nonce:
             receipt = await self._first_receipt(signed)  # it may have landed meanwhile
             if receipt is not None:
-                return self._to_launch_receipt(signed.token_address, receipt)
+                return await self._settled(signed, receipt)
             await self.nonces.resync(signed.signer)
             raise TransientError(
                 f"transaction {signed.tx_id} was dropped: nonce {signed.nonce} is used by another transaction",
                 code="tx_dropped",
             )
+        for earlier in signed.replaced_tx_ids:
+            if await self._is_known(earlier):
+                return None  # the node refused the replacement but still has an earlier one
         # The node forgot it (dropped from its mempool, or restarted): send the same bytes again.
         log.info("transaction %s unknown to the node; re-sending it with nonce %s", signed.tx_id, signed.nonce)
         await self.broadcast(signed)
@@ -474,7 +510,7 @@ async def open_embedded_evm_deployer(
     passed on to :class:`EvmDeployer`.
     """
     keys = _keys(deployer_keys)
-    accounts = [_account(k) for k in keys]
+    accounts = [account_from_key(k) for k in keys]
     try:
         embedded = await asyncio.to_thread(EmbeddedEvmChain, state_dir, chain_id)
     except PermanentError:
@@ -522,14 +558,14 @@ async def open_rpc_evm_deployer(
         raise PermanentError(
             f"{chain}: the endpoint serves chain id {served}, expected {chain_id}", code="chain_id_mismatch"
         )
-    accounts = [_account(k) for k in deployer_keys]
+    accounts = [account_from_key(k) for k in deployer_keys]
     if dev_fund_wei:
         with translating("fund deployer keys"):
             for account in accounts:
                 if int(await w3.eth.get_balance(account.address)) < dev_fund_wei:
                     await w3.provider.make_request("hardhat_setBalance", [account.address, hex(dev_fund_wei)])
     if factory_address is None:
-        factory = await ensure_factory(w3, deployer_keys[0], chain_id)
+        factory = await ensure_factory(w3, deployer_keys[0], chain_id, fees=options.get("fees"))
     else:
         factory = await _configured_factory(w3, to_checksum_address(factory_address))
     deployer = EvmDeployer(chain=chain, w3=w3, chain_id=chain_id, deployer_keys=deployer_keys, factory=factory, **options)

@@ -10,7 +10,8 @@ each deployer key:
 * **Gaps.** The node's ``pending`` count *behind* the cursor means nonces were handed out
   but never reached the node. A nonce that a recorded, unfinished launch holds is that
   launch's business (its worker re-sends it). Any other nonce in the range that stays
-  unsent for ``gap_after_s`` is a gap that would stall every later launch of the key:
+  unsent for ``gap_after_s`` (with the cursor unchanged meanwhile, so a nonce handed out
+  moments ago and not yet recorded is never taken for one) is a gap that would stall every later launch of the key:
   it is filled with a 0-value transfer to the key itself. If *no* launch holds anything in
   the range, the cursor is simply moved back instead (compare-and-set; it fails if
   anybody allocated meanwhile), which costs no gas.
@@ -65,13 +66,18 @@ class NonceKeeper:
         self._max_fill = max_fill_per_sweep
         self._clock = clock
         self._gap_seen: dict[tuple[str, int], float] = {}  # (signer, nonce) -> first seen missing
+        self._last_cursor: dict[str, int] = {}  # signer -> cursor at the previous sweep
 
     async def run(self) -> None:
         """Sweep forever; a failing sweep is logged and retried next interval."""
         while True:
-            report = await self.sweep()
-            for error in report.errors:
-                log.warning("nonce keeper on %s: %s", self._deployer.chain, error)
+            try:
+                report = await self.sweep()
+            except Exception:  # e.g. the database is briefly unavailable: try again next time
+                log.exception("nonce keeper on %s: sweep failed", self._deployer.chain)
+            else:
+                for error in report.errors:
+                    log.warning("nonce keeper on %s: %s", self._deployer.chain, error)
             await asyncio.sleep(self.interval_s)  # periodic by design: nothing to await
 
     async def sweep(self) -> SweepReport:
@@ -89,6 +95,11 @@ class NonceKeeper:
         cursor = await d.nonces.cursor(address)
         if cursor is None:
             return  # never used by this deployment
+        if self._last_cursor.get(address) != cursor:
+            # Somebody allocated or moved the cursor since the last look: a nonce just handed
+            # out is not a gap yet, so every candidate starts its wait afresh.
+            self._forget(address, below=2**256)
+            self._last_cursor[address] = cursor
         pending = await d.pending_count(address)
         chain = d.chain
         if pending > cursor:

@@ -1,7 +1,8 @@
 """Deployer keys of one EVM chain, used in parallel; a key low on funds stops taking launches.
 
 Launches are spread round-robin over the keys that are enabled. A key whose balance, as
-last read by the keeper, is below ``min_balance_wei`` is disabled and an alert is raised
+last read by the keeper, is below ``min_balance_wei`` (or that the node refused a launch
+for lack of funds, until its balance rises) is disabled and an alert is raised
 (a WARNING log line, the ``tokenforge_deployer_key_low_balance`` gauge, and the key's
 entry in ``GET /v1/chains``); it is enabled again once its balance is back above the
 threshold. Launches already signed by a disabled key still finish with it.
@@ -44,6 +45,8 @@ class DeployerKey:
     address: str
     enabled: bool = True
     balance_wei: int | None = None
+    #: Balance when the node refused a launch for lack of funds; enabled again above it.
+    refused_at_wei: int | None = None
 
     def __repr__(self) -> str:
         return f"DeployerKey({self.address}, enabled={self.enabled})"
@@ -84,13 +87,22 @@ class KeyPool:
             retry_after_s=5.0,
         )
 
-    def record_balance(self, address: str, balance_wei: int) -> None:
+    def record_balance(self, address: str, balance_wei: int, *, low: bool = False) -> None:
+        """Records a balance read; ``low=True`` when the node refused a launch for lack of
+        funds (the key is disabled whatever the threshold)."""
         key = self.get(address)
         key.balance_wei = balance_wei
-        low = self.min_balance_wei > 0 and balance_wei < self.min_balance_wei
+        if low:
+            key.refused_at_wei = balance_wei
+        elif key.refused_at_wei is not None:
+            if balance_wei > key.refused_at_wei:
+                key.refused_at_wei = None  # funded since
+            else:
+                low = True
+        low = low or (self.min_balance_wei > 0 and balance_wei < self.min_balance_wei)
         if low and key.enabled:
             log.warning(
-                "deployer key %s on %s holds %d wei, below the minimum %d wei: it takes no launches until funded",
+                "deployer key %s on %s holds %d wei (minimum %d wei): it takes no launches until funded",
                 address, self.chain, balance_wei, self.min_balance_wei,
             )
         elif not low and not key.enabled:

@@ -100,9 +100,6 @@ class NonceAllocator:
                 self._next[signer] = chain_next
                 self._released[signer] = [n for n in self._released.get(signer, []) if n >= chain_next]
 
-    def peek(self, signer: str) -> int | None:
-        return self._next.get(signer)
-
     async def cursor(self, signer: str) -> int | None:
         return self._next.get(signer)
 

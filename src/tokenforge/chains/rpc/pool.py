@@ -108,6 +108,8 @@ _FAULT_MESSAGES: tuple[tuple[str, FaultKind, str], ...] = (
     ("rate limit", "rate_limited", "rate limited"),
     ("too many requests", "rate_limited", "too many requests"),
     ("limit exceeded", "rate_limited", "limit exceeded"),
+    ("exceeded its", "rate_limited", "capacity exceeded"),
+    ("capacity", "rate_limited", "capacity exceeded"),
     ("timed out", "timeout", "node timed out"),
     ("timeout", "timeout", "node timeout"),
     ("busy", "unavailable", "node busy"),
@@ -123,6 +125,8 @@ def classify_rpc_error(code: Any, message: Any) -> tuple[FaultKind, str] | None:
     text = message.lower().strip() if isinstance(message, str) else ""
     if code in _REQUEST_ANSWER_CODES or any(word in text for word in _REQUEST_ANSWER_WORDS):
         return None
+    if code in (429, -32429):
+        return "rate_limited", f"rpc {code} rate limited"
     if code == -32005:
         if "behind" in text or "unhealthy" in text:
             return "unavailable", "rpc -32005 node behind"
@@ -158,6 +162,9 @@ def _object_fault(answer: dict) -> _Fault | None:
         return _Fault("unavailable", "malformed JSON-RPC error")
     verdict = classify_rpc_error(error.get("code"), error.get("message"))
     return None if verdict is None else _Fault(verdict[0], verdict[1])
+
+
+_ENDPOINT_REFUSALS = frozenset({401, 403, 404})
 
 
 def _http_fault(status: int, retry_after: str | None) -> _Fault:
@@ -383,7 +390,9 @@ class RpcPool:
 
     @staticmethod
     def _judge(status: int, retry_after: str | None, raw: bytes, is_batch: bool) -> tuple[_Fault | None, Any]:
-        if status == 429 or status >= 500:
+        if status == 429 or status >= 500 or status in _ENDPOINT_REFUSALS:
+            # 401/403/404: a bad or expired API key, a wrong path: this endpoint cannot serve
+            # anyone, whatever its body says
             return _http_fault(status, retry_after), None
         try:
             answer = orjson.loads(raw)

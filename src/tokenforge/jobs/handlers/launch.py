@@ -42,6 +42,9 @@ from tokenforge.store.repositories import jobs as jobs_repo
 from tokenforge.store.repositories import outbox as outbox_repo
 
 TOPIC = "jobs.launch"
+#: Transient conditions of the platform, not of the launch: retried without using an attempt
+#: (no deployer key funded, market fee above the chain's cap).
+WAIT_CODES = frozenset({"no_funded_key", "fee_above_cap"})
 log = logging.getLogger(__name__)
 
 
@@ -218,7 +221,7 @@ class LaunchHandler:
             signed = await deployer.sign(req)
             try:
                 await self._record_signed(job, signed)
-            except BaseException:
+            except Exception:  # not on cancellation: the queued write may still commit
                 abandon = getattr(deployer, "abandon", None)
                 if abandon is not None:
                     await abandon(signed)
@@ -321,7 +324,7 @@ class LaunchHandler:
             self._token_failed(step)
             await self._commit(step)
             return
-        attempts = job.attempts + 1
+        attempts = job.attempts + (0 if err.code in WAIT_CODES else 1)
         step.set(attempts=attempts, confirm_checks=0)
         if err.code == "tx_dropped" and step.status is not JobStatus.QUEUED:
             # The signed tx can never land; the next attempt checks the chain and signs anew.
