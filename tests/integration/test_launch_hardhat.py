@@ -172,3 +172,30 @@ def test_worker_killed_after_broadcast_successor_confirms_the_same_transaction(t
                                    "topics": [TOKEN_CREATED_TOPIC, None, None, launch_salt(job_id)]})
         assert len(created) == 1, "exactly one token for the job"
         assert read_token(node.url, token["address"])[1] == 1000 * 10**18
+
+
+async def test_endpoint_api_keys_and_deployer_keys_never_reach_logs_events_or_health(settings, caplog):
+    import logging
+
+    from tokenforge.keys.local import LocalKeyStore
+
+    caplog.set_level(logging.DEBUG)
+    with running_hardhat() as node, FaultProxy(node.url) as failing, FaultProxy(node.url) as good:
+        failing.set_mode("error", status=503)
+        settings.chains = hardhat_chain({"url": f"{failing.url}/v3/SECRETAPIKEY1", "weight": 1000},
+                                        f"{good.url}/v3/SECRETAPIKEY2?key=SECRETAPIKEY3",
+                                        breaker_failures=1, deployer_keys=2)
+        async with running_stack(settings) as (container, client):
+            accepted = await post(client, body())
+            job = await wait_final(client, accepted["job"]["id"])
+            events = await events_until(container, job["id"], lambda e: e["status"] == "confirmed")
+            chains = (await client.get("/v1/chains")).text
+            keys = LocalKeyStore(settings.data_dir).evm_deployer_keys("ethereum", 2)
+    assert job["status"] == "confirmed"
+    seen = caplog.text + chains + json.dumps(events) + json.dumps(job)
+    assert "SECRETAPIKEY" not in seen
+    for key in keys:
+        assert key.hex() not in seen and key.hex() not in (settings.data_dir / "keys.json").read_text()
+    endpoints = json.loads(chains)["items"][0]["endpoints"]
+    assert [e["state"] for e in endpoints] == ["open", "closed"]  # reported, by redacted labels
+    assert all(e["label"].endswith("/…") for e in endpoints)
