@@ -75,3 +75,24 @@ def test_jobs_list_shows_dead_letters(tmp_path):
     assert bad.returncode != 0
 
 
+
+
+def test_keys_list_shows_every_full_address_to_fund(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tokenforge.keys.local import LocalKeyStore
+
+    env = {**os.environ, "TOKENFORGE_DATA_DIR": str(tmp_path), "COLUMNS": "60",
+           "TOKENFORGE_CHAINS": json.dumps({"ethereum": {"network": "embedded", "deployer_keys": 3}, "solana": "embedded"})}
+    out = subprocess.run([sys.executable, "-m", "tokenforge", "keys", "list"], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    store = LocalKeyStore(tmp_path)
+    from eth_account import Account
+
+    for key in store.evm_deployer_keys("ethereum", 3):
+        assert Account.from_key(key).address in out.replace("\n", "")
+    assert store.solana_payer_address("solana") in out.replace("\n", "")
+    assert "deployer 2" in out

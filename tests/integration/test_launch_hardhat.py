@@ -199,3 +199,21 @@ async def test_endpoint_api_keys_and_deployer_keys_never_reach_logs_events_or_he
     endpoints = json.loads(chains)["items"][0]["endpoints"]
     assert [e["state"] for e in endpoints] == ["open", "closed"]  # reported, by redacted labels
     assert all(e["label"].endswith("/…") for e in endpoints)
+
+
+def test_keys_list_reads_balances_from_the_endpoints(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.hardhat import set_balance
+    from tokenforge.keys.local import LocalKeyStore
+
+    with running_hardhat() as node:
+        address = Account.from_key(LocalKeyStore(tmp_path).evm_deployer_key("ethereum")).address
+        set_balance(node.url, address, 12345)
+        env = {**os.environ, "TOKENFORGE_DATA_DIR": str(tmp_path),
+               "TOKENFORGE_CHAINS": json.dumps(hardhat_chain(node.url))}
+        out = subprocess.run([sys.executable, "-m", "tokenforge", "keys", "list", "--balances"], env=env,
+                             capture_output=True, text=True, check=True).stdout
+    assert f"{address}  12345 wei" in out

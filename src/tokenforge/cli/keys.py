@@ -13,7 +13,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from tokenforge.config import Settings
 from tokenforge.domain.chains import CHAINS, Family
@@ -76,11 +75,13 @@ def keys_list(
     missing keys), so an operator knows what to fund."""
     settings = Settings()
     rows = _addresses(settings, _keystore(settings))
-    table = Table("chain", "network", "key", "address", *(["balance"] if balances else []))
+    # plain lines, never cut to the terminal's width: the address is what gets funded
+    typer.echo(f"{'chain':<10} {'network':<9} {'key':<12} address" + ("  balance" if balances else ""))
     for chain, role, address in rows:
-        extra = [asyncio.run(_balance(settings, chain, address))] if balances else []
-        table.add_row(chain, settings.chains[chain].network.value, role, address, *extra)
-    console.print(table)
+        line = f"{chain:<10} {settings.chains[chain].network.value:<9} {role:<12} {address}"
+        if balances:
+            line += "  " + asyncio.run(_balance(settings, chain, address))
+        typer.echo(line)
 
 
 @keys_app.command("import-evm")
