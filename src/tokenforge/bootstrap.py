@@ -180,17 +180,12 @@ def deployer_factories(
                 from tokenforge.chains.evm.deployer import open_rpc_evm_deployer
                 from tokenforge.chains.evm.keeper import NonceKeeper
                 from tokenforge.chains.evm.pooled_provider import PooledAsyncProvider
-                from tokenforge.chains.evm.rpc_errors import translating
                 from tokenforge.store.nonce_cursors import SqlNonceSource
 
                 chain_id = cs.chain_id or spec.chain_id(network)
                 await check_evm_endpoints(chain, cs, chain_id)
                 pool = rpc_pool(chain, cs)
                 w3 = AsyncWeb3(PooledAsyncProvider(pool))
-
-                async def pending_count(signer: str) -> int:
-                    with translating("read nonce"):
-                        return await w3.eth.get_transaction_count(signer, "pending")
 
                 try:
                     deployer = await open_rpc_evm_deployer(
@@ -200,7 +195,7 @@ def deployer_factories(
                         factory_address=cs.factory_address,
                         dev_fund_wei=cs.dev_fund_base_units if network is Network.LOCAL else 0,
                         fees=_fee_oracle(w3, cs),
-                        nonces=SqlNonceSource(sessions, chain, pending_count),
+                        nonces=lambda pending_count, chain=chain: SqlNonceSource(sessions, chain, pending_count),
                         logs_window_blocks=10_000,
                         **_evm_options(cs),
                     )
@@ -208,7 +203,6 @@ def deployer_factories(
                     await pool.close()
                     raise
                 keeper = NonceKeeper(deployer, gap_after_s=cs.nonce_gap_s, interval_s=cs.keeper_interval_s)
-                deployer.keeper = keeper
                 deployer.run_in_background(keeper.run(), "nonce-keeper")
                 pools[chain] = pool
                 return deployer

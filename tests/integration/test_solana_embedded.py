@@ -20,7 +20,7 @@ from tokenforge.chains.solana.deployer import SolanaDeployer, open_embedded_sola
 from tokenforge.errors import TransientError
 
 from tests.support.solana_decode import (  # noqa: E402
-    TOKEN_2022, DecodedMint, ata_of, decode_mint, decode_token_account,
+    TOKEN_2022, DecodedMint, assert_launched_mint, ata_of, decode_mint, decode_token_account,
 )
 
 # ----------------------------------------------------------------------- helpers
@@ -49,14 +49,7 @@ def verify_launch(d: SolanaDeployer, req: LaunchRequest, receipt: LaunchReceipt)
     assert account is not None and account.owner == TOKEN_2022
     assert account.lamports >= chain.minimum_balance_for_rent_exemption(len(account.data))
     m = decode_mint(account.data)
-    assert m.is_initialized
-    assert m.supply == req.supply_base_units
-    assert m.decimals == req.decimals
-    assert m.mint_authority is None, "mint authority must be revoked"
-    assert m.freeze_authority is None
-    assert m.pointer_address == mint and m.pointer_authority is None
-    assert m.metadata_mint == mint and m.update_authority == d.payer
-    assert (m.name, m.symbol, m.uri, m.additional) == (req.name, req.symbol, req.metadata_uri, 0)
+    assert_launched_mint(m, req, mint, d.payer)
     creator = Pubkey.from_string(req.creator)
     ata = chain.get_account(ata_of(creator, mint))
     assert ata is not None and ata.owner == TOKEN_2022

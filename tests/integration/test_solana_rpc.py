@@ -27,6 +27,7 @@ from tests.support.devnet import running_devnet
 from tests.support.fault_proxy import FaultProxy
 from tests.support.solana_decode import (
     TOKEN_2022,
+    assert_launched_mint,
     ata_of,
     decode_mint,
     decode_token_account,
@@ -87,14 +88,7 @@ async def _verify_launch(reader: AsyncClient, d: SolanaDeployer, req: LaunchRequ
     assert account is not None and account.owner == TOKEN_2022
     rent = (await reader.get_minimum_balance_for_rent_exemption(len(account.data))).value
     assert account.lamports >= rent
-    m = decode_mint(bytes(account.data))
-    assert m.is_initialized
-    assert (m.supply, m.decimals) == (req.supply_base_units, req.decimals)
-    assert m.mint_authority is None, "mint authority must be revoked"
-    assert m.freeze_authority is None
-    assert m.pointer_address == mint and m.pointer_authority is None
-    assert m.metadata_mint == mint and m.update_authority == d.payer
-    assert (m.name, m.symbol, m.uri, m.additional) == (req.name, req.symbol, req.metadata_uri, 0)
+    assert_launched_mint(decode_mint(bytes(account.data)), req, mint, d.payer)
     creator = Pubkey.from_string(req.creator)
     ata = (await reader.get_account_info(ata_of(creator, mint), commitment=Confirmed, encoding="base64")).value
     assert ata is not None and ata.owner == TOKEN_2022

@@ -92,3 +92,15 @@ def decode_token_account(data: bytes) -> tuple[Pubkey, Pubkey, int, int]:
 
 def ata_of(owner: Pubkey, mint: Pubkey) -> Pubkey:
     return Pubkey.find_program_address([bytes(owner), bytes(TOKEN_2022), bytes(mint)], ATA_PROGRAM)[0]
+
+
+def assert_launched_mint(m: DecodedMint, req, mint: Pubkey, payer: Pubkey) -> None:
+    """What every launch's mint must be: supply and decimals as asked, mint and freeze
+    authority none, metadata pointer and metadata on the mint itself, payer as update authority."""
+    assert m.is_initialized
+    assert (m.supply, m.decimals) == (req.supply_base_units, req.decimals)
+    assert m.mint_authority is None, "mint authority must be revoked"
+    assert m.freeze_authority is None
+    assert m.pointer_address == mint and m.pointer_authority is None
+    assert m.metadata_mint == mint and m.update_authority == payer
+    assert (m.name, m.symbol, m.uri, m.additional) == (req.name, req.symbol, req.metadata_uri, 0)

@@ -93,6 +93,7 @@ class ChainDeployer(Protocol):
     async def close(self) -> None: ...
 
 
+@runtime_checkable
 class ReplaceableDeployer(Protocol):
     """Optional extension: a deployer whose transactions can get stuck below the market fee.
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -122,9 +122,9 @@ class EvmDeployer:
         deployer_keys: Sequence[bytes],
         factory: FactoryInfo,
         fees: FeeOracle | None = None,
-        nonces: NonceSource | None = None,
+        nonces: Callable[[Callable[[str], Awaitable[int]]], NonceSource] = NonceAllocator,
         confirmations: int = 1,
-        gas_limit: int | None = DEFAULT_LAUNCH_GAS_LIMIT,
+        gas_limit: int = DEFAULT_LAUNCH_GAS_LIMIT,
         stuck_after_s: float = 60.0,
         fee_bump_percent: int = 15,
         min_balance_wei: int = 0,
@@ -137,7 +137,6 @@ class EvmDeployer:
         self.factory = factory
         self.embedded = embedded
         self.keys = KeyPool(chain, deployer_keys, min_balance_wei=min_balance_wei)
-        self.address: str = self.keys.keys[0].address  # the first key (it owns the factory)
         self.confirmations = confirmations
         self.stuck_after_s = stuck_after_s
         self.fee_bump_percent = fee_bump_percent
@@ -147,18 +146,14 @@ class EvmDeployer:
         self.fees = fees or FeeOracle(w3, max_fee_per_gas_cap_wei=DEFAULT_FEE_CAP_WEI)
         self._logs_from_block = logs_from_block
         self._logs_window_blocks = logs_window_blocks  # RPC providers limit eth_getLogs ranges
-        self.nonces: NonceSource = nonces or NonceAllocator(self.pending_count)
+        # the source is built here so it reads the node's counts through this deployer
+        self.nonces: NonceSource = nonces(self.pending_count)
         self._head: tuple[float, int] | None = None  # (read at, block number)
         self._background: list[asyncio.Task] = []
         self._sent_signal: dict[str, asyncio.Event] = {}  # signer -> set at its next broadcast
-        self.keeper: Any = None  # the NonceKeeper of an RPC chain (set by bootstrap)
 
     def __repr__(self) -> str:
         return f"EvmDeployer(chain={self.chain!r}, signers={self.keys.addresses}, factory={self.factory.address})"
-
-    @property
-    def w3(self) -> AsyncWeb3:
-        return self._w3
 
     # ------------------------------------------------------------------ helpers
 
@@ -296,16 +291,10 @@ class EvmDeployer:
         data = codec.encode_create_token(salt, args, req.creator, req.supply_base_units)
         key = self.keys.next()
         fees = await self.fees.current()
-        gas = self._gas_limit
-        if gas is None:
-            with translating("estimate gas"):
-                gas = int(
-                    await self._w3.eth.estimate_gas({"from": key.address, "to": self.factory.address, "data": data})
-                    * 1.25
-                )
         nonce = await self.nonces.allocate(key.address)
         try:
-            signed = await self._sign_tx(key, self._tx(nonce=nonce, to=self.factory.address, data=data, gas=gas, fees=fees))
+            tx = self._tx(nonce=nonce, to=self.factory.address, data=data, gas=self._gas_limit, fees=fees)
+            signed = await self._sign_tx(key, tx)
         except BaseException:
             await self.nonces.release(key.address, nonce)
             raise

@@ -98,7 +98,7 @@ class NonceKeeper:
         if self._last_cursor.get(address) != cursor:
             # Somebody allocated or moved the cursor since the last look: a nonce just handed
             # out is not a gap yet, so every candidate starts its wait afresh.
-            self._forget(address, below=2**256)
+            self._forget(address)
             self._last_cursor[address] = cursor
         pending = await d.pending_count(address)
         chain = d.chain
@@ -144,6 +144,7 @@ class NonceKeeper:
             report.filled.append((address, n))
             self._gap_seen.pop((address, n), None)
 
-    def _forget(self, address: str, *, below: int) -> None:
-        for key in [k for k in self._gap_seen if k[0] == address and k[1] < below]:
+    def _forget(self, address: str, *, below: int | None = None) -> None:
+        """Drops gap timers of ``address`` (those below nonce ``below``, or all)."""
+        for key in [k for k in self._gap_seen if k[0] == address and (below is None or k[1] < below)]:
             del self._gap_seen[key]

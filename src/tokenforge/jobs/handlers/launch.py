@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tokenforge.chains.ports import LaunchReceipt, LaunchRequest, SignedLaunch
+from tokenforge.chains.ports import LaunchReceipt, LaunchRequest, ReplaceableDeployer, SignedLaunch
 from tokenforge.chains.registry import DeployerRegistry
 from tokenforge.domain.jobs import FINAL, JobStatus, TokenStatus, check_transition
 from tokenforge.errors import TokenForgeError, TransientError
@@ -247,10 +247,9 @@ class LaunchHandler:
 
     @staticmethod
     def _is_stuck(job: JobRow, deployer) -> bool:
-        stuck_after_s = getattr(deployer, "stuck_after_s", None)
-        if stuck_after_s is None or job.submitted_at is None or not hasattr(deployer, "replace"):
+        if not isinstance(deployer, ReplaceableDeployer) or job.submitted_at is None:
             return False
-        return (utcnow() - job.submitted_at).total_seconds() >= stuck_after_s
+        return (utcnow() - job.submitted_at).total_seconds() >= deployer.stuck_after_s
 
     async def _record_replacement(self, job: JobRow, old: SignedLaunch, new: SignedLaunch, after_s: float) -> None:
         """Write-ahead for a replacement: recorded (with every earlier id) before broadcast."""
