@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from tokenforge.chains.registry import DeployerFactory, DeployerRegistry
 from tokenforge.config import ChainSettings, Settings
 from tokenforge.domain.chains import CHAINS, Family, Network
-from tokenforge.errors import PermanentError
+from tokenforge.errors import ErrorCode, PermanentError
 from tokenforge.jobs.backends.memory import MemoryQueue
 from tokenforge.jobs.events import JobEventHub
 from tokenforge.jobs.handlers.launch import LaunchHandler, RetryPolicy
@@ -139,11 +139,11 @@ async def check_evm_endpoints(chain: str, cs: ChainSettings, expected_chain_id: 
             served = int(answer["result"], 16)
         except (KeyError, TypeError, ValueError):
             raise PermanentError(f"{chain}: endpoint {redact_url(endpoint.url)} did not answer eth_chainId",
-                                 code="chain_id_mismatch") from None
+                                 code=ErrorCode.CHAIN_ID_MISMATCH) from None
         if served != expected_chain_id:
             raise PermanentError(
                 f"{chain}: endpoint {redact_url(endpoint.url)} serves chain id {served}, expected {expected_chain_id}",
-                code="chain_id_mismatch",
+                code=ErrorCode.CHAIN_ID_MISMATCH,
             )
 
 
@@ -252,7 +252,7 @@ async def build_container(settings: Settings, *, deployers: DeployerRegistry | N
     await upgrade_to_head(engine)
     sessions = make_sessionmaker(engine)
     if settings.queue_backend != "memory":
-        raise PermanentError(f"queue backend {settings.queue_backend!r} is not available", code="queue_unsupported")
+        raise PermanentError(f"queue backend {settings.queue_backend!r} is not available", code=ErrorCode.QUEUE_UNSUPPORTED)
     queue = MemoryQueue(delivery_limit=max(20, settings.max_attempts * 4))
     hub = JobEventHub()
     relay = OutboxRelay(sessions, queue, poll_s=settings.relay_poll_s)

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from tokenforge.chains.ports import ChainDeployer
-from tokenforge.errors import PermanentError
+from tokenforge.errors import ErrorCode, PermanentError
 
 DeployerFactory = Callable[[], Awaitable[ChainDeployer]]
 
@@ -26,7 +26,7 @@ class DeployerRegistry:
         if deployer is not None:
             return deployer
         if chain not in self._factories:
-            raise PermanentError(f"chain {chain!r} is not enabled on this worker", code="chain_disabled")
+            raise PermanentError(f"chain {chain!r} is not enabled on this worker", code=ErrorCode.CHAIN_DISABLED)
         async with self._locks[chain]:
             if chain not in self._open:
                 self._open[chain] = await self._factories[chain]()

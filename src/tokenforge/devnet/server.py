@@ -31,7 +31,7 @@ from typing import Any
 from tokenforge.chains.evm.embedded import EmbeddedEvmChain
 from tokenforge.chains.solana.embedded import EmbeddedSolanaChain, EmbeddedTransport
 from tokenforge.domain.chains import CHAINS, Family, Network
-from tokenforge.errors import TransientError, ValidationFailed
+from tokenforge.errors import ErrorCode, TransientError, ValidationFailed
 
 from .evm_rpc import EvmRpc
 from .jsonrpc import Dispatcher, answer_body
@@ -255,6 +255,6 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         if sock is not None:
             sock.close()
-        raise TransientError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", code="address_unavailable") from None
+        raise TransientError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", code=ErrorCode.ADDRESS_UNAVAILABLE) from None
     sock.set_inheritable(True)
     return sock

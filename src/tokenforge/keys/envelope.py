@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from tokenforge.errors import PermanentError
+from tokenforge.errors import ErrorCode, PermanentError
 
 FORMAT_VERSION = 1
 ALGORITHM = "AES-256-GCM"
@@ -50,7 +50,7 @@ class MasterKey(Protocol):
 def _integrity_error(what: str) -> PermanentError:
     return PermanentError(
         f"{what} failed authentication (tampered, swapped or wrong master key)",
-        code="key_integrity",
+        code=ErrorCode.KEY_INTEGRITY,
     )
 
 
@@ -61,7 +61,7 @@ class LocalMasterKey:
 
     def __init__(self, key: bytes) -> None:
         if len(key) != KEY_BYTES:
-            raise PermanentError("master key must be 32 bytes", code="bad_master_key")
+            raise PermanentError("master key must be 32 bytes", code=ErrorCode.BAD_MASTER_KEY)
         self._aead = AESGCM(key)
 
     def __repr__(self) -> str:
@@ -88,20 +88,20 @@ class LocalMasterKey:
         path = pathlib.Path(path)
         if not path.exists():
             if not create:
-                raise PermanentError(f"master keyfile {path} does not exist", code="missing_master_key")
+                raise PermanentError(f"master keyfile {path} does not exist", code=ErrorCode.MISSING_MASTER_KEY)
             _create_keyfile(path)
         mode = stat.S_IMODE(path.stat().st_mode)
         if mode & 0o077:
             raise PermanentError(
                 f"master keyfile {path} has mode {mode:04o}; it must not be accessible to "
                 f"group or others (chmod 600 {path})",
-                code="insecure_master_key",
+                code=ErrorCode.INSECURE_MASTER_KEY,
             )
         key = path.read_bytes()
         if len(key) != KEY_BYTES:
             raise PermanentError(
                 f"master keyfile {path} must hold exactly 32 bytes, found {len(key)}",
-                code="bad_master_key",
+                code=ErrorCode.BAD_MASTER_KEY,
             )
         return cls(key)
 
@@ -152,17 +152,17 @@ def open_sealed(master: MasterKey, name: str, record: dict[str, Any]) -> bytes:
     master key or any tampering.
     """
     if not isinstance(record, dict) or record.get("v") != FORMAT_VERSION or record.get("alg") != ALGORITHM:
-        raise PermanentError(f"sealed record {name!r} has an unsupported format", code="key_format")
+        raise PermanentError(f"sealed record {name!r} has an unsupported format", code=ErrorCode.KEY_FORMAT)
     if record.get("kek") != master.key_id:
         raise PermanentError(
             f"sealed record {name!r} is wrapped by master key {record.get('kek')!r}, "
             f"not {master.key_id!r}",
-            code="key_format",
+            code=ErrorCode.KEY_FORMAT,
         )
     try:
         nonce, ct, wrapped = (base64.b64decode(record[f], validate=True) for f in ("nonce", "ct", "wrapped_key"))
     except (KeyError, TypeError, binascii.Error):
-        raise PermanentError(f"sealed record {name!r} is malformed", code="key_format") from None
+        raise PermanentError(f"sealed record {name!r} is malformed", code=ErrorCode.KEY_FORMAT) from None
     aad = _aad(name)
     data_key = master.unwrap(wrapped, aad)
     try:

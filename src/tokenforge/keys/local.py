@@ -23,7 +23,7 @@ from collections.abc import Callable
 from eth_account import Account
 from solders.keypair import Keypair
 
-from tokenforge.errors import PermanentError, ValidationFailed
+from tokenforge.errors import ErrorCode, PermanentError, ValidationFailed
 from tokenforge.keys.envelope import LocalMasterKey, MasterKey, open_sealed, seal
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class LocalKeyStore:
         with self._lock:
             record = self._load_or_create(name, lambda: key)
         if open_sealed(self._master, name, record) != key:
-            raise PermanentError(f"{name} already holds a different key", code="key_exists")
+            raise PermanentError(f"{name} already holds a different key", code=ErrorCode.KEY_EXISTS)
         return Account.from_key(key).address
 
     def solana_payer_key(self, chain: str) -> bytes:
@@ -124,7 +124,7 @@ class LocalKeyStore:
                 record = self._load_or_create(name, generate)
         secret = open_sealed(self._master, name, record)
         if len(secret) != 32:
-            raise PermanentError(f"key {name!r} has the wrong length", code="key_format")
+            raise PermanentError(f"key {name!r} has the wrong length", code=ErrorCode.KEY_FORMAT)
         return secret
 
     def _load_or_create(self, name: str, generate: Callable[[], bytes]) -> dict:
@@ -133,7 +133,7 @@ class LocalKeyStore:
             self._records = self._read()
             if name not in self._records:
                 if not self._create_missing:
-                    raise PermanentError(f"key {name!r} does not exist and creation is disabled", code="missing_key")
+                    raise PermanentError(f"key {name!r} does not exist and creation is disabled", code=ErrorCode.MISSING_KEY)
                 records = {**self._records, name: seal(self._master, name, generate())}
                 self._write(records)
                 self._records = records
@@ -146,9 +146,9 @@ class LocalKeyStore:
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            raise PermanentError(f"cannot read {self._path}: {type(exc).__name__}", code="key_format") from None
+            raise PermanentError(f"cannot read {self._path}: {type(exc).__name__}", code=ErrorCode.KEY_FORMAT) from None
         if not isinstance(doc, dict) or doc.get("version") != STORE_VERSION or not isinstance(doc.get("records"), dict):
-            raise PermanentError(f"{self._path} has an unsupported format", code="key_format")
+            raise PermanentError(f"{self._path} has an unsupported format", code=ErrorCode.KEY_FORMAT)
         return doc["records"]
 
     def _write(self, records: dict[str, dict]) -> None:

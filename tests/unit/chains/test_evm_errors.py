@@ -65,7 +65,7 @@ def test_exception_types(exc, transient, code):
 
 
 def test_tokenforge_errors_pass_through_unchanged():
-    original = PermanentError("nope", code="x")
+    original = PermanentError("nope", code="reverted")
     assert translate(original, "sign") is original
 
 

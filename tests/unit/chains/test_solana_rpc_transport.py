@@ -198,12 +198,12 @@ SEND_FAILURES = [
     (_error(-32005, "Node is behind by 42 slots", {"numSlotsBehind": 42}), TransientError, "rpc_node_unhealthy"),
     (_error(-32005, "Node is unhealthy"), TransientError, "rpc_node_unhealthy"),
     (_error(-32603, "Internal error"), TransientError, "rpc_internal_error"),
-    (_error(429, "Too many requests for a specific RPC call"), TransientError, "rpc_rate_limited"),
+    (_error(429, "Too many requests for a specific RPC call"), TransientError, "rate_limited"),
     (_error(-32000, "something the node made up"), TransientError, "rpc_error"),
     (_error(-32601, "Method not found"), PermanentError, "rpc_method_unsupported"),
     (Reply(status=503, body="unavailable"), TransientError, "rpc_unavailable"),
     (Reply(status=502, body="bad gateway"), TransientError, "rpc_unavailable"),
-    (Reply(status=429, body="slow down", headers={"Retry-After": "3"}), TransientError, "rpc_rate_limited"),
+    (Reply(status=429, body="slow down", headers={"Retry-After": "3"}), TransientError, "rate_limited"),
     (Reply(status=403, body="forbidden"), TransientError, "rpc_http_error"),
     (Reply(body="<html>not json-rpc</html>"), TransientError, "rpc_bad_response"),
 ]
@@ -216,7 +216,7 @@ async def test_send_failures_are_translated(node, transport, reply, kind, code):
         await transport.send_raw_transaction(b"tx")
     assert info.value.code == code
     assert "sendTransaction" in info.value.message
-    if code == "rpc_rate_limited" and reply.status == 429:
+    if code == "rate_limited" and reply.status == 429:
         assert info.value.retry_after_s == 3.0
 
 

@@ -37,7 +37,7 @@ from web3 import AsyncWeb3
 from web3.exceptions import TransactionNotFound
 
 from tokenforge.chains.ports import LaunchReceipt, LaunchRequest, SignedLaunch
-from tokenforge.errors import PermanentError, TransientError
+from tokenforge.errors import ErrorCode, PermanentError, TransientError
 
 from . import codec
 from .artifacts import factory_artifact
@@ -79,7 +79,7 @@ async def ensure_factory(
             if latest > 0:
                 raise PermanentError(
                     f"deployer {account.address} used nonce 0 for something other than the factory",
-                    code="factory_missing",
+                    code=ErrorCode.FACTORY_MISSING,
                 )
             if await w3.eth.get_transaction_count(account.address, "pending") == 0:
                 artifact = factory_artifact()
@@ -100,7 +100,7 @@ async def _await_code(w3: AsyncWeb3, address: str, timeout_s: float) -> None:
     delay = 0.01
     while not await w3.eth.get_code(address):
         if time.monotonic() > deadline:
-            raise TransientError(f"factory deployment at {address} not mined in time", code="rpc_timeout")
+            raise TransientError(f"factory deployment at {address} not mined in time", code=ErrorCode.RPC_TIMEOUT)
         await asyncio.sleep(delay)  # JSON-RPC has no push for this; poll with backoff
         delay = min(delay * 2, 1.0)
 
@@ -209,10 +209,10 @@ class EvmDeployer:
     def _to_launch_receipt(self, token_address: str, receipt: Any) -> LaunchReceipt:
         tx_id = _hex(receipt["transactionHash"])
         if receipt["status"] != 1:
-            raise PermanentError(f"launch transaction {tx_id} reverted", code="reverted")
+            raise PermanentError(f"launch transaction {tx_id} reverted", code=ErrorCode.REVERTED)
         created = self._token_created(receipt, token_address)
         if created is None:
-            raise PermanentError(f"transaction {tx_id} did not create token {token_address}", code="unexpected_receipt")
+            raise PermanentError(f"transaction {tx_id} did not create token {token_address}", code=ErrorCode.UNEXPECTED_RECEIPT)
         gas_used = int(receipt["gasUsed"])
         return LaunchReceipt(
             token_address=token_address,
@@ -242,7 +242,7 @@ class EvmDeployer:
             # ~1 ms of CPU (more without coincurve): off the event loop
             return await asyncio.to_thread(key.account.sign_transaction, tx)
         except Exception as exc:
-            raise PermanentError(f"signing failed: {type(exc).__name__}", code="sign_failed") from None
+            raise PermanentError(f"signing failed: {type(exc).__name__}", code=ErrorCode.SIGN_FAILED) from None
 
     def _tx(self, *, nonce: int, to: str, data: bytes, gas: int, fees: Fees, value: int = 0) -> dict:
         tx = {"chainId": self.chain_id, "nonce": nonce, "to": to, "value": value, "data": data, "gas": gas}
@@ -285,7 +285,7 @@ class EvmDeployer:
     async def sign(self, req: LaunchRequest) -> SignedLaunch:
         if req.chain != self.chain:
             raise PermanentError(
-                f"request for chain {req.chain!r} sent to the {self.chain!r} deployer", code="wrong_chain"
+                f"request for chain {req.chain!r} sent to the {self.chain!r} deployer", code=ErrorCode.WRONG_CHAIN
             )
         salt, args, token = self.predict(req)
         data = codec.encode_create_token(salt, args, req.creator, req.supply_base_units)
@@ -316,7 +316,7 @@ class EvmDeployer:
         try:
             old = codec.decode_signed_tx(signed.raw_tx)
         except Exception:
-            raise PermanentError(f"recorded transaction {signed.tx_id} cannot be decoded", code="invalid_tx") from None
+            raise PermanentError(f"recorded transaction {signed.tx_id} cannot be decoded", code=ErrorCode.INVALID_TX) from None
         old_fees = Fees(old.max_fee_per_gas_wei, old.max_priority_fee_per_gas_wei, legacy=old.legacy)
         try:
             floor = await self.fees.current()
@@ -378,14 +378,14 @@ class EvmDeployer:
                 self.keys.record_balance(signed.signer, await self.balance_wei(signed.signer), low=True)
                 raise TransientError(
                     f"deployer key {signed.signer} cannot pay for the launch; signing with another key",
-                    code="tx_dropped",
+                    code=ErrorCode.TX_DROPPED,
                 ) from None
             if err.code == "nonce_too_low":
                 if await self._first_receipt(signed) is not None:
                     return  # one of our own transactions for this nonce was already included
                 await self.nonces.resync(signed.signer)
                 raise TransientError(
-                    f"nonce {signed.nonce} of {signed.signer} is used by another transaction", code="tx_dropped"
+                    f"nonce {signed.nonce} of {signed.signer} is used by another transaction", code=ErrorCode.TX_DROPPED
                 ) from None
             if err.code == "reverted" and await self._existing_receipt(signed.token_address) is not None:
                 # a node that executes on send (Hardhat automine) reports the revert of a
@@ -442,7 +442,7 @@ class EvmDeployer:
             await self.nonces.resync(signed.signer)
             raise TransientError(
                 f"transaction {signed.tx_id} was dropped: nonce {signed.nonce} is used by another transaction",
-                code="tx_dropped",
+                code=ErrorCode.TX_DROPPED,
             )
         for earlier in signed.replaced_tx_ids:
             if await self._is_known(earlier):
@@ -506,7 +506,7 @@ async def open_embedded_evm_deployer(
         raise
     except Exception as exc:
         raise PermanentError(
-            f"cannot open embedded chain: {type(exc).__name__}: {exc}", code="embedded_chain"
+            f"cannot open embedded chain: {type(exc).__name__}: {exc}", code=ErrorCode.EMBEDDED_CHAIN
         ) from None
     try:
         for account in accounts:
@@ -545,7 +545,7 @@ async def open_rpc_evm_deployer(
         served = int(await w3.eth.chain_id)
     if served != chain_id:
         raise PermanentError(
-            f"{chain}: the endpoint serves chain id {served}, expected {chain_id}", code="chain_id_mismatch"
+            f"{chain}: the endpoint serves chain id {served}, expected {chain_id}", code=ErrorCode.CHAIN_ID_MISMATCH
         )
     accounts = [account_from_key(k) for k in deployer_keys]
     if dev_fund_wei:
@@ -566,6 +566,6 @@ async def open_rpc_evm_deployer(
 async def _configured_factory(w3: AsyncWeb3, address: str) -> FactoryInfo:
     with translating("read factory"):
         if not await w3.eth.get_code(address):
-            raise PermanentError(f"no contract at the configured factory address {address}", code="factory_missing")
+            raise PermanentError(f"no contract at the configured factory address {address}", code=ErrorCode.FACTORY_MISSING)
         result = await w3.eth.call({"to": address, "data": codec.selector("implementation()")})
     return FactoryInfo(address=address, implementation=to_checksum_address(bytes(result)[-20:]))

@@ -51,7 +51,7 @@ from eth_utils import keccak, to_canonical_address, to_checksum_address
 from eth_utils.toolz import assoc
 from web3 import AsyncWeb3, Web3
 
-from tokenforge.errors import PermanentError, TransientError
+from tokenforge.errors import ErrorCode, PermanentError, TransientError
 
 from .embedded_rpc import EmbeddedAsyncProvider, IndexedBackend, LockedProvider
 from .kvstore import SqliteKV
@@ -146,7 +146,7 @@ class EmbeddedEvmChain:
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Runs ``fn(*args)`` on the chain's thread without blocking the event loop."""
         if self.closed:
-            raise TransientError("embedded chain is closed", code="rpc_unavailable")
+            raise TransientError("embedded chain is closed", code=ErrorCode.RPC_UNAVAILABLE)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, partial(fn, *args))
 
@@ -176,7 +176,7 @@ class EmbeddedEvmChain:
         if stored != str(self.chain_id):
             raise PermanentError(
                 f"embedded chain state in {self.state_dir} has chain id {stored}, not {self.chain_id}",
-                code="chain_id_mismatch",
+                code=ErrorCode.CHAIN_ID_MISMATCH,
             )
         return self._chain_cls(self._atomic)
 
@@ -209,7 +209,7 @@ class EmbeddedEvmChain:
                 if self._is_mined(tx_hash):
                     return
                 self._mine_ready()
-            raise TransientError("funding transaction was not mined", code="fund_failed")
+            raise TransientError("funding transaction was not mined", code=ErrorCode.FUND_FAILED)
 
     def mine(self) -> int:
         """Mines every executable pending transaction now; returns how many were included."""
@@ -229,7 +229,7 @@ class EmbeddedEvmChain:
         fut: asyncio.Future = loop.create_future()
         with self._waiters_lock:  # not the chain lock: a block being mined must not stall the loop
             if self.closed:
-                raise TransientError("embedded chain is closed", code="rpc_unavailable")
+                raise TransientError("embedded chain is closed", code=ErrorCode.RPC_UNAVAILABLE)
             if self._head >= number:
                 return self._head
             self._waiters.append((number, loop, fut))
@@ -301,7 +301,7 @@ class EmbeddedEvmChain:
 
         The new state is sealed in an empty block mined at once, so ``latest`` shows it."""
         if not 0 <= balance_wei < 2**256:
-            raise PermanentError(f"balance out of range: {balance_wei}", code="invalid_parameter")
+            raise PermanentError(f"balance out of range: {balance_wei}", code=ErrorCode.INVALID_PARAMETER)
         with self.lock:
             self._check_open()
             try:
@@ -331,7 +331,7 @@ class EmbeddedEvmChain:
                 return True
             if self._is_mined(tx_hash):
                 raise PermanentError(
-                    f"Transaction 0x{tx_hash.hex()} cannot be dropped because it's already mined", code="already_mined"
+                    f"Transaction 0x{tx_hash.hex()} cannot be dropped because it's already mined", code=ErrorCode.ALREADY_MINED
                 )
             return False
 
@@ -349,7 +349,7 @@ class EmbeddedEvmChain:
 
     def _check_open(self) -> None:
         if self.closed:
-            raise TransientError("embedded chain is closed", code="rpc_unavailable")
+            raise TransientError("embedded chain is closed", code=ErrorCode.RPC_UNAVAILABLE)
 
     # ------------------------------------------------------------------ mining
 
@@ -478,4 +478,4 @@ def _resolve(fut: asyncio.Future, value: int) -> None:
 
 def _fail(fut: asyncio.Future) -> None:
     if not fut.done():
-        fut.set_exception(TransientError("embedded chain is closed", code="rpc_unavailable"))
+        fut.set_exception(TransientError("embedded chain is closed", code=ErrorCode.RPC_UNAVAILABLE))

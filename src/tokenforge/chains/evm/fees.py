@@ -24,7 +24,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from tokenforge.chains.evm.rpc_errors import translating
-from tokenforge.errors import PermanentError, TransientError
+from tokenforge.errors import ErrorCode, PermanentError, TransientError
 
 if TYPE_CHECKING:
     from web3 import AsyncWeb3
@@ -159,7 +159,7 @@ class FeeOracle:
         base_fees = history.get("baseFeePerGas") or []
         if not base_fees:
             raise PermanentError("the chain reports no base fee (not EIP-1559): configure it as legacy",
-                                 code="eip1559_unsupported")
+                                 code=ErrorCode.EIP1559_UNSUPPORTED)
         next_base_fee_wei = int(base_fees[-1])
         tip_wei = self._priority_fee_wei
         if tip_wei is None:
@@ -197,7 +197,7 @@ class FeeOracle:
         else:
             message = (f"base fee {_gwei(reading.base_fee_wei)} gwei + tip {_gwei(reading.tip_wei)} gwei "
                        f"is above the max fee cap of {_gwei(cap_wei)} gwei")
-        return TransientError(message, code="fee_above_cap", retry_after_s=self._retry_after_s(reading))
+        return TransientError(message, code=ErrorCode.FEE_ABOVE_CAP, retry_after_s=self._retry_after_s(reading))
 
     def _retry_after_s(self, reading: _Reading) -> float:
         """The earliest time EIP-1559's 1/8-per-block fall brings the fee under the cap (legacy: one block)."""

@@ -19,7 +19,7 @@ from typing import Any
 from eth_account import Account
 from prometheus_client import Gauge
 
-from tokenforge.errors import PermanentError, TransientError
+from tokenforge.errors import ErrorCode, PermanentError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +32,11 @@ LOW_BALANCE = Gauge(
 
 def account_from_key(deployer_key: bytes) -> Any:
     if not isinstance(deployer_key, (bytes, bytearray)) or len(deployer_key) != 32:
-        raise PermanentError("deployer key must be 32 bytes", code="invalid_key")
+        raise PermanentError("deployer key must be 32 bytes", code=ErrorCode.INVALID_KEY)
     try:
         return Account.from_key(bytes(deployer_key))
     except Exception:
-        raise PermanentError("deployer key is not a valid secp256k1 private key", code="invalid_key") from None
+        raise PermanentError("deployer key is not a valid secp256k1 private key", code=ErrorCode.INVALID_KEY) from None
 
 
 @dataclass
@@ -55,13 +55,13 @@ class DeployerKey:
 class KeyPool:
     def __init__(self, chain: str, deployer_keys: Sequence[bytes], *, min_balance_wei: int = 0) -> None:
         if not deployer_keys:
-            raise PermanentError(f"{chain}: no deployer key", code="invalid_key")
+            raise PermanentError(f"{chain}: no deployer key", code=ErrorCode.INVALID_KEY)
         self.chain = chain
         self.min_balance_wei = min_balance_wei
         self.keys = [DeployerKey(a, a.address) for a in map(account_from_key, deployer_keys)]
         self._by_address = {k.address: k for k in self.keys}
         if len(self._by_address) != len(self.keys):
-            raise PermanentError(f"{chain}: the same deployer key is configured twice", code="invalid_key")
+            raise PermanentError(f"{chain}: the same deployer key is configured twice", code=ErrorCode.INVALID_KEY)
         self._turn = itertools.cycle(range(len(self.keys)))
 
     @property
@@ -72,7 +72,7 @@ class KeyPool:
         try:
             return self._by_address[address]
         except KeyError:
-            raise PermanentError(f"{address} is not a deployer key of {self.chain}", code="unknown_signer") from None
+            raise PermanentError(f"{address} is not a deployer key of {self.chain}", code=ErrorCode.UNKNOWN_SIGNER) from None
 
     def next(self) -> DeployerKey:
         """The next enabled key, round-robin. TransientError ``no_funded_key`` if none is."""
@@ -83,7 +83,7 @@ class KeyPool:
         raise TransientError(
             f"every deployer key of {self.chain} is below its minimum balance; fund one of "
             f"{', '.join(self.addresses)}",
-            code="no_funded_key",
+            code=ErrorCode.NO_FUNDED_KEY,
             retry_after_s=5.0,
         )
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from eth.db.backends.base import BaseDB
 
-from tokenforge.errors import TransientError
+from tokenforge.errors import ErrorCode, TransientError
 
 
 class SqliteKV(BaseDB):
@@ -35,7 +35,7 @@ class SqliteKV(BaseDB):
         except BlockingIOError:
             self._lock_file.close()
             raise TransientError(
-                f"the EVM chain state in {path.parent} is in use by another process", code="chain_in_use"
+                f"the EVM chain state in {path.parent} is in use by another process", code=ErrorCode.CHAIN_IN_USE
             ) from None
         # isolation_level=None: no implicit transactions; we BEGIN/COMMIT explicitly.
         self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)

@@ -21,7 +21,7 @@ from web3.exceptions import (
     Web3RPCError,
 )
 
-from tokenforge.errors import PermanentError, TokenForgeError, TransientError
+from tokenforge.errors import ErrorCode, PermanentError, TokenForgeError, TransientError
 
 _MAX_DETAIL = 300
 
@@ -73,23 +73,23 @@ def translate(exc: BaseException, action: str) -> TokenForgeError:
         return exc
     detail = f"{action}: {type(exc).__name__}: {node_message(exc)[:_MAX_DETAIL]}"
     if isinstance(exc, TooManyRequests):
-        return TransientError(detail, code="rate_limited")
+        return TransientError(detail, code=ErrorCode.RATE_LIMITED)
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError, TimeExhausted)):
-        return TransientError(detail, code="rpc_timeout")
+        return TransientError(detail, code=ErrorCode.RPC_TIMEOUT)
     if isinstance(exc, (ProviderConnectionError, ConnectionError)):
-        return TransientError(detail, code="rpc_unavailable")
+        return TransientError(detail, code=ErrorCode.RPC_UNAVAILABLE)
     if isinstance(exc, ContractLogicError):
-        return PermanentError(detail, code="reverted")
+        return PermanentError(detail, code=ErrorCode.REVERTED)
     lowered = node_message(exc).lower()
     if isinstance(exc, (Web3Exception, OSError)):
         for needle, transient, code in _NODE_MESSAGES:
             if needle in lowered:
                 return TransientError(detail, code=code) if transient else PermanentError(detail, code=code)
         # an RPC or transport failure we do not recognise: worth a bounded retry
-        return TransientError(detail, code="rpc_error")
+        return TransientError(detail, code=ErrorCode.RPC_ERROR)
     if _is_http_client_error(exc):
-        return TransientError(detail, code="rpc_unavailable")
-    return PermanentError(detail, code="evm_adapter_error")
+        return TransientError(detail, code=ErrorCode.RPC_UNAVAILABLE)
+    return PermanentError(detail, code=ErrorCode.EVM_ADAPTER_ERROR)
 
 
 def _is_http_client_error(exc: BaseException) -> bool:

@@ -16,7 +16,7 @@ Behaviour per call (see ``chains/ports.py`` for the shared contract):
 * ``broadcast`` submits ``raw_tx``; an already known signature is fine, and so is an
   expired blockhash (the transaction can never land; ``confirm`` then reports it).
 * ``confirm`` returns ``None`` while the signature is unknown and the blockhash is still
-  valid; raises ``TransientError(code="tx_dropped")`` once the chain's block height has
+  valid; raises ``TransientError(code=ErrorCode.TX_DROPPED)`` once the chain's block height has
   passed ``last_valid_block_height`` without the signature landing; raises
   ``PermanentError`` when the transaction failed on chain - unless the job's mint exists
   anyway (an earlier attempt created it), in which case that launch's receipt is returned.
@@ -53,7 +53,7 @@ from tokenforge.chains.solana.instructions import (
 from tokenforge.chains.solana.mint_keys import derive_mint_keypair
 from tokenforge.chains.solana.rpc_transport import Commitment, RpcSolanaTransport
 from tokenforge.chains.solana.transport import SendOutcome, SolanaTransport, TxStatus
-from tokenforge.errors import PermanentError, TransientError
+from tokenforge.errors import ErrorCode, PermanentError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class SolanaDeployer:
         try:
             compute_budget_instructions(compute_unit_limit, compute_unit_price_micro_lamports, default_limit=1)
         except ValueError as exc:
-            raise PermanentError(str(exc), code="invalid_compute_budget") from exc
+            raise PermanentError(str(exc), code=ErrorCode.INVALID_COMPUTE_BUDGET) from exc
         self.compute_unit_price_micro_lamports = compute_unit_price_micro_lamports
         self.compute_unit_limit = compute_unit_limit
 
@@ -139,7 +139,7 @@ class SolanaDeployer:
                 compute_unit_price_micro_lamports=self.compute_unit_price_micro_lamports,
             )
         except Exception as exc:  # solders refused to compile or sign the message
-            raise PermanentError(f"cannot build the launch transaction: {exc}", code="invalid_parameter") from exc
+            raise PermanentError(f"cannot build the launch transaction: {exc}", code=ErrorCode.INVALID_PARAMETER) from exc
         return SignedLaunch(
             tx_id=str(tx.signatures[0]),
             raw_tx=bytes(tx),
@@ -167,7 +167,7 @@ class SolanaDeployer:
             if status is None:
                 raise TransientError(
                     f"transaction {signed.tx_id} expired without landing; re-sign with a fresh blockhash",
-                    code="tx_dropped",
+                    code=ErrorCode.TX_DROPPED,
                 )
         mint = _parse_pubkey(signed.token_address, "token_address")
         if status.err is None:
@@ -183,7 +183,7 @@ class SolanaDeployer:
     # ------------------------------------------------------------------ helpers
     def _check_chain(self, req: LaunchRequest) -> None:
         if req.chain != self.chain:
-            raise PermanentError(f"request for chain {req.chain!r} sent to {self.chain!r}", code="wrong_chain")
+            raise PermanentError(f"request for chain {req.chain!r} sent to {self.chain!r}", code=ErrorCode.WRONG_CHAIN)
 
     async def _rent(self, data_len: int) -> int:
         lamports = self._rent_cache.get(data_len)
@@ -228,27 +228,27 @@ def _failure(status: TxStatus, raw_tx: bytes) -> PermanentError:
         and instruction_program(raw_tx, status.instruction_index) in _PAYER_DEBITING_PROGRAMS
     ):
         # CreateAccount or the ATA's rent transfer could not debit the payer.
-        return PermanentError(f"payer has insufficient lamports: {status.err}", code="insufficient_funds")
-    return PermanentError(f"launch transaction {status.signature} failed: {status.err}", code="tx_failed")
+        return PermanentError(f"payer has insufficient lamports: {status.err}", code=ErrorCode.INSUFFICIENT_FUNDS)
+    return PermanentError(f"launch transaction {status.signature} failed: {status.err}", code=ErrorCode.TX_FAILED)
 
 
 def _parse_signature(value: str) -> Signature:
     try:
         return Signature.from_string(value)
     except (ValueError, TypeError) as exc:
-        raise PermanentError(f"not a Solana signature: {value!r}", code="invalid_tx_id") from exc
+        raise PermanentError(f"not a Solana signature: {value!r}", code=ErrorCode.INVALID_TX_ID) from exc
 
 
 def _parse_pubkey(value: str, field: str) -> Pubkey:
     try:
         return Pubkey.from_string(value)
     except (ValueError, TypeError) as exc:
-        raise PermanentError(f"{field} is not a Solana address: {value!r}", code="invalid_address") from exc
+        raise PermanentError(f"{field} is not a Solana address: {value!r}", code=ErrorCode.INVALID_ADDRESS) from exc
 
 
 def _keypair_from_seed(seed: bytes) -> Keypair:
     if len(seed) != 32:
-        raise PermanentError("the Solana payer seed must be 32 bytes", code="invalid_payer_seed")
+        raise PermanentError("the Solana payer seed must be 32 bytes", code=ErrorCode.INVALID_PAYER_SEED)
     return Keypair.from_seed(seed)
 
 
@@ -304,10 +304,10 @@ async def open_rpc_solana_deployer(
 
     The deployer takes ``client`` over: ``close()`` closes it (also when opening fails).
     The node must serve ``getLatestBlockhash``; when it cannot be reached the call raises
-    ``TransientError(code="rpc_unavailable")``, a node that rejects the request outright
+    ``TransientError(code=ErrorCode.RPC_UNAVAILABLE)``, a node that rejects the request outright
     raises ``PermanentError``. ``airdrop_below_lamports`` (local devnets only): when the
     payer holds less, it asks the node's faucet for the difference and waits until the
-    balance shows it (``TransientError(code="airdrop_timeout")`` after 30 s).
+    balance shows it (``TransientError(code=ErrorCode.AIRDROP_TIMEOUT)`` after 30 s).
     """
     transport = RpcSolanaTransport(client, commitment=commitment)
     try:
@@ -325,7 +325,7 @@ async def open_rpc_solana_deployer(
         except TransientError as exc:
             raise TransientError(
                 f"the Solana RPC node for {chain} does not answer: {exc.message}",
-                code="rpc_unavailable",
+                code=ErrorCode.RPC_UNAVAILABLE,
                 retry_after_s=exc.retry_after_s,
             ) from exc
         if airdrop_below_lamports is not None:
@@ -346,7 +346,7 @@ async def _top_up(transport: RpcSolanaTransport, payer: Pubkey, target_lamports:
     while await transport.get_balance(payer) < target_lamports:
         if time.monotonic() >= deadline:
             raise TransientError(
-                f"airdrop to the payer not visible after {AIRDROP_VISIBLE_TIMEOUT_S:.0f} s", code="airdrop_timeout"
+                f"airdrop to the payer not visible after {AIRDROP_VISIBLE_TIMEOUT_S:.0f} s", code=ErrorCode.AIRDROP_TIMEOUT
             )
         await asyncio.sleep(AIRDROP_POLL_INTERVAL_S)
     log.info("solana payer funded by airdrop", extra={"payer": str(payer), "lamports": target_lamports - balance})

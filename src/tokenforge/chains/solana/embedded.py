@@ -13,7 +13,7 @@ no blocks. :class:`EmbeddedSolanaChain` adds what TokenForge relies on:
   back with ``set_account``; programs and sysvars come from LiteSVM itself. Without a
   ``state_dir`` the same tables live in an in-memory database. The database is opened
   with an exclusive lock: one process owns a state dir (a second one gets
-  ``TransientError(code="chain_in_use")``).
+  ``TransientError(code=ErrorCode.CHAIN_IN_USE)``).
 * **Slots and blockhashes with Solana's semantics.** The slot advances with wall time
   (one slot per ``slot_duration_s``, 400 ms by default as on Solana, never backwards,
   continued across restarts; slot 0 is genesis, a new chain starts at 1); block height
@@ -71,7 +71,7 @@ from solders.transaction_status import (
 )
 
 from tokenforge.chains.solana.transport import AccountInfo, SendOutcome, TxStatus
-from tokenforge.errors import PermanentError, TokenForgeError, TransientError
+from tokenforge.errors import ErrorCode, PermanentError, TokenForgeError, TransientError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -178,7 +178,7 @@ class EmbeddedSolanaChain:
 
     def __init__(self, state_dir: pathlib.Path | None, *, slot_duration_s: float | None = None) -> None:
         if slot_duration_s is not None and slot_duration_s <= 0:
-            raise PermanentError("the slot duration must be positive", code="invalid_parameter")
+            raise PermanentError("the slot duration must be positive", code=ErrorCode.INVALID_PARAMETER)
         self.state_dir = state_dir
         self._slot_duration_s = slot_duration_s  # None: the module's SLOT_DURATION_S
         self._db: sqlite3.Connection | None = None
@@ -207,11 +207,11 @@ class EmbeddedSolanaChain:
                 self._db.close()
             if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
                 raise TransientError(
-                    f"the Solana state in {state_dir} is in use by another process", code="chain_in_use"
+                    f"the Solana state in {state_dir} is in use by another process", code=ErrorCode.CHAIN_IN_USE
                 ) from exc
             if isinstance(exc, TokenForgeError) or not isinstance(exc, Exception):
                 raise
-            raise TransientError(f"cannot open the embedded Solana chain: {exc}", code="chain_unavailable") from exc
+            raise TransientError(f"cannot open the embedded Solana chain: {exc}", code=ErrorCode.CHAIN_UNAVAILABLE) from exc
         # The slot clock continues after the last stored slot. Slot 0 is the genesis block:
         # a new chain starts at slot 1, where a real cluster's first transactions land.
         self._slot = stored_slot
@@ -324,7 +324,7 @@ class EmbeddedSolanaChain:
         The transfer is an ordinary recorded transaction. Identical airdrops within one
         slot are told apart by signing them over older (still valid) blockhashes."""
         if not 0 < lamports <= _U64_MAX - _FAUCET_RESERVE_LAMPORTS:
-            raise PermanentError(f"airdrop amount out of range: {lamports}", code="invalid_parameter")
+            raise PermanentError(f"airdrop amount out of range: {lamports}", code=ErrorCode.INVALID_PARAMETER)
         with self._guard():
             faucet = self._faucet.pubkey()
             if (self._svm.get_balance(faucet) or 0) < lamports + _FAUCET_MARGIN_LAMPORTS:
@@ -336,11 +336,11 @@ class EmbeddedSolanaChain:
                 if self._status(tx.signatures[0]) is None:
                     break
             else:
-                raise TransientError("too many identical airdrops in this slot", code="airdrop_failed")
+                raise TransientError("too many identical airdrops in this slot", code=ErrorCode.AIRDROP_BUSY)
             try:
                 self._execute(tx, bytes(tx), slot, preflight=False)
             except TransactionRejected as exc:
-                raise PermanentError(f"airdrop failed: {exc.message}", code="airdrop_failed") from None
+                raise PermanentError(f"airdrop failed: {exc.message}", code=ErrorCode.AIRDROP_FAILED) from None
             return tx.signatures[0]
 
     def send_raw_transaction(self, raw_tx: bytes, *, preflight: bool = False) -> SendOutcome:
@@ -356,7 +356,7 @@ class EmbeddedSolanaChain:
         try:
             tx = Transaction.from_bytes(raw_tx)
         except Exception as exc:
-            raise PermanentError(f"not a serialized transaction: {exc}", code="invalid_transaction") from exc
+            raise PermanentError(f"not a serialized transaction: {exc}", code=ErrorCode.INVALID_TRANSACTION) from exc
         signature = tx.signatures[0]
         with self._guard():
             if self._status(signature) is not None:
@@ -598,12 +598,12 @@ class _Guard:
         self._chain._lock.acquire()
         if self._chain._closed:
             self._chain._lock.release()
-            raise TransientError("the embedded Solana chain is closed", code="chain_closed")
+            raise TransientError("the embedded Solana chain is closed", code=ErrorCode.CHAIN_CLOSED)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._chain._lock.release()
         if exc is not None and not isinstance(exc, TokenForgeError) and _is_vendor_failure(exc):
-            raise TransientError(f"embedded Solana chain failure: {exc}", code="chain_unavailable") from exc
+            raise TransientError(f"embedded Solana chain failure: {exc}", code=ErrorCode.CHAIN_UNAVAILABLE) from exc
 
 
 def _is_vendor_failure(exc: BaseException) -> bool:
@@ -630,7 +630,7 @@ class EmbeddedTransport:
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
         except RuntimeError as exc:  # executor shut down
-            raise TransientError(f"embedded Solana transport unavailable: {exc}", code="chain_closed") from exc
+            raise TransientError(f"embedded Solana transport unavailable: {exc}", code=ErrorCode.CHAIN_CLOSED) from exc
 
     async def latest_blockhash(self) -> tuple[Hash, int]:
         return await self._run(self.chain.latest_blockhash)

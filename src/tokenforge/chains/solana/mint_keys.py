@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from solders.keypair import Keypair
 
-from tokenforge.errors import PermanentError
+from tokenforge.errors import ErrorCode, PermanentError
 
 MINT_KDF_SALT = b"tokenforge/solana-mint/v1"
 MINT_SECRET_BYTES = 32
@@ -28,10 +28,10 @@ def derive_mint_seed(mint_secret: bytes, job_id: str) -> bytes:
     """The 32-byte ed25519 seed of the mint keypair for ``job_id``."""
     if len(mint_secret) != MINT_SECRET_BYTES:
         raise PermanentError(
-            f"the Solana mint secret must be {MINT_SECRET_BYTES} bytes", code="invalid_mint_secret"
+            f"the Solana mint secret must be {MINT_SECRET_BYTES} bytes", code=ErrorCode.INVALID_MINT_SECRET
         )
     if not job_id:
-        raise PermanentError("job id must not be empty", code="invalid_job_id")
+        raise PermanentError("job id must not be empty", code=ErrorCode.INVALID_JOB_ID)
     hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=MINT_KDF_SALT, info=job_id.encode("utf-8"))
     return hkdf.derive(mint_secret)
 

@@ -48,7 +48,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 
 from tokenforge.chains.solana.transport import AccountInfo, SendOutcome, TxStatus
-from tokenforge.errors import PermanentError, TokenForgeError, TransientError
+from tokenforge.errors import ErrorCode, PermanentError, TokenForgeError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,8 @@ _TRANSIENT_CODES = {
     -32016: "rpc_min_context_slot_not_reached",
     -32017: "rpc_epoch_rewards_period",
     -32019: "rpc_long_term_storage_unreachable",
-    429: "rpc_rate_limited",
-    -32429: "rpc_rate_limited",
+    429: "rate_limited",
+    -32429: "rate_limited",
 }
 # Definite rejections of the request itself.
 _PERMANENT_CODES = {
@@ -137,7 +137,7 @@ class RpcSolanaTransport:
     def __init__(self, client: AsyncClient, *, commitment: Commitment = "confirmed") -> None:
         if commitment not in _COMMITMENT_RANK:
             raise PermanentError(
-                f"commitment must be one of {sorted(_COMMITMENT_RANK)}, not {commitment!r}", code="invalid_commitment"
+                f"commitment must be one of {sorted(_COMMITMENT_RANK)}, not {commitment!r}", code=ErrorCode.INVALID_COMMITMENT
             )
         self.client = client
         self.commitment: Commitment = commitment
@@ -223,7 +223,7 @@ class RpcSolanaTransport:
             status = await self._included(signature)
             if status is None:  # listed by the node, not yet served by getTransaction
                 raise TransientError(
-                    f"the node lists {signature} for {address} but does not serve it yet", code="rpc_lagging"
+                    f"the node lists {signature} for {address} but does not serve it yet", code=ErrorCode.RPC_LAGGING
                 )
             statuses.append(status)
             if status.err is None:
@@ -275,7 +275,7 @@ class RpcSolanaTransport:
             meta = tx["meta"]
             slot = int(tx["slot"])
         if meta is None:
-            raise TransientError(f"the node has no status metadata for {signature}", code="rpc_incomplete")
+            raise TransientError(f"the node has no status metadata for {signature}", code=ErrorCode.RPC_INCOMPLETE)
         with _reading("getTransaction"):
             text, index, custom = parse_transaction_error(meta["err"])
             return TxStatus(signature, slot, int(meta["fee"]), text, index, custom)
@@ -342,22 +342,22 @@ def _rpc_error(method: str, code: int, message: str, data: Any) -> TokenForgeErr
     if code == _PREFLIGHT_FAILURE:
         name = _tx_error_name(data)
         if name in _TRANSIENT_TX_ERRORS:
-            return TransientError(text, code="rpc_busy")
+            return TransientError(text, code=ErrorCode.RPC_BUSY)
         if name in _PAYER_CANNOT_PAY_TX_ERRORS or "insufficient funds" in lowered:
-            return PermanentError(text, code="insufficient_funds")
-        return PermanentError(text, code="tx_failed" if name == "InstructionError" else "tx_rejected")
+            return PermanentError(text, code=ErrorCode.INSUFFICIENT_FUNDS)
+        return PermanentError(text, code=ErrorCode.TX_FAILED if name == "InstructionError" else "tx_rejected")
     if code == _INVALID_PARAMS and method == "sendTransaction":
-        return PermanentError(text, code="invalid_transaction")
+        return PermanentError(text, code=ErrorCode.INVALID_TRANSACTION)
     if code in _PERMANENT_CODES:
         return PermanentError(text, code=_PERMANENT_CODES[code])
     if code in _TRANSIENT_CODES:
         return TransientError(text, code=_TRANSIENT_CODES[code])
     # Server-defined codes (-32000 and friends): the message is all there is.
     if "insufficient funds" in lowered:
-        return PermanentError(text, code="insufficient_funds")
+        return PermanentError(text, code=ErrorCode.INSUFFICIENT_FUNDS)
     if "rate limit" in lowered or "too many requests" in lowered:
-        return TransientError(text, code="rpc_rate_limited")
-    return TransientError(text, code="rpc_error")
+        return TransientError(text, code=ErrorCode.RATE_LIMITED)
+    return TransientError(text, code=ErrorCode.RPC_ERROR)
 
 
 def _rpc_error_fields(exc: BaseException) -> tuple[int, str, Any] | None:
@@ -391,16 +391,16 @@ def _http_failure(exc: httpx2.HTTPError, method: str) -> TransientError:
         status = exc.response.status_code
         text = f"{method}: HTTP {status} {exc.response.reason_phrase}"
         if status == 429:
-            return TransientError(text, code="rpc_rate_limited", retry_after_s=_retry_after_s(exc.response))
+            return TransientError(text, code=ErrorCode.RATE_LIMITED, retry_after_s=_retry_after_s(exc.response))
         if status >= 500 or status == 408:
-            return TransientError(text, code="rpc_unavailable", retry_after_s=_retry_after_s(exc.response))
+            return TransientError(text, code=ErrorCode.RPC_UNAVAILABLE, retry_after_s=_retry_after_s(exc.response))
         # Other 4xx (auth, routing): not a verdict on the transaction; an operator can fix it.
-        return TransientError(text, code="rpc_http_error")
+        return TransientError(text, code=ErrorCode.RPC_HTTP_ERROR)
     if isinstance(exc, httpx2.TimeoutException):
-        return TransientError(f"{method}: {type(exc).__name__}", code="rpc_timeout")
+        return TransientError(f"{method}: {type(exc).__name__}", code=ErrorCode.RPC_TIMEOUT)
     if isinstance(exc, httpx2.TransportError):
-        return TransientError(f"{method}: {type(exc).__name__}", code="rpc_unavailable")
-    return TransientError(f"{method}: {type(exc).__name__}", code="rpc_error")
+        return TransientError(f"{method}: {type(exc).__name__}", code=ErrorCode.RPC_UNAVAILABLE)
+    return TransientError(f"{method}: {type(exc).__name__}", code=ErrorCode.RPC_ERROR)
 
 
 def _retry_after_s(response: httpx2.Response) -> float | None:
@@ -418,7 +418,7 @@ def translate_rpc_failure(exc: BaseException, method: str) -> TokenForgeError:
     solana-py / node answer                       TokenForge error (code)
     ============================================  ===========================================
     TokenForgeError from the client's HTTP layer  unchanged
-    HTTP 429                                      Transient ``rpc_rate_limited`` (Retry-After)
+    HTTP 429                                      Transient ``rate_limited`` (Retry-After)
     HTTP 5xx, 408                                 Transient ``rpc_unavailable``
     other HTTP 4xx                                Transient ``rpc_http_error``
     timeout                                       Transient ``rpc_timeout``
@@ -447,12 +447,12 @@ def translate_rpc_failure(exc: BaseException, method: str) -> TokenForgeError:
             return cause
         if isinstance(cause, httpx2.HTTPError):
             return _http_failure(cause, method)
-        return TransientError(f"{method}: {type(cause).__name__} in the RPC client", code="rpc_error")
+        return TransientError(f"{method}: {type(cause).__name__} in the RPC client", code=ErrorCode.RPC_ERROR)
     if isinstance(exc, httpx2.HTTPError):
         return _http_failure(exc, method)
     if isinstance(exc, ValueError):  # pydantic: not a JSON-RPC answer
-        return TransientError(f"{method}: the node's answer is not valid JSON-RPC", code="rpc_bad_response")
-    return TransientError(f"{method}: {type(exc).__name__} in the RPC client", code="rpc_error")
+        return TransientError(f"{method}: the node's answer is not valid JSON-RPC", code=ErrorCode.RPC_BAD_RESPONSE)
+    return TransientError(f"{method}: {type(exc).__name__} in the RPC client", code=ErrorCode.RPC_ERROR)
 
 
 def _chainable(exc: BaseException) -> BaseException | None:
@@ -472,5 +472,5 @@ def _reading(method: str) -> Iterator[None]:
     except Exception as exc:  # KeyError, TypeError, ValueError, solders' ParseHashError, ...
         raise TransientError(
             f"{method}: unexpected answer from the node ({type(exc).__name__}: {str(exc)[:_MESSAGE_MAX_CHARS]})",
-            code="rpc_bad_response",
+            code=ErrorCode.RPC_BAD_RESPONSE,
         ) from exc

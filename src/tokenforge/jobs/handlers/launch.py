@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tokenforge.chains.ports import LaunchReceipt, LaunchRequest, ReplaceableDeployer, SignedLaunch
 from tokenforge.chains.registry import DeployerRegistry
 from tokenforge.domain.jobs import FINAL, JobStatus, TokenStatus, check_transition
-from tokenforge.errors import TokenForgeError, TransientError
+from tokenforge.errors import ErrorCode, TokenForgeError, TransientError
 from tokenforge.jobs.events import JobEventHub
 from tokenforge.jobs.retry import backoff_s
 from tokenforge.store.db import utcnow
@@ -205,7 +205,7 @@ class LaunchHandler:
             await self._on_error(job_id, err)
         except Exception as err:  # a bug or an untranslated error: retry, never crash the worker
             log.exception("unexpected error advancing job %s", job_id)
-            await self._on_error(job_id, TransientError(type(err).__name__, code="internal_error"))
+            await self._on_error(job_id, TransientError(type(err).__name__, code=ErrorCode.INTERNAL_ERROR))
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -280,7 +280,7 @@ class LaunchHandler:
     async def _schedule_check(self, job: JobRow, *, broadcast: bool) -> None:
         checks = job.confirm_checks + 1
         if checks > self._policy.max_confirm_checks:
-            raise TransientError("transaction not confirmed in time; re-broadcasting", code="confirm_timeout")
+            raise TransientError("transaction not confirmed in time; re-broadcasting", code=ErrorCode.CONFIRM_TIMEOUT)
         step = _Step(job)
         if broadcast:
             self._submitted(step)
