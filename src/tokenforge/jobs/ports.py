@@ -8,7 +8,9 @@ Contract (tested for every backend by ``tests/contract/test_queue_contract.py``)
 * ``consume`` runs ``handler`` for each delivery with at most ``prefetch`` unacknowledged
   deliveries at a time. The handler must call exactly one of ``ack()`` (after its DB
   commit) or ``nack(requeue=...)``. A handler that raises is treated as
-  ``nack(requeue=True)``.
+  ``nack(requeue=True)``. ``nack(requeue=True, delay_s=d)`` with ``d > 0`` brings the
+  message back no sooner than ``d`` seconds later as a fresh delivery (its count starts
+  again at 1): the way to wait out an outage without burning the delivery limit.
 * A message delivered more than ``delivery_limit`` times goes to the dead-letter store
   instead of the handler; ``dead_letters(topic)`` lists them.
 * No vendor type appears in these signatures.
@@ -28,7 +30,7 @@ class Delivery:
     body: dict
     delivery_count: int  # 1 on first delivery
     _ack: Callable[[], Awaitable[None]] = field(repr=False, default=None)  # type: ignore[assignment]
-    _nack: Callable[[bool], Awaitable[None]] = field(repr=False, default=None)  # type: ignore[assignment]
+    _nack: Callable[[bool, float], Awaitable[None]] = field(repr=False, default=None)  # type: ignore[assignment]
     settled: bool = False
 
     async def ack(self) -> None:
@@ -36,10 +38,10 @@ class Delivery:
             self.settled = True
             await self._ack()
 
-    async def nack(self, *, requeue: bool = True) -> None:
+    async def nack(self, *, requeue: bool = True, delay_s: float = 0.0) -> None:
         if not self.settled:
             self.settled = True
-            await self._nack(requeue)
+            await self._nack(requeue, delay_s)
 
 
 Handler = Callable[[Delivery], Awaitable[None]]

@@ -42,6 +42,8 @@ class MemoryQueue:
         self.delivery_limit = delivery_limit
         self._topics: dict[str, _Topic] = defaultdict(_Topic)
         self._subscriptions: list[MemorySubscription] = []
+        self._delayed: set[asyncio.TimerHandle] = set()
+        self._puts: set[asyncio.Task] = set()
 
     async def publish(self, topic: str, body: dict, *, message_id: str) -> None:
         await self._put(topic, message_id, body, 0)
@@ -91,18 +93,37 @@ class MemoryQueue:
         return sub
 
     def _requeuer(self, topic: str, message_id: str, body: dict, deliveries: int):
-        async def nack(requeue: bool) -> None:
-            if requeue:
+        async def nack(requeue: bool, delay_s: float = 0.0) -> None:
+            if requeue and delay_s > 0:
+                self._later(delay_s, topic, message_id, body)
+            elif requeue:
                 await self._put(topic, message_id, body, deliveries)
             else:
                 self._topics[topic].dead.append(Delivery(topic, message_id, body, deliveries))
 
         return nack
 
+    def _later(self, delay_s: float, topic: str, message_id: str, body: dict) -> None:
+        """Put the message back after ``delay_s`` as a fresh delivery (lost if the process
+        stops first: the sweeper re-enqueues its job from the database)."""
+        loop = asyncio.get_running_loop()
+
+        def put() -> None:
+            self._delayed.discard(handle)
+            task = loop.create_task(self._put(topic, message_id, body, 0))
+            self._puts.add(task)
+            task.add_done_callback(self._puts.discard)
+
+        handle = loop.call_later(delay_s, put)
+        self._delayed.add(handle)
+
     async def dead_letters(self, topic: str) -> list[Delivery]:
         return list(self._topics[topic].dead)
 
     async def close(self) -> None:
+        for handle in self._delayed:
+            handle.cancel()
+        self._delayed.clear()
         for sub in self._subscriptions:
             await sub.stop()
         self._subscriptions.clear()
