@@ -149,6 +149,7 @@ class ErrorCode(StrEnum):
     MISSING_KEY = "missing_key", _P
 
     # -- requests -------------------------------------------------------------------------
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused", _P
     BODY_TOO_LARGE = "body_too_large", _P
     BODY_TOO_DEEP = "body_too_deep", _P
 

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tokenforge.domain.jobs import JobStatus
 from tokenforge.domain.tokens import LaunchParams
-from tokenforge.errors import PermanentError
+from tokenforge.errors import ErrorCode, PermanentError
 from tokenforge.jobs.handlers.launch import outbox_row
 from tokenforge.store.group_commit import Changes, GroupCommitter, write_changes
 from tokenforge.store.db import utcnow
@@ -29,7 +29,7 @@ CREATE_SCOPE = "POST /v1/tokens"
 
 
 class IdempotencyMismatch(PermanentError):
-    code = "idempotency_key_reused"
+    code = ErrorCode.IDEMPOTENCY_KEY_REUSED
 
 
 @dataclass(frozen=True, slots=True)
