@@ -21,10 +21,12 @@ from tokenforge.domain.chains import CHAINS, Family, Network
 from tokenforge.errors import ErrorCode, PermanentError
 from tokenforge.jobs.backends.memory import MemoryQueue
 from tokenforge.jobs.events import JobEventHub
-from tokenforge.jobs.handlers.launch import LaunchHandler, RetryPolicy
+from tokenforge.jobs.handlers.launch import LaunchHandler
+from tokenforge.jobs.policy import RetryPolicy
 from tokenforge.jobs.outbox import OutboxRelay
 from tokenforge.jobs.ports import JobQueue
-from tokenforge.jobs.worker import Worker, recover
+from tokenforge.jobs.sweeper import Sweeper, lease_owner_id
+from tokenforge.jobs.worker import Worker
 from tokenforge.keys.local import LocalKeyStore
 from tokenforge.keys.ports import KeyStore
 from tokenforge.store.db import make_engine, make_sessionmaker
@@ -46,6 +48,7 @@ class Container:
     deployers: DeployerRegistry
     worker: Worker
     committer: GroupCommitter
+    sweeper: Sweeper
     #: RPC pools of the chains this process opened, by chain (for health reports).
     pools: dict = field(default_factory=dict)
     _tasks: list[asyncio.Task] = field(default_factory=list)
@@ -55,15 +58,16 @@ class Container:
         self.relay.notify()
 
     async def start(self, *, relay: bool = True, worker: bool = True, warm_chains: bool = True) -> None:
-        """Start background roles. The single-process default runs both and recovers
-        unfinished jobs left by an earlier run (it is the only worker, so stale leases
-        can be dropped)."""
+        """Start background roles. The worker role first re-enqueues unfinished jobs that
+        nothing will advance (the sweeper's start-up pass: this process's in-process queue
+        is new and empty), then keeps sweeping periodically."""
         if worker:
             if warm_chains:
                 await asyncio.gather(*(self.deployers.get(c) for c in self.deployers.chains))
-            await recover(self.sessions, self.queue, clear_leases=True)
+            await self.sweeper.sweep(queue_empty=isinstance(self.queue, MemoryQueue))
             await self.worker.start()
             self._worker_started = True
+            self._tasks.append(asyncio.create_task(self.sweeper.run(), name="sweeper"))
         if relay:
             self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
 
@@ -255,26 +259,31 @@ async def build_container(settings: Settings, *, deployers: DeployerRegistry | N
         raise PermanentError(f"queue backend {settings.queue_backend!r} is not available", code=ErrorCode.QUEUE_UNSUPPORTED)
     queue = MemoryQueue(delivery_limit=max(20, settings.max_attempts * 4))
     hub = JobEventHub()
-    relay = OutboxRelay(sessions, queue, poll_s=settings.relay_poll_s)
+    policy = RetryPolicy(
+        max_attempts=settings.max_attempts,
+        base_s=settings.retry_base_s,
+        max_s=settings.retry_max_s,
+        confirm_poll_s=settings.confirm_poll_s,
+        outage_max_s=settings.outage_max_s,
+    )
+    relay = OutboxRelay(sessions, queue, poll_s=settings.relay_poll_s, policy=policy)
     keystore = LocalKeyStore(settings.data_dir, master_keyfile=settings.master_keyfile)
     pools: dict = {}
     if deployers is None:
         deployers = DeployerRegistry(deployer_factories(settings, keystore, sessions, pools))
-    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    owner = lease_owner_id()
     committer = GroupCommitter(sessions, owner=owner, lease_s=settings.job_lease_s)
     handler = LaunchHandler(
         sessions,
         deployers,
-        policy=RetryPolicy(
-            max_attempts=settings.max_attempts,
-            base_s=settings.retry_base_s,
-            max_s=settings.retry_max_s,
-            confirm_poll_s=settings.confirm_poll_s,
-        ),
+        policy=policy,
         hub=hub,
         wake_relay=relay.notify,
         committer=committer,
         crash_point=settings.fault_crash_point,
     )
-    worker = Worker(sessions, queue, handler, concurrency=settings.worker_concurrency)
-    return Container(settings, engine, sessions, queue, hub, relay, keystore, deployers, worker, committer, pools)
+    worker = Worker(sessions, queue, handler, concurrency=settings.worker_concurrency, policy=policy, owner=owner)
+    sweeper = Sweeper(sessions, policy=policy, interval_s=settings.sweep_interval_s, stale_s=settings.sweep_stale_s,
+                      wake_relay=relay.notify)
+    return Container(settings, engine, sessions, queue, hub, relay, keystore, deployers, worker, committer, sweeper,
+                     pools)

@@ -112,8 +112,9 @@ class Settings(BaseSettings):
     #: Master keyfile for envelope encryption; default ``data_dir/master.key``.
     master_keyfile: Path | None = None
 
+    #: Where ``tokenforge serve`` listens unless ``--host`` / ``--port`` are given.
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=1, le=65535)
 
     #: Queue backend: ``memory`` (in-process, the embedded default).
     queue_backend: str = "memory"
@@ -127,12 +128,22 @@ class Settings(BaseSettings):
     confirm_poll_s: float = Field(default=0.2, gt=0)
     #: A job leased by a worker is not touched by another one for this long.
     job_lease_s: float = Field(default=60.0, gt=0)
+    #: How often the sweeper looks for unfinished jobs that nothing will advance.
+    sweep_interval_s: float = Field(default=10.0, gt=0)
+    #: An unleased job unchanged this long with no pending message is re-enqueued.
+    sweep_stale_s: float = Field(default=60.0, gt=0)
+    #: Longest pause between tries while the database is unavailable.
+    outage_max_s: float = Field(default=10.0, gt=0, le=300)
     #: Relay poll interval when nothing in its own process wakes it (the API runs in
     #: another process and writes the outbox there).
     relay_poll_s: float = Field(default=0.05, gt=0)
     #: How often an SSE stream re-reads job events written by another process.
     event_poll_s: float = Field(default=0.25, gt=0)
     idempotency_ttl_h: int = Field(default=24, ge=24)
+    #: Largest request body the API reads; a larger one is refused with 413.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
+    #: A request body not fully received this long after it started is refused with 408.
+    body_timeout_s: float = Field(default=30.0, gt=0, le=3600)
 
     #: Chains this deployment launches on and how each is reached, e.g.
     #: ``{"ethereum": {"network": "testnet", "endpoints": ["https://..."]}, "solana": "embedded"}``

@@ -52,7 +52,7 @@ async def test_sse_streams_every_state_in_order(any_db_settings):
 
 async def test_transient_errors_retry_then_confirm(any_db_settings):
     fake = FakeDeployer()
-    fake.fail_next("broadcast", TransientError("timeout", code="rpc_timeout"), TransientError("503", code="rpc_5xx"))
+    fake.fail_next("broadcast", TransientError("timeout", code="rpc_timeout"), TransientError("503", code="rpc_unavailable"))
     async with running_stack(any_db_settings, {"ethereum": fake}) as (_, client):
         job_id = (await client.post("/v1/tokens", json=launch_body())).json()["job"]["id"]
         job = await wait_final(client, job_id)

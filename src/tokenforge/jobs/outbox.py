@@ -12,6 +12,8 @@ import time
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tokenforge.errors import TokenForgeError
+from tokenforge.jobs.policy import RetryPolicy, as_tokenforge_error, outage_delay_s
 from tokenforge.jobs.ports import JobQueue
 from tokenforge.store.repositories import outbox as outbox_repo
 
@@ -20,8 +22,10 @@ log = logging.getLogger(__name__)
 
 class OutboxRelay:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], queue: JobQueue, *, poll_s: float, batch: int = 500
+        self, sessions: async_sessionmaker[AsyncSession], queue: JobQueue, *, poll_s: float, batch: int = 500,
+        policy: RetryPolicy | None = None,
     ) -> None:
+        self._policy = policy or RetryPolicy()
         self._sessions = sessions
         self._queue = queue
         self._poll_s = poll_s
@@ -63,16 +67,27 @@ class OutboxRelay:
         return max(0.0, min(self._poll_s, next_at - time.time()))
 
     async def run(self) -> None:
+        """Relay until cancelled. A failed pass (the database or the broker is down) is
+        retried with a growing backoff, logged once per outage, never in a tight loop."""
+        failures = 0
         while True:
             self._wake.clear()
             try:
                 await self.relay_once()
                 delay = await self._sleep_s()
+                if failures:
+                    log.info("outbox relay resumed after %d failed passes", failures)
+                failures = 0
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("outbox relay pass failed; retrying")
-                delay = self._poll_s
+            except Exception as exc:  # noqa: BLE001 - the relay must outlive any fault
+                failures += 1
+                err = as_tokenforge_error(exc)
+                if failures == 1:
+                    log.warning("outbox relay pass failed (%s); retrying with backoff", err,
+                                exc_info=not isinstance(exc, TokenForgeError))
+                delay = max(self._poll_s, outage_delay_s(failures, self._policy))
+                self._wake.clear()  # a wake-up during an outage must not skip the backoff
             if delay > 0:
                 try:
                     await asyncio.wait_for(self._wake.wait(), delay)

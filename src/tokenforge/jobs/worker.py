@@ -1,7 +1,11 @@
 """The worker role: consume launch messages, advance jobs, ack after the DB commit.
 
-Cross-cutting concerns (timing, counters, logging context) live in :func:`_instrumented`,
-not in the step functions.
+Cross-cutting concerns (timing, counters, what to do with a delivery whose step could not
+be recorded at all) live in :meth:`Worker._instrumented`, not in the step functions. When
+a step fails so that nothing can be written — the database is down while leasing or while
+recording an error — the policy answers ``REQUEUE`` and the delivery comes back after a
+backoff that grows while the outage lasts (never at once, and without using the delivery
+limit); the sweeper covers a delivery lost with its process.
 """
 
 from __future__ import annotations
@@ -13,12 +17,12 @@ from prometheus_client import Counter, Histogram
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tokenforge.domain.jobs import FINAL, JobStatus
-from tokenforge.jobs.handlers.launch import TOPIC, LaunchHandler, launch_message
+from tokenforge.domain.jobs import FINAL
+from tokenforge.errors import TokenForgeError
+from tokenforge.jobs.handlers.launch import TOPIC, LaunchHandler
+from tokenforge.jobs.policy import RetryPolicy, as_tokenforge_error, decide
 from tokenforge.jobs.ports import Delivery, JobQueue, Subscription
-from tokenforge.store.db import utcnow
 from tokenforge.store.models import JobRow
-from tokenforge.store.repositories import jobs as jobs_repo
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +40,18 @@ class Worker:
         handler: LaunchHandler,
         *,
         concurrency: int,
+        policy: RetryPolicy,
+        owner: str,
     ) -> None:
         self._sessions = sessions
         self._queue = queue
         self._handler = handler
         self._concurrency = concurrency
+        self._policy = policy
+        self._owner = owner
         self._subscription: Subscription | None = None
+        #: database failures in a row (process-wide: an outage is not one job's problem)
+        self._outages = 0
 
     async def _instrumented(self, delivery: Delivery) -> None:
         started = time.perf_counter()
@@ -53,9 +63,17 @@ class Worker:
             return
         try:
             await self._handler.handle(job_id)
-        except Exception:
-            STEPS.labels("error").inc()
-            raise
+        except Exception as exc:  # the step could not be recorded at all
+            err = as_tokenforge_error(exc)
+            self._outages += 1
+            decision = decide(err, None, self._policy, outages=self._outages)
+            STEPS.labels("requeued").inc()
+            if self._outages == 1 or not isinstance(exc, TokenForgeError):
+                log.warning("job %s: %s; its message comes back in %.1f s", job_id, err, decision.delay_s,
+                            exc_info=not isinstance(exc, TokenForgeError))
+            await delivery.nack(requeue=True, delay_s=decision.delay_s)
+            return
+        self._outages = 0
         await delivery.ack()  # after the handler's commits
         STEPS.labels("ok").inc()
         STEP_SECONDS.observe(time.perf_counter() - started)
@@ -64,38 +82,18 @@ class Worker:
         self._subscription = await self._queue.consume(TOPIC, self._instrumented, prefetch=self._concurrency)
 
     async def stop(self) -> None:
+        """Stop taking deliveries, wait for running steps, then release this worker's leases
+        so another worker (or the next start) can take its jobs at once."""
         if self._subscription is not None:
             await self._subscription.stop()
             self._subscription = None
-
-
-async def recover(
-    sessions: async_sessionmaker[AsyncSession], queue: JobQueue, *, clear_leases: bool
-) -> int:
-    """Re-enqueue every unfinished job (after a restart of the single-process default).
-
-    With ``clear_leases`` the leases of the previous incarnation are dropped first; only do
-    that when no other worker process can be running. Returns the number re-enqueued.
-    """
-    async with sessions() as s:
-        if clear_leases:
-            await s.execute(
-                update(JobRow)
-                .where(JobRow.status.not_in([x.value for x in FINAL]))
-                .values(lease_owner=None, lease_until=None)
-            )
-            # A broadcast tx may have been lost with the old process (e.g. in a mempool):
-            # send the recorded bytes again before waiting for them.
-            for job in await jobs_repo.list_by_status(s, JobStatus.SUBMITTED, limit=1_000_000):
-                jobs_repo.transition(
-                    s, job, JobStatus.SUBMITTING, now=utcnow(),
-                    message="resumed after restart; re-broadcasting the recorded transaction",
-                )
-        ids = await jobs_repo.unfinished_ids(s)
-        await s.commit()
-    for job_id in ids:
-        message_id, body = launch_message(job_id)
-        await queue.publish(TOPIC, body, message_id=message_id)
-    if ids:
-        log.info("re-enqueued %d unfinished jobs", len(ids))
-    return len(ids)
+            try:
+                async with self._sessions() as s:
+                    await s.execute(
+                        update(JobRow)
+                        .where(JobRow.lease_owner == self._owner, JobRow.status.not_in([x.value for x in FINAL]))
+                        .values(lease_owner=None, lease_until=None)
+                    )
+                    await s.commit()
+            except TokenForgeError as err:  # the leases expire on their own
+                log.warning("could not release this worker's leases: %s", err)

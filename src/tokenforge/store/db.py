@@ -9,6 +9,8 @@ from pathlib import Path
 from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from tokenforge.store.faults import TranslatingSession
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -21,14 +23,16 @@ def make_engine(url: str) -> AsyncEngine:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         # SQLite has one writer: one pooled connection per process serialises writers
         # in-process; BEGIN IMMEDIATE orders writers across processes.
-        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
+        # A writer waits up to 5 s for another process's lock, a session up to 10 s for the
+        # connection: a file locked for longer is an outage (DB_UNAVAILABLE, 503), not a hang.
+        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=10)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute("PRAGMA busy_timeout=5000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
             # Transactions are begun explicitly below, not by the driver.
@@ -42,8 +46,13 @@ def make_engine(url: str) -> AsyncEngine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+    # A database that is down must answer quickly (DB_UNAVAILABLE), not after asyncpg's 60 s
+    # connect timeout or a 30 s wait for a pooled connection.
+    return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True, pool_timeout=10,
+                               connect_args={"timeout": 5} if "+asyncpg" in url else {})
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    """Sessions whose ``async with`` blocks raise ``DB_UNAVAILABLE`` for database outages
+    (:mod:`tokenforge.store.faults`)."""
+    return async_sessionmaker(engine, class_=TranslatingSession, expire_on_commit=False)

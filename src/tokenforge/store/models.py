@@ -117,7 +117,8 @@ class JobRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    __table_args__ = (Index("ix_jobs_status", "status"), Index("ix_jobs_signer_nonce", "chain", "signer", "nonce"))
+    __table_args__ = (Index("ix_jobs_status", "status"), Index("ix_jobs_signer_nonce", "chain", "signer", "nonce"),
+                      Index("ix_jobs_lease", "lease_owner"))
 
 
 class NonceCursorRow(Base):
@@ -155,11 +156,13 @@ class OutboxRow(Base):
     topic: Mapped[str] = mapped_column(String(64))
     message_id: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict] = mapped_column(JSON)
+    #: The job the message advances (None for messages that are not about one job).
+    job_id: Mapped[str | None] = mapped_column(String(32))
     available_at: Mapped[float] = mapped_column(Float)  # unix seconds; delayed delivery
     sent_at: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
-    __table_args__ = (Index("ix_outbox_pending", "sent_at", "available_at"),)
+    __table_args__ = (Index("ix_outbox_pending", "sent_at", "available_at"), Index("ix_outbox_job", "job_id", "sent_at"))
 
 
 class IdempotencyKeyRow(Base):

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tokenforge.jobs.retry import backoff_s
+from tokenforge.jobs.policy import backoff_s
 
 
 class Extreme:

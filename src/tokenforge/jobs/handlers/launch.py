@@ -11,8 +11,8 @@ The job row decides what a delivery does, so duplicate or stale deliveries are h
   ``stuck_after_s`` is replaced (same nonce, higher fees; EVM): the replacement is recorded
   like the original before it is broadcast, and whichever of them is mined counts.
 
-Transient errors retry with full-jitter backoff up to ``max_attempts`` then the job is
-dead; permanent errors fail it at once. Each state change commits with its job event and,
+What happens after an error is decided by :func:`tokenforge.jobs.policy.decide` alone;
+this module only carries the decision out. Each state change commits with its job event and,
 when another step must follow, the outbox row that triggers it. Writes of concurrent jobs
 share transactions through :class:`~tokenforge.store.group_commit.GroupCommitter`; a step
 continues only after its own write is committed.
@@ -34,7 +34,7 @@ from tokenforge.chains.registry import DeployerRegistry
 from tokenforge.domain.jobs import FINAL, JobStatus, TokenStatus, check_transition
 from tokenforge.errors import ErrorCode, TokenForgeError, TransientError
 from tokenforge.jobs.events import JobEventHub
-from tokenforge.jobs.retry import backoff_s
+from tokenforge.jobs.policy import Action, JobFacts, RetryPolicy, as_tokenforge_error, decide
 from tokenforge.store.db import utcnow
 from tokenforge.store.group_commit import Changes, GroupCommitter
 from tokenforge.store.models import JobRow, TokenRow
@@ -42,22 +42,7 @@ from tokenforge.store.repositories import jobs as jobs_repo
 from tokenforge.store.repositories import outbox as outbox_repo
 
 TOPIC = "jobs.launch"
-#: Transient conditions of the platform, not of the launch: retried without using an attempt
-#: (no deployer key funded, market fee above the chain's cap).
-WAIT_CODES = frozenset({"no_funded_key", "fee_above_cap"})
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    max_attempts: int = 5
-    base_s: float = 0.5
-    max_s: float = 60.0
-    confirm_poll_s: float = 0.05
-    confirm_poll_max_s: float = 2.0
-    #: Checks before a submitted tx counts as stuck (re-broadcast, one attempt used);
-    #: checks back off ×1.25 from ``confirm_poll_s`` up to ``confirm_poll_max_s``.
-    max_confirm_checks: int = 200
 
 
 def launch_message(job_id: str) -> tuple[str, dict]:
@@ -67,7 +52,7 @@ def launch_message(job_id: str) -> tuple[str, dict]:
 
 def outbox_row(job_id: str, *, delay_s: float = 0.0) -> dict:
     message_id, body = launch_message(job_id)
-    return {"topic": TOPIC, "message_id": message_id, "payload": body,
+    return {"topic": TOPIC, "message_id": message_id, "payload": body, "job_id": job_id,
             "available_at": time.time() + delay_s, "created_at": utcnow()}
 
 
@@ -75,7 +60,7 @@ def enqueue_step(session: AsyncSession, job_id: str, *, delay_s: float = 0.0) ->
     """Stage the message that advances ``job_id`` in the caller's transaction."""
     row = outbox_row(job_id, delay_s=delay_s)
     outbox_repo.add(session, topic=row["topic"], message_id=row["message_id"], payload=row["payload"],
-                    available_at_s=row["available_at"], now=row["created_at"])
+                    job_id=job_id, available_at_s=row["available_at"], now=row["created_at"])
 
 
 def launch_request(job: JobRow, token: TokenRow) -> LaunchRequest:
@@ -195,17 +180,22 @@ class LaunchHandler:
             self._rerun.discard(job_id)
 
     async def _handle_once(self, job_id: str) -> None:
+        """One step. A database outage propagates as ``DB_UNAVAILABLE`` (nothing can be
+        recorded; the worker brings the delivery back later); every other error is recorded
+        as the policy decides."""
         loaded = await self._store.lease(job_id)
         if loaded is None:  # final, unknown, or another worker is on it
             return
         job, token = loaded
         try:
             await self._advance(job, token)
-        except TokenForgeError as err:
+        except Exception as exc:  # never crash the worker: a bug retries like a transient error
+            err = as_tokenforge_error(exc)
+            if err.code is ErrorCode.DB_UNAVAILABLE:
+                raise err from None
+            if not isinstance(exc, TokenForgeError):
+                log.exception("unexpected error advancing job %s", job_id)
             await self._on_error(job_id, err)
-        except Exception as err:  # a bug or an untranslated error: retry, never crash the worker
-            log.exception("unexpected error advancing job %s", job_id)
-            await self._on_error(job_id, TransientError(type(err).__name__, code=ErrorCode.INTERNAL_ERROR))
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -238,12 +228,18 @@ class LaunchHandler:
         if receipt is not None:
             await self._finish(job, receipt, "confirmed on chain", broadcast=broadcast_now)
             return
+        held: TransientError | None = None
         if not broadcast_now and self._is_stuck(job, deployer):
-            replacement = await deployer.replace(signed)
+            try:
+                replacement = await deployer.replace(signed)
+            except TransientError as err:
+                if err.code is not ErrorCode.FEE_ABOVE_CAP:
+                    raise
+                held, replacement = err, None  # it waits at the fees it has; it can still be mined
             if replacement is not None:
                 await self._record_replacement(job, signed, replacement, deployer.stuck_after_s)
                 await deployer.broadcast(replacement)
-        await self._schedule_check(job, broadcast=broadcast_now)
+        await self._schedule_check(job, broadcast=broadcast_now, held=held)
 
     @staticmethod
     def _is_stuck(job: JobRow, deployer) -> bool:
@@ -277,13 +273,19 @@ class LaunchHandler:
         step.set(submitted_at=utcnow())
         step.move(JobStatus.SUBMITTED, "transaction broadcast", {"tx_id": step.job.tx_id})
 
-    async def _schedule_check(self, job: JobRow, *, broadcast: bool) -> None:
+    async def _schedule_check(self, job: JobRow, *, broadcast: bool, held: TransientError | None = None) -> None:
+        """Schedule the next confirmation check. ``held``: the fee cap keeps the transaction
+        from being replaced; the job stays submitted, says why (once) and uses no attempt."""
         checks = job.confirm_checks + 1
         if checks > self._policy.max_confirm_checks:
             raise TransientError("transaction not confirmed in time; re-broadcasting", code=ErrorCode.CONFIRM_TIMEOUT)
         step = _Step(job)
         if broadcast:
             self._submitted(step)
+        if held is not None and job.error_code != held.code.value:
+            step.set(error_code=held.code.value, error_message=held.message)
+            step.event(f"held back by the fee cap: {held.message}; waiting at the fees it has (no attempt used)",
+                       {"code": held.code.value, "message": held.message, "tx_id": job.tx_id})
         delay_s = min(self._policy.confirm_poll_max_s, self._policy.confirm_poll_s * 1.25 ** (checks - 1))
         step.set(confirm_checks=checks, lease_owner=None, lease_until=None)
         step.changes.outbox.append(outbox_row(job.id, delay_s=delay_s))
@@ -310,37 +312,41 @@ class LaunchHandler:
         await self._commit(step)
 
     async def _on_error(self, job_id: str, err: TokenForgeError) -> None:
-        """Record a failed step. Re-reads the job: a failed commit may have left memory behind."""
+        """Record a failed step as the policy decides. Re-reads the job: a failed commit may
+        have left memory behind."""
         async with self._sessions() as s:
             job = await jobs_repo.get(s, job_id)
         if job is None or JobStatus(job.status) in FINAL:
             return
-        error = {"code": err.code, "message": err.message}
+        facts = JobFacts(JobStatus(job.status), job.attempts, job.max_attempts, has_tx=job.tx_id is not None)
+        decision = decide(err, facts, self._policy)
+        if decision.action is Action.REQUEUE:
+            raise TransientError(decision.note, code=ErrorCode.DB_UNAVAILABLE)
+        error = {"code": err.code.value, "message": err.message}
         step = _Step(job)
-        step.set(error_code=err.code, error_message=err.message, lease_owner=None, lease_until=None)
-        if not err.is_transient():
-            step.move(JobStatus.FAILED, f"failed: {err.message}", error)
+        step.set(error_code=err.code.value, error_message=err.message, lease_owner=None, lease_until=None)
+        if decision.action is Action.FAIL:
+            step.move(JobStatus.FAILED, decision.note, error)
             self._token_failed(step)
             await self._commit(step)
             return
-        attempts = job.attempts + (0 if err.code in WAIT_CODES else 1)
+        attempts = job.attempts + (1 if decision.uses_attempt else 0)
         step.set(attempts=attempts, confirm_checks=0)
-        if err.code == "tx_dropped" and step.status is not JobStatus.QUEUED:
-            # The signed tx can never land; the next attempt checks the chain and signs anew.
+        if decision.move_to is JobStatus.QUEUED:
             step.move(JobStatus.QUEUED, "transaction dropped; will sign again", {**error, "dropped_tx_id": job.tx_id})
             step.set(tx_id=None, raw_tx=None, nonce=None, recent_blockhash=None,
                      last_valid_block_height=None, submitted_at=None, replaced_tx_ids=None)
-        elif err.code == "confirm_timeout" and step.status is JobStatus.SUBMITTED:
-            step.move(JobStatus.SUBMITTING, err.message, error)
-        if attempts >= job.max_attempts:
-            step.move(JobStatus.DEAD, f"dead after {attempts} attempts: {err.message}", error)
+        elif decision.move_to is not None:
+            step.move(decision.move_to, decision.note, error)
+        if decision.action is Action.DEAD:
+            step.move(JobStatus.DEAD, decision.note, error)
             self._token_failed(step)
         else:
-            delay_s = err.retry_after_s or backoff_s(attempts, base_s=self._policy.base_s, max_s=self._policy.max_s)
             step.set(updated_at=utcnow())
-            step.event(f"attempt {attempts} failed ({err.code}); retrying in {delay_s:.2f}s",
-                       {**error, "attempt": attempts, "retry_in_s": round(delay_s, 3)})
-            step.changes.outbox.append(outbox_row(job_id, delay_s=delay_s))
+            step.event(f"{decision.note}; retrying in {decision.delay_s:.2f}s",
+                       {**error, "attempt": attempts, "uses_attempt": decision.uses_attempt,
+                        "retry_in_s": round(decision.delay_s, 3)})
+            step.changes.outbox.append(outbox_row(job_id, delay_s=decision.delay_s))
         await self._commit(step)
 
     @staticmethod

@@ -11,11 +11,13 @@ from tokenforge.store.models import OutboxRow
 
 
 def add(
-    session: AsyncSession, *, topic: str, message_id: str, payload: dict, available_at_s: float, now: datetime
+    session: AsyncSession, *, topic: str, message_id: str, payload: dict, available_at_s: float, now: datetime,
+    job_id: str | None = None,
 ) -> None:
     """Stage a message in the caller's transaction; the relay publishes it after commit."""
     session.add(
-        OutboxRow(topic=topic, message_id=message_id, payload=payload, available_at=available_at_s, created_at=now)
+        OutboxRow(topic=topic, message_id=message_id, payload=payload, job_id=job_id, available_at=available_at_s,
+                  created_at=now)
     )
 
 
