@@ -1,5 +1,6 @@
-# TokenForge: `make run` starts the embedded default, `make test` runs every test.
-# Both create the virtualenv and install what they need on first use.
+# TokenForge: `make run` starts the embedded default, `make test` runs every test,
+# `make test-fast` every test not marked slow, `make bench` the four benchmarks of
+# docs/benchmarks.md. Each creates the virtualenv and installs what it needs on first use.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -21,8 +22,9 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Listens on TOKENFORGE_HOST:TOKENFORGE_PORT (default 127.0.0.1:8000).
 run: $(STAMP)
-	$(BIN)/tokenforge serve --host 127.0.0.1 --port 8000
+	$(BIN)/tokenforge serve
 
 test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest -q
@@ -33,6 +35,8 @@ test-fast: $(STAMP)
 contracts: $(NODE_STAMP)
 	npm run --silent compile
 
+# 1,000 launches each: Solana and EVM on the embedded default (8 clients), EVM on a Hardhat
+# node with 4 deployer keys and Solana on `tokenforge devnet` (32 clients). Minutes, not seconds.
 bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python bench/pipeline.py --chain solana --tokens 1000 --concurrency 8
 	$(BIN)/python bench/pipeline.py --chain ethereum --tokens 1000 --concurrency 8
