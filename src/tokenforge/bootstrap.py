@@ -264,6 +264,7 @@ async def build_container(settings: Settings, *, deployers: DeployerRegistry | N
         base_s=settings.retry_base_s,
         max_s=settings.retry_max_s,
         confirm_poll_s=settings.confirm_poll_s,
+        max_confirm_checks=settings.max_confirm_checks,
         outage_max_s=settings.outage_max_s,
     )
     relay = OutboxRelay(sessions, queue, poll_s=settings.relay_poll_s, policy=policy)

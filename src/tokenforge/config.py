@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     retry_max_s: float = Field(default=60.0, gt=0)
     #: Delay between confirmation checks of a submitted transaction.
     confirm_poll_s: float = Field(default=0.2, gt=0)
+    #: Checks of a pending transaction before its recorded bytes are broadcast again
+    #: (checks back off from ``confirm_poll_s`` to 2 s; 200 is about six minutes).
+    max_confirm_checks: int = Field(default=200, ge=1, le=100_000)
     #: A job leased by a worker is not touched by another one for this long.
     job_lease_s: float = Field(default=60.0, gt=0)
     #: How often the sweeper looks for unfinished jobs that nothing will advance.
