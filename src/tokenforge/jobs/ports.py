@@ -5,14 +5,30 @@ Contract (tested for every backend by ``tests/contract/test_queue_contract.py``)
 * ``publish`` returns only once the broker has accepted the message (publisher
   confirm); messages are persistent where the backend can persist. ``message_id`` lets
   consumers de-duplicate; delivery is at-least-once.
-* ``consume`` runs ``handler`` for each delivery with at most ``prefetch`` unacknowledged
-  deliveries at a time. The handler must call exactly one of ``ack()`` (after its DB
-  commit) or ``nack(requeue=...)``. A handler that raises is treated as
-  ``nack(requeue=True)``. ``nack(requeue=True, delay_s=d)`` with ``d > 0`` brings the
-  message back no sooner than ``d`` seconds later as a fresh delivery (its count starts
-  again at 1): the way to wait out an outage without burning the delivery limit.
-* A message delivered more than ``delivery_limit`` times goes to the dead-letter store
-  instead of the handler; ``dead_letters(topic)`` lists them.
+* ``consume`` runs ``handler`` for each delivery with at most ``prefetch`` deliveries
+  in flight (handed to the handler and not yet finished) at a time. The handler must
+  call exactly one of ``ack()`` (after its DB commit) or ``nack(requeue=...)``; a second
+  call is ignored.
+
+  - ``nack(requeue=False)``: the message goes to the dead-letter store at once and is
+    not delivered again.
+  - ``nack(requeue=True)``: delivered again (its ``delivery_count`` one higher).
+  - ``nack(requeue=True, delay_s=d)`` with ``d > 0``: delivered again no sooner than
+    ``d`` seconds later, as a fresh delivery (``delivery_count`` starts again at 1): the
+    way to wait out an outage without burning the delivery limit. The message stays in
+    the broker meanwhile: a consumer that stops does not lose it, the next one gets it.
+  - A handler that raises, or returns without settling, is treated as
+    ``nack(requeue=True)``.
+* A message is handed to handlers at most ``delivery_limit`` times (counted since its
+  last fresh delivery); when a delivery with that count is requeued, the message goes to
+  the dead-letter store instead. ``dead_letters(topic)`` lists the dead-lettered
+  deliveries (settled: ``ack``/``nack`` on them do nothing).
+* ``Subscription.stop(timeout_s=...)`` stops taking deliveries at once (no handler starts
+  after it is called) and waits for the running handlers to finish; their ``ack`` and
+  ``nack`` still count. A handler still running after ``timeout_s`` is cancelled and its
+  unsettled delivery is requeued (it counts as a delivery), so a hung handler can delay a
+  shutdown by ``timeout_s`` at most and never loses its message. ``timeout_s=None``
+  waits without limit.
 * No vendor type appears in these signatures.
 """
 
@@ -47,9 +63,14 @@ class Delivery:
 Handler = Callable[[Delivery], Awaitable[None]]
 
 
+#: How long ``Subscription.stop()`` waits for running handlers by default.
+STOP_TIMEOUT_S = 30.0
+
+
 class Subscription(Protocol):
-    async def stop(self) -> None:
-        """Stop taking deliveries and wait for running handlers to finish."""
+    async def stop(self, *, timeout_s: float | None = STOP_TIMEOUT_S) -> None:
+        """Stop taking deliveries; wait up to ``timeout_s`` for running handlers, then
+        cancel the rest (their deliveries are requeued). See the module docstring."""
 
 
 class JobQueue(Protocol):

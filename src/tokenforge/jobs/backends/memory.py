@@ -1,124 +1,193 @@
 """In-process queue for the embedded default (no broker).
 
-Same contract as the RabbitMQ backend, minus durability across process restarts: the
-database outbox and the startup recovery sweep (``jobs.worker.recover``) cover that.
+Same contract as every backend (``jobs/ports.py``), minus durability across process
+restarts: the database outbox and the startup recovery sweep (``jobs.worker.recover``)
+cover that. A message nacked with a delay waits on the event loop's clock; ``close()``
+drops such messages (the sweeper re-enqueues their jobs from the database).
+
+:meth:`MemoryQueue.join` waits until a topic has nothing ready, delayed or in flight:
+tests await it instead of polling.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict, deque
+from collections import deque
 
-from tokenforge.jobs.ports import Delivery, Handler
+from tokenforge.jobs.ports import STOP_TIMEOUT_S, Delivery, Handler
 
 log = logging.getLogger(__name__)
 
 
 class _Topic:
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        #: (message_id, body, deliveries so far) waiting for a consumer
         self.ready: deque[tuple[str, dict, int]] = deque()
         self.available = asyncio.Condition()
         self.dead: list[Delivery] = []
+        self.delayed = 0  # nacked with a delay, not yet back in ``ready``
+        self.in_flight = 0  # taken by a consumer, handler not finished
+        self._changed = asyncio.Event()
+
+    def idle(self) -> bool:
+        return not self.ready and not self.delayed and not self.in_flight
+
+    def changed(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_changed(self) -> None:
+        await self._changed.wait()
+
+    def dead_letter(self, message_id: str, body: dict, deliveries: int) -> None:
+        self.dead.append(Delivery(self.name, message_id, body, deliveries, settled=True))
 
 
 class MemorySubscription:
-    def __init__(self, task: asyncio.Task, running: set[asyncio.Task]) -> None:
-        self._task = task
-        self._running = running
+    def __init__(self) -> None:
+        self._task: asyncio.Task | None = None
+        self._running: set[asyncio.Task] = set()
 
-    async def stop(self) -> None:
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
-        if self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
+    async def stop(self, *, timeout_s: float | None = STOP_TIMEOUT_S) -> None:
+        """No handler starts after this is called; running ones get ``timeout_s`` to
+        finish, then are cancelled (their unsettled deliveries are requeued)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait([self._task])
+        running = set(self._running)
+        if not running:
+            return
+        _, late = await asyncio.wait(running, timeout=timeout_s)
+        if late:
+            log.warning("cancelling %d queue handlers still running after %.1fs", len(late), timeout_s or 0)
+            for task in late:
+                task.cancel()
+            await asyncio.wait(late)
 
 
 class MemoryQueue:
     def __init__(self, *, delivery_limit: int = 20) -> None:
+        if delivery_limit < 1:
+            raise ValueError("delivery_limit must be at least 1")
         self.delivery_limit = delivery_limit
-        self._topics: dict[str, _Topic] = defaultdict(_Topic)
+        self._topics: dict[str, _Topic] = {}
         self._subscriptions: list[MemorySubscription] = []
         self._delayed: set[asyncio.TimerHandle] = set()
         self._puts: set[asyncio.Task] = set()
 
-    async def publish(self, topic: str, body: dict, *, message_id: str) -> None:
-        await self._put(topic, message_id, body, 0)
+    def _topic(self, name: str) -> _Topic:
+        topic = self._topics.get(name)
+        if topic is None:
+            topic = self._topics[name] = _Topic(name)
+        return topic
 
-    async def _put(self, topic: str, message_id: str, body: dict, deliveries: int) -> None:
-        t = self._topics[topic]
+    async def publish(self, topic: str, body: dict, *, message_id: str) -> None:
+        await self._put(self._topic(topic), message_id, body, 0)
+
+    async def _put(self, t: _Topic, message_id: str, body: dict, deliveries: int, *, delayed: bool = False) -> None:
         async with t.available:
             t.ready.append((message_id, body, deliveries))
+            if delayed:
+                t.delayed -= 1
             t.available.notify()
+        t.changed()
 
     async def consume(self, topic: str, handler: Handler, *, prefetch: int) -> MemorySubscription:
-        t = self._topics[topic]
+        if prefetch < 1:
+            raise ValueError("prefetch must be at least 1")
+        t = self._topic(topic)
         slots = asyncio.Semaphore(prefetch)
-        running: set[asyncio.Task] = set()
+        sub = MemorySubscription()
 
         async def run(delivery: Delivery) -> None:
             try:
                 await handler(delivery)
             except Exception:
                 log.exception("handler failed for message %s", delivery.message_id)
-                await delivery.nack(requeue=True)
             finally:
-                if not delivery.settled:  # contract breach: treat as requeue
-                    await delivery.nack(requeue=True)
-                slots.release()
+                try:
+                    if not delivery.settled:  # raised, returned unsettled, or cancelled by stop()
+                        await delivery.nack(requeue=True)
+                finally:
+                    slots.release()
+                    t.in_flight -= 1
+                    t.changed()
 
         async def loop() -> None:
             while True:
                 await slots.acquire()
-                async with t.available:
-                    await t.available.wait_for(lambda: bool(t.ready))
-                    message_id, body, deliveries = t.ready.popleft()
+                try:
+                    async with t.available:
+                        await t.available.wait_for(lambda: bool(t.ready))
+                        message_id, body, deliveries = t.ready.popleft()
+                        t.in_flight += 1
+                except BaseException:
+                    slots.release()
+                    raise
                 deliveries += 1
                 delivery = Delivery(topic, message_id, body, deliveries)
-                if deliveries > self.delivery_limit:
-                    t.dead.append(delivery)
-                    slots.release()
-                    continue
                 delivery._ack = _noop
-                delivery._nack = self._requeuer(topic, message_id, body, deliveries)
-                task = asyncio.create_task(run(delivery))
-                running.add(task)
-                task.add_done_callback(running.discard)
+                delivery._nack = self._nacker(t, message_id, body, deliveries)
+                task = asyncio.create_task(run(delivery), name=f"queue-handler-{topic}")
+                sub._running.add(task)
+                task.add_done_callback(sub._running.discard)
 
-        sub = MemorySubscription(asyncio.create_task(loop()), running)
+        sub._task = asyncio.create_task(loop(), name=f"queue-consumer-{topic}")
         self._subscriptions.append(sub)
         return sub
 
-    def _requeuer(self, topic: str, message_id: str, body: dict, deliveries: int):
+    def _nacker(self, t: _Topic, message_id: str, body: dict, deliveries: int):
         async def nack(requeue: bool, delay_s: float = 0.0) -> None:
-            if requeue and delay_s > 0:
-                self._later(delay_s, topic, message_id, body)
-            elif requeue:
-                await self._put(topic, message_id, body, deliveries)
+            if not requeue:
+                t.dead_letter(message_id, body, deliveries)
+            elif delay_s > 0:
+                self._later(delay_s, t, message_id, body)
+            elif deliveries >= self.delivery_limit:
+                log.warning("message %s dead-lettered after %d deliveries", message_id, deliveries)
+                t.dead_letter(message_id, body, deliveries)
             else:
-                self._topics[topic].dead.append(Delivery(topic, message_id, body, deliveries))
+                await self._put(t, message_id, body, deliveries)
 
         return nack
 
-    def _later(self, delay_s: float, topic: str, message_id: str, body: dict) -> None:
-        """Put the message back after ``delay_s`` as a fresh delivery (lost if the process
-        stops first: the sweeper re-enqueues its job from the database)."""
+    def _later(self, delay_s: float, t: _Topic, message_id: str, body: dict) -> None:
+        """Put the message back no sooner than ``delay_s`` from now, as a fresh delivery."""
         loop = asyncio.get_running_loop()
+        due = loop.time() + delay_s
+        t.delayed += 1
 
         def put() -> None:
             self._delayed.discard(handle)
-            task = loop.create_task(self._put(topic, message_id, body, 0))
+            task = loop.create_task(self._put(t, message_id, body, 0, delayed=True))
             self._puts.add(task)
             task.add_done_callback(self._puts.discard)
 
-        handle = loop.call_later(delay_s, put)
+        def fire() -> None:
+            nonlocal handle
+            if loop.time() < due:  # the loop may run a timer up to its clock resolution early
+                self._delayed.discard(handle)
+                handle = loop.call_at(due, fire)
+                self._delayed.add(handle)
+                return
+            put()
+
+        handle = loop.call_at(due, fire)
         self._delayed.add(handle)
 
     async def dead_letters(self, topic: str) -> list[Delivery]:
-        return list(self._topics[topic].dead)
+        return list(self._topic(topic).dead)
+
+    async def join(self, topic: str, *, timeout_s: float) -> None:
+        """Wait until ``topic`` has no message ready, delayed or in a running handler.
+
+        Raises ``TimeoutError`` after ``timeout_s`` (e.g. messages are ready but nothing
+        consumes the topic)."""
+        t = self._topic(topic)
+        async with asyncio.timeout(timeout_s):
+            while not t.idle():
+                await t.wait_changed()
 
     async def close(self) -> None:
         for handle in self._delayed:
