@@ -26,6 +26,7 @@ Messages must never contain secrets (private keys, seeds, API keys, endpoint URL
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import cast
 
 
 class ErrorKind(StrEnum):
@@ -154,6 +155,19 @@ class ErrorCode(StrEnum):
     BODY_TOO_DEEP = "body_too_deep", _P
 
 
+def _registered(code: ErrorCode | str) -> ErrorCode:
+    """``code`` as a registered :class:`ErrorCode`; ``ValueError`` when it is not one.
+
+    (The lookup ``ErrorCode(value)``, spelled out: type checkers read ``ErrorCode(...)`` as a
+    call to the member constructor ``__new__(value, kind)``.)"""
+    if isinstance(code, ErrorCode):
+        return code
+    member = ErrorCode._value2member_map_.get(code)
+    if member is None:
+        raise ValueError(f"{code!r} is not a valid {ErrorCode.__qualname__}")
+    return cast(ErrorCode, member)
+
+
 class TokenForgeError(Exception):
     """Root of every error TokenForge raises on purpose."""
 
@@ -164,7 +178,7 @@ class TokenForgeError(Exception):
         super().__init__(message)
         self.message = message
         if code is not None:
-            self.code = ErrorCode(code)  # ValueError for a code that is not registered
+            self.code = _registered(code)
         if (self.code.kind is ErrorKind.PERMANENT) == self.is_transient():
             raise TypeError(f"{type(self).__name__} cannot carry the {self.code.kind} code {self.code.value!r}")
 

@@ -80,7 +80,7 @@ class OutboxRelay:
                 failures = 0
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the relay must outlive any fault
+            except Exception as exc:  # the relay must outlive any fault (logged below)
                 failures += 1
                 err = as_tokenforge_error(exc)
                 if failures == 1:

@@ -124,7 +124,7 @@ def decide(
     ``outages`` counts the database failures in a row this process has seen (for the
     ``REQUEUE`` backoff)."""
     code = err.code
-    hint_s = getattr(err, "retry_after_s", None)
+    hint_s = err.retry_after_s if isinstance(err, TransientError) else None
     if code is ErrorCode.DB_UNAVAILABLE or job is None:
         return Decision(Action.REQUEUE, outage_delay_s(outages, policy, rng=rng),
                         note="the database is unavailable; trying again")
@@ -133,7 +133,9 @@ def decide(
     next_attempt = job.attempts + 1
 
     def delay(attempt: int) -> float:
-        return min(policy.max_s, hint_s) if hint_s else backoff_s(attempt, base_s=policy.base_s, max_s=policy.max_s, rng=rng)
+        if hint_s:
+            return min(policy.max_s, hint_s)
+        return backoff_s(attempt, base_s=policy.base_s, max_s=policy.max_s, rng=rng)
 
     if err.kind is ErrorKind.WAIT:
         return Decision(Action.RETRY, delay(max(1, next_attempt)), note=f"waiting ({code}): {err.message}")

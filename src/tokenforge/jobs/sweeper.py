@@ -37,15 +37,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from prometheus_client import Counter, Gauge
-from sqlalchemy import delete, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tokenforge.domain.jobs import FINAL, JobStatus
 from tokenforge.errors import TokenForgeError
 from tokenforge.jobs.handlers.launch import outbox_row
 from tokenforge.jobs.policy import RetryPolicy, as_tokenforge_error, outage_delay_s
-from tokenforge.store.db import utcnow
-from tokenforge.store.group_commit import Changes, write_changes
+from tokenforge.store.db import dialect_name, rows_matched, utcnow
+from tokenforge.store.group_commit import Changes, RowValues, write_changes
 from tokenforge.store.models import JobRow, OutboxRow
 
 log = logging.getLogger(__name__)
@@ -138,8 +138,9 @@ class Sweeper:
                 .values(lease_owner=None, lease_until=None).execution_options(synchronize_session=False)
             )
             await s.commit()
-        log.info("released the leases of %d jobs held by %d exited processes", result.rowcount, len(dead))
-        return int(result.rowcount or 0)
+        released = rows_matched(result)
+        log.info("released the leases of %d jobs held by %d exited processes", released, len(dead))
+        return released
 
     async def _resubmit_unleased(self) -> None:
         """After a restart: every unleased ``submitted`` job broadcasts its recorded
@@ -151,7 +152,9 @@ class Sweeper:
                                         or_(JobRow.lease_until.is_(None), JobRow.lease_until < time.time()))
             )).scalars().all()
             changes = Changes(
-                jobs=[{"id": i, "status": JobStatus.SUBMITTING.value, "confirm_checks": 0, "updated_at": now} for i in ids],
+                jobs=[
+                    {"id": i, "status": JobStatus.SUBMITTING.value, "confirm_checks": 0, "updated_at": now} for i in ids
+                ],
                 events=[{"job_id": i, "status": JobStatus.SUBMITTING.value, "data": {}, "created_at": now,
                          "message": "resumed after restart; broadcasting the recorded transaction again"} for i in ids],
             )
@@ -161,7 +164,7 @@ class Sweeper:
     async def _reenqueue_batch(self, *, queue_empty: bool) -> int:
         now_s = time.time()
         now = utcnow()
-        pending = [OutboxRow.sent_at.is_(None)]
+        pending: list[ColumnElement[bool]] = [OutboxRow.sent_at.is_(None)]
         if not queue_empty:
             pending.append(OutboxRow.sent_at > now_s - self._stale_s)
         has_pending_message = exists().where(OutboxRow.job_id == JobRow.id, or_(*pending))
@@ -176,12 +179,12 @@ class Sweeper:
         if not queue_empty:
             stmt = stmt.where(JobRow.updated_at < now - timedelta(seconds=self._stale_s))
         async with self._sessions() as s:
-            if s.bind.dialect.name == "postgresql":
+            if dialect_name(s) == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True, of=JobRow)
             jobs = list((await s.execute(stmt)).scalars())
             changes = Changes()
             for job in jobs:
-                values: dict = {"id": job.id, "updated_at": now}
+                values: RowValues = {"id": job.id, "updated_at": now}
                 message = "re-enqueued by the sweeper (no worker held it and no message was pending)"
                 status = job.status
                 if job.status == JobStatus.SUBMITTED.value:
@@ -212,7 +215,7 @@ class Sweeper:
             log.warning("%d outbox rows have been due for over %.0f s and are unsent: is a relay running?",
                         stuck, self._stale_s)
             self._wake_relay()
-        return int(stuck), int(purged.rowcount or 0)
+        return int(stuck), rows_matched(purged)
 
     async def run(self) -> None:
         """Sweep every ``interval_s``; after a failed pass, wait with the outage backoff."""
@@ -224,7 +227,7 @@ class Sweeper:
                 delay_s = self._interval_s
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the sweeper must outlive any fault
+            except Exception as exc:  # the sweeper must outlive any fault (logged below)
                 failures += 1
                 err: TokenForgeError = as_tokenforge_error(exc)
                 if failures == 1:

@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-
 from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import event, make_url
+from sqlalchemy import Connection, CursorResult, Result, event, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from tokenforge.store.faults import TranslatingSession
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def rows_matched(result: Result[Any]) -> int:
+    """Rows an ``UPDATE`` or ``DELETE`` matched. ``AsyncSession.execute`` is typed to return a
+    plain ``Result``; for such a statement it is a ``CursorResult``, which has ``rowcount``."""
+    return cast("CursorResult[Any]", result).rowcount
+
+
+def dialect_name(session: AsyncSession) -> str:
+    """``"postgresql"`` or ``"sqlite"``: the dialect of the engine ``session`` is bound to."""
+    return session.get_bind().dialect.name
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -28,7 +41,7 @@ def make_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=10)
 
         @event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+        def _pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:  # pragma: no cover - trivial
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
@@ -39,7 +52,7 @@ def make_engine(url: str) -> AsyncEngine:
             dbapi_conn.isolation_level = None
 
         @event.listens_for(engine.sync_engine, "begin")
-        def _begin(conn):  # pragma: no cover - trivial
+        def _begin(conn: Connection) -> None:  # pragma: no cover - trivial
             # Several processes write one file (API and worker): take the write lock up
             # front, so a read-then-write transaction waits for it (busy_timeout) instead
             # of failing on the lock upgrade.

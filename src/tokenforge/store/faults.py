@@ -13,6 +13,7 @@ a bug or a logical conflict and keeps its own exception: retrying would hide it.
 from __future__ import annotations
 
 import asyncio
+from types import TracebackType
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -89,7 +90,9 @@ def db_fault(exc: BaseException) -> TransientError | None:
 class TranslatingSession(AsyncSession):
     """An ``AsyncSession`` whose ``async with`` block raises ``DB_UNAVAILABLE`` for outages."""
 
-    async def __aexit__(self, type_, value, traceback) -> None:
+    async def __aexit__(
+        self, type_: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         try:
             await super().__aexit__(type_, value, traceback)
         except Exception as exc:  # closing failed too (e.g. the rollback on a dead connection)

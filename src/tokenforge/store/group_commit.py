@@ -21,15 +21,21 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tokenforge.domain.jobs import FINAL
-from tokenforge.store.models import JobEventRow, JobRow, OutboxRow, TokenRow
+from tokenforge.store.models import JobEventRow, JobRow, OutboxRow, TokenRow, table
 
 _FINAL_VALUES = [s.value for s in FINAL]
 log = logging.getLogger(__name__)
+
+#: One row's column values (column name → value).
+RowValues = dict[str, Any]
+#: A job taken with its token, or None when the lease could not be taken.
+Leased = tuple[JobRow, TokenRow] | None
 
 
 @dataclass
@@ -37,24 +43,24 @@ class Changes:
     """Rows one unit of work writes. ``new_*`` are inserts; ``jobs``/``tokens`` are updates
     keyed by ``id`` (column → value); events and outbox rows are inserts."""
 
-    new_tokens: list[dict] = field(default_factory=list)
-    new_jobs: list[dict] = field(default_factory=list)
-    jobs: list[dict] = field(default_factory=list)
-    tokens: list[dict] = field(default_factory=list)
-    events: list[dict] = field(default_factory=list)
-    outbox: list[dict] = field(default_factory=list)
+    new_tokens: list[RowValues] = field(default_factory=list)
+    new_jobs: list[RowValues] = field(default_factory=list)
+    jobs: list[RowValues] = field(default_factory=list)
+    tokens: list[RowValues] = field(default_factory=list)
+    events: list[RowValues] = field(default_factory=list)
+    outbox: list[RowValues] = field(default_factory=list)
 
 
 @dataclass
 class _Lease:
     job_id: str
-    future: asyncio.Future
+    future: asyncio.Future[Leased]
 
 
 @dataclass
 class _Write:
     changes: Changes
-    future: asyncio.Future
+    future: asyncio.Future[None]
 
 
 class GroupCommitter:
@@ -66,18 +72,18 @@ class GroupCommitter:
         self._lease_s = lease_s
         self._max_batch = max_batch
         self._pending: list[_Write | _Lease] = []
-        self._drainer: asyncio.Task | None = None
+        self._drainer: asyncio.Task[None] | None = None
 
     async def commit(self, changes: Changes) -> None:
         """Write ``changes``; returns once they are committed (raises if the batch failed)."""
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._enqueue(_Write(changes, future))
         await future
 
-    async def lease(self, job_id: str) -> tuple[JobRow, TokenRow] | None:
+    async def lease(self, job_id: str) -> Leased:
         """Take the job's lease and load it with its token; None when it is final, unknown
         or leased by another live worker."""
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Leased] = asyncio.get_running_loop().create_future()
         self._enqueue(_Lease(job_id, future))
         return await future
 
@@ -91,7 +97,7 @@ class GroupCommitter:
             batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
             try:
                 results = await self._run(batch)
-            except BaseException as exc:  # noqa: BLE001 - handed to every waiter
+            except BaseException as exc:  # handed to every waiter (cancellation is re-raised)
                 if not isinstance(exc, asyncio.CancelledError):
                     log.warning("group commit of %d items failed: %s", len(batch), type(exc).__name__)
                 for item in batch:
@@ -101,13 +107,18 @@ class GroupCommitter:
                     raise
                 continue
             for item in batch:
-                if not item.future.done():
+                if item.future.done():
+                    continue
+                if isinstance(item, _Lease):
                     item.future.set_result(results.get(id(item)))
+                else:
+                    item.future.set_result(None)
 
-    async def _run(self, batch: list[_Write | _Lease]) -> dict[int, object]:
+    async def _run(self, batch: list[_Write | _Lease]) -> dict[int, Leased]:
+        """Commit the batch; the result of each lease in it, by ``id()`` of the item."""
         writes = [i.changes for i in batch if isinstance(i, _Write)]
         leases = [i for i in batch if isinstance(i, _Lease)]
-        results: dict[int, object] = {}
+        results: dict[int, Leased] = {}
         async with self._sessions() as session:
             await write_changes(session, writes)
             if leases:
@@ -138,12 +149,12 @@ class GroupCommitter:
 
 async def write_changes(session: AsyncSession, writes: Iterable[Changes]) -> None:
     """Apply ``writes`` in the caller's transaction (inserts in foreign-key order)."""
-    new_tokens: list[dict] = []
-    new_jobs: list[dict] = []
-    jobs: list[dict] = []
-    tokens: list[dict] = []
-    events: list[dict] = []
-    outbox: list[dict] = []
+    new_tokens: list[RowValues] = []
+    new_jobs: list[RowValues] = []
+    jobs: list[RowValues] = []
+    tokens: list[RowValues] = []
+    events: list[RowValues] = []
+    outbox: list[RowValues] = []
     for c in writes:
         new_tokens += c.new_tokens
         new_jobs += c.new_jobs
@@ -153,21 +164,21 @@ async def write_changes(session: AsyncSession, writes: Iterable[Changes]) -> Non
         outbox += c.outbox
     # Foreign keys: tokens before the jobs that name them, jobs before their events.
     if new_tokens:
-        await session.execute(insert(TokenRow.__table__), new_tokens)
+        await session.execute(insert(table(TokenRow)), new_tokens)
     if new_jobs:
-        await session.execute(insert(JobRow.__table__), new_jobs)
-    for table, rows in ((JobRow.__table__, jobs), (TokenRow.__table__, tokens)):
-        by_shape: dict[tuple[str, ...], list[dict]] = {}
+        await session.execute(insert(table(JobRow)), new_jobs)
+    for target, rows in ((table(JobRow), jobs), (table(TokenRow), tokens)):
+        by_shape: dict[tuple[str, ...], list[RowValues]] = {}
         for row in rows:
             by_shape.setdefault(tuple(sorted(k for k in row if k != "id")), []).append(row)
         for columns, group in by_shape.items():
             stmt = (
-                update(table)
-                .where(table.c.id == bindparam("_id"))
+                update(target)
+                .where(target.c.id == bindparam("_id"))
                 .values({c: bindparam(f"_v_{c}") for c in columns})
             )
             await session.execute(stmt, [{"_id": r["id"], **{f"_v_{c}": r[c] for c in columns}} for r in group])
     if events:
-        await session.execute(insert(JobEventRow.__table__), events)
+        await session.execute(insert(table(JobEventRow)), events)
     if outbox:
-        await session.execute(insert(OutboxRow.__table__), outbox)
+        await session.execute(insert(table(OutboxRow)), outbox)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -22,7 +23,7 @@ def alembic_config(url: str | None = None) -> Config:
 async def upgrade_to_head(engine: AsyncEngine) -> None:
     """Bring the schema to the newest revision; a no-op when it is already there."""
 
-    def _upgrade(connection) -> None:
+    def _upgrade(connection: Connection) -> None:
         cfg = alembic_config()
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")

@@ -7,6 +7,7 @@ PostgreSQL hold them exactly.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -18,27 +19,29 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every backend (SQLite drops the offset)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value, dialect):
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("naive datetime given; use tokenforge.store.db.utcnow()")
         return value
 
-    def process_result_value(self, value, dialect):
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
@@ -46,6 +49,12 @@ class UTCDateTime(TypeDecorator):
 
 class Base(DeclarativeBase):
     pass
+
+
+def table(model: type[Base]) -> Table:
+    """The Core table of ``model``, for Core ``insert``/``update`` (``Model.__table__`` is typed
+    as a plain ``FromClause``)."""
+    return Base.metadata.tables[model.__tablename__]
 
 
 class TokenRow(Base):
@@ -111,7 +120,7 @@ class JobRow(Base):
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Earlier transactions of this job replaced by a higher-fee one with the same nonce;
     # any of them may still be the one that gets mined.
-    replaced_tx_ids: Mapped[list | None] = mapped_column(JSON)
+    replaced_tx_ids: Mapped[list[str] | None] = mapped_column(JSON)
     confirm_checks: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -141,7 +150,7 @@ class JobEventRow(Base):
     job_id: Mapped[str] = mapped_column(String(32), ForeignKey("jobs.id"))
     status: Mapped[str] = mapped_column(String(16))
     message: Mapped[str] = mapped_column(Text, default="")
-    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_job_events_job_id", "job_id", "id"),)
@@ -155,14 +164,17 @@ class OutboxRow(Base):
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     topic: Mapped[str] = mapped_column(String(64))
     message_id: Mapped[str] = mapped_column(String(64))
-    payload: Mapped[dict] = mapped_column(JSON)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     #: The job the message advances (None for messages that are not about one job).
     job_id: Mapped[str | None] = mapped_column(String(32))
     available_at: Mapped[float] = mapped_column(Float)  # unix seconds; delayed delivery
     sent_at: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
-    __table_args__ = (Index("ix_outbox_pending", "sent_at", "available_at"), Index("ix_outbox_job", "job_id", "sent_at"))
+    __table_args__ = (
+        Index("ix_outbox_pending", "sent_at", "available_at"),
+        Index("ix_outbox_job", "job_id", "sent_at"),
+    )
 
 
 class IdempotencyKeyRow(Base):
@@ -173,7 +185,7 @@ class IdempotencyKeyRow(Base):
     key: Mapped[str] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))
     response_status: Mapped[int] = mapped_column(Integer)
-    response_body: Mapped[dict] = mapped_column(JSON)
+    response_body: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tokenforge.domain.jobs import JobStatus
-from tokenforge.store.db import utcnow
+from tokenforge.store.db import dialect_name, rows_matched, utcnow
 from tokenforge.store.models import JobRow, NonceCursorRow
 
 _LIVE = [JobStatus.SUBMITTING.value, JobStatus.SUBMITTED.value]
@@ -41,7 +41,7 @@ class SqlNonceSource:
         self._fetch = fetch_pending_count
         self._known: set[str] = set()  # signers whose cursor row exists and was synced once
 
-    def _row(self, signer: str):
+    def _row(self, signer: str) -> ColumnElement[bool]:
         return (NonceCursorRow.chain == self._chain) & (NonceCursorRow.signer == signer)
 
     async def _ensure(self, signer: str) -> None:
@@ -49,8 +49,7 @@ class SqlNonceSource:
             return
         pending = await self._fetch(signer)
         async with self._sessions.begin() as s:
-            dialect = s.bind.dialect.name
-            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            insert = postgresql.insert if dialect_name(s) == "postgresql" else sqlite.insert
             await s.execute(
                 insert(NonceCursorRow)
                 .values(chain=self._chain, signer=signer, next_nonce=pending, updated_at=utcnow())
@@ -98,7 +97,7 @@ class SqlNonceSource:
                 .where(self._row(signer), NonceCursorRow.next_nonce < to)
                 .values(next_nonce=to, updated_at=utcnow())
             )
-            return result.rowcount == 1
+            return rows_matched(result) == 1
 
     async def rewind(self, signer: str, expected: int, to: int) -> bool:
         async with self._sessions.begin() as s:
@@ -107,7 +106,7 @@ class SqlNonceSource:
                 .where(self._row(signer), NonceCursorRow.next_nonce == expected)
                 .values(next_nonce=to, updated_at=utcnow())
             )
-            return result.rowcount == 1
+            return rows_matched(result) == 1
 
     async def held(self, signer: str, from_nonce: int) -> set[int]:
         """Nonces at or above ``from_nonce`` that recorded, unfinished launches hold."""
@@ -118,4 +117,4 @@ class SqlNonceSource:
                     JobRow.status.in_(_LIVE), JobRow.nonce >= from_nonce,
                 )
             )
-            return {int(n) for n in rows.scalars()}
+            return {n for n in rows.scalars() if n is not None}  # the WHERE excludes NULL anyway

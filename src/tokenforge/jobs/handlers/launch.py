@@ -25,7 +25,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -36,7 +36,7 @@ from tokenforge.errors import ErrorCode, TokenForgeError, TransientError
 from tokenforge.jobs.events import JobEventHub
 from tokenforge.jobs.policy import Action, JobFacts, RetryPolicy, as_tokenforge_error, decide
 from tokenforge.store.db import utcnow
-from tokenforge.store.group_commit import Changes, GroupCommitter
+from tokenforge.store.group_commit import Changes, GroupCommitter, RowValues
 from tokenforge.store.models import JobRow, TokenRow
 from tokenforge.store.repositories import jobs as jobs_repo
 from tokenforge.store.repositories import outbox as outbox_repo
@@ -45,12 +45,12 @@ TOPIC = "jobs.launch"
 log = logging.getLogger(__name__)
 
 
-def launch_message(job_id: str) -> tuple[str, dict]:
+def launch_message(job_id: str) -> tuple[str, dict[str, Any]]:
     """The (message_id, body) pair that asks a worker to advance ``job_id``."""
     return f"{job_id}:{uuid.uuid4().hex[:12]}", {"job_id": job_id}
 
 
-def outbox_row(job_id: str, *, delay_s: float = 0.0) -> dict:
+def outbox_row(job_id: str, *, delay_s: float = 0.0) -> RowValues:
     message_id, body = launch_message(job_id)
     return {"topic": TOPIC, "message_id": message_id, "payload": body, "job_id": job_id,
             "available_at": time.time() + delay_s, "created_at": utcnow()}
@@ -95,13 +95,13 @@ class _Step:
     def __init__(self, job: JobRow) -> None:
         self.job = job
         self.status = JobStatus(job.status)
-        self.values: dict = {}
+        self.values: RowValues = {}
         self.changes = Changes()
 
-    def set(self, **values) -> None:
+    def set(self, **values: Any) -> None:
         self.values.update(values)
 
-    def move(self, new: JobStatus, message: str, data: dict | None = None) -> None:
+    def move(self, new: JobStatus, message: str, data: dict[str, Any] | None = None) -> None:
         check_transition(self.status, new)
         now = utcnow()
         self.status = new
@@ -110,7 +110,7 @@ class _Step:
             self.values.update(finished_at=now, lease_owner=None, lease_until=None)
         self.event(message, data)
 
-    def event(self, message: str, data: dict | None = None) -> None:
+    def event(self, message: str, data: dict[str, Any] | None = None) -> None:
         self.changes.events.append({"job_id": self.job.id, "status": self.status.value, "message": message,
                                     "data": data or {}, "created_at": utcnow()})
 
@@ -229,7 +229,7 @@ class LaunchHandler:
             await self._finish(job, receipt, "confirmed on chain", broadcast=broadcast_now)
             return
         held: TransientError | None = None
-        if not broadcast_now and self._is_stuck(job, deployer):
+        if not broadcast_now and isinstance(deployer, ReplaceableDeployer) and self._is_stuck(job, deployer):
             try:
                 replacement = await deployer.replace(signed)
             except TransientError as err:
@@ -242,8 +242,8 @@ class LaunchHandler:
         await self._schedule_check(job, broadcast=broadcast_now, held=held)
 
     @staticmethod
-    def _is_stuck(job: JobRow, deployer) -> bool:
-        if not isinstance(deployer, ReplaceableDeployer) or job.submitted_at is None:
+    def _is_stuck(job: JobRow, deployer: ReplaceableDeployer) -> bool:
+        if job.submitted_at is None:
             return False
         return (utcnow() - job.submitted_at).total_seconds() >= deployer.stuck_after_s
 
@@ -351,4 +351,6 @@ class LaunchHandler:
 
     @staticmethod
     def _token_failed(step: _Step) -> None:
-        step.changes.tokens.append({"id": step.job.token_id, "status": TokenStatus.FAILED.value, "updated_at": utcnow()})
+        step.changes.tokens.append(
+            {"id": step.job.token_id, "status": TokenStatus.FAILED.value, "updated_at": utcnow()}
+        )

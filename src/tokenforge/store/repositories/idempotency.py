@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tokenforge.store.db import rows_matched
 from tokenforge.store.models import IdempotencyKeyRow
 
 
@@ -24,7 +26,7 @@ def add(
     key: str,
     request_hash: str,
     status: int,
-    body: dict,
+    body: dict[str, Any],
     now: datetime,
     ttl: timedelta,
 ) -> None:
@@ -43,4 +45,4 @@ def add(
 
 async def purge_expired(session: AsyncSession, *, now: datetime) -> int:
     result = await session.execute(delete(IdempotencyKeyRow).where(IdempotencyKeyRow.expires_at <= now))
-    return result.rowcount or 0
+    return rows_matched(result)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +19,9 @@ async def get(session: AsyncSession, job_id: str, *, for_update: bool = False) -
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-def add_event(session: AsyncSession, job: JobRow, *, message: str, now: datetime, data: dict | None = None) -> None:
+def add_event(
+    session: AsyncSession, job: JobRow, *, message: str, now: datetime, data: dict[str, Any] | None = None
+) -> None:
     session.add(JobEventRow(job_id=job.id, status=job.status, message=message, data=data or {}, created_at=now))
 
 
@@ -29,7 +32,7 @@ def transition(
     *,
     now: datetime,
     message: str,
-    data: dict | None = None,
+    data: dict[str, Any] | None = None,
 ) -> None:
     """Move ``job`` to ``new`` (refusing illegal moves) and record the event."""
     check_transition(JobStatus(job.status), new)

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tokenforge.store.db import dialect_name
 from tokenforge.store.models import OutboxRow
 
 
 def add(
-    session: AsyncSession, *, topic: str, message_id: str, payload: dict, available_at_s: float, now: datetime,
+    session: AsyncSession,
+    *,
+    topic: str,
+    message_id: str,
+    payload: dict[str, Any],
+    available_at_s: float,
+    now: datetime,
     job_id: str | None = None,
 ) -> None:
     """Stage a message in the caller's transaction; the relay publishes it after commit."""
@@ -28,7 +36,7 @@ async def due(session: AsyncSession, *, now_s: float, limit: int) -> list[Outbox
         .order_by(OutboxRow.available_at, OutboxRow.id)
         .limit(limit)
     )
-    if session.bind.dialect.name == "postgresql":
+    if dialect_name(session) == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     return list((await session.execute(stmt)).scalars())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,7 +13,7 @@ from tokenforge.domain.tokens import LaunchParams
 from tokenforge.store.models import TokenRow
 
 
-def new_token(params: LaunchParams, *, token_id: str, job_id: str, network: str, now: datetime) -> dict:
+def new_token(params: LaunchParams, *, token_id: str, job_id: str, network: str, now: datetime) -> dict[str, Any]:
     """Column values of a new token row (every column but the autoincrement ``seq``)."""
     return dict(
         id=token_id,
@@ -68,5 +69,5 @@ async def list_page(
     return list((await session.execute(stmt)).scalars())
 
 
-async def set_outcome(session: AsyncSession, token_id: str, *, now: datetime, **values) -> None:
+async def set_outcome(session: AsyncSession, token_id: str, *, now: datetime, **values: Any) -> None:
     await session.execute(update(TokenRow).where(TokenRow.id == token_id).values(updated_at=now, **values))
