@@ -48,6 +48,9 @@ async def _run_background(settings: Settings) -> None:
     container = await build_container(settings)
     try:
         await container.start(relay=True, worker=True)
+        from tokenforge.api.limits import cap_recursion_limit
+
+        cap_recursion_limit()  # the chains' libraries raise it at import (py_ecc: 100,000)
         while not stop.is_set():
             if os.getppid() != parent:  # orphaned: the API process is gone
                 log.error("API process exited; stopping the worker")

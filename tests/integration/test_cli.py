@@ -96,3 +96,32 @@ def test_keys_list_shows_every_full_address_to_fund(tmp_path):
         assert Account.from_key(key).address in out.replace("\n", "")
     assert store.solana_payer_address("solana") in out.replace("\n", "")
     assert "deployer 2" in out
+
+
+def test_serve_listens_on_tokenforge_port_without_a_port_option(tmp_path):
+    import json
+    import time
+
+    import httpx
+
+    from tests.support.server import free_port
+
+    port = free_port()
+    env = {**os.environ, "TOKENFORGE_DATA_DIR": str(tmp_path), "TOKENFORGE_CHAINS": json.dumps({"solana": "embedded"}),
+           "TOKENFORGE_HOST": "127.0.0.1", "TOKENFORGE_PORT": str(port)}
+    env.pop("TOKENFORGE_FAULT_CRASH_POINT", None)
+    proc = subprocess.Popen([sys.executable, "-m", "tokenforge.cli.main", "serve"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        ready = None
+        while ready is None and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+            except httpx.TransportError:
+                time.sleep(0.1)
+    finally:
+        stop(proc)
+    assert ready is not None, "the server never answered on TOKENFORGE_PORT"
+    assert ready.json()["status"] == "ok"

@@ -11,9 +11,13 @@ from fastapi.responses import HTMLResponse
 
 from tokenforge import __version__
 from tokenforge.api import problems
+from tokenforge.api.limits import RequestLimits, cap_recursion_limit
 from tokenforge.api.routes import chains, health, jobs, tokens
 from tokenforge.bootstrap import Container, build_container
 from tokenforge.config import Settings
+
+# The imports above pull in py_ecc, which raises the recursion limit to 100,000.
+cap_recursion_limit()
 
 
 def create_app(
@@ -25,7 +29,13 @@ def create_app(
     on_shutdown: Callable[[], None] | None = None,
 ) -> FastAPI:
     """Build the app. With no ``container`` one is built at startup from ``settings``; the
-    process then also runs the relay and the worker unless told otherwise."""
+    process then also runs the relay and the worker unless told otherwise.
+
+    Request bodies are limited by ``settings.max_body_bytes`` and ``body_timeout_s`` (the
+    container's settings when one is given) and JSON nesting by
+    :data:`~tokenforge.api.limits.MAX_JSON_DEPTH` (:mod:`tokenforge.api.limits`)."""
+    if settings is None:
+        settings = container.settings if container is not None else Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -33,11 +43,12 @@ def create_app(
             app.state.container = container
             yield
             return
-        built = await build_container(settings or Settings())
+        built = await build_container(settings)
         app.state.container = built
         try:
             if run_relay or run_worker:
                 await built.start(relay=run_relay, worker=run_worker)
+            cap_recursion_limit()  # opening the chains imports py-evm and its crypto
             yield
         finally:
             if on_shutdown is not None:
@@ -54,6 +65,7 @@ def create_app(
     if container is not None:
         app.state.container = container
     problems.install(app)
+    app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes, body_timeout_s=settings.body_timeout_s)
     app.include_router(tokens.router)
     app.include_router(jobs.router)
     app.include_router(health.router)

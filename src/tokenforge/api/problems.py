@@ -3,20 +3,28 @@
 Body: ``type``, ``title``, ``status``, ``detail``, ``instance`` and, for bad input,
 ``errors: [{"field": ..., "message": ...}]`` naming each offending field (dotted path as
 the client sent it, e.g. ``"symbol"`` or ``"query.limit"``).
+
+A :class:`~tokenforge.errors.TransientError` from any route (e.g. ``DB_UNAVAILABLE`` while
+the database is down) answers ``503`` with ``Retry-After``: the error's ``retry_after_s``
+rounded up, at least 1 second, else 1. Other TokenForge errors answer ``422``; only an
+exception that is not a TokenForge error answers ``500``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from tokenforge.api.responses import OrjsonResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
+from tokenforge.api.responses import OrjsonResponse
+from tokenforge.api.schemas.tokens import CURSOR_PATTERN
+from tokenforge.domain.tokens import URL_PATTERN
 from tokenforge.errors import Conflict, NotFound, TokenForgeError, ValidationFailed
 
 log = logging.getLogger(__name__)
@@ -73,11 +81,27 @@ def _field_of(err: dict) -> str:
     return ".".join(loc[:2])
 
 
+#: Plain words for patterns too long to show a client (the schema states each pattern).
+_PATTERN_MESSAGES = {
+    URL_PATTERN: "must be an http(s) URL with a host, without whitespace or control characters",
+    CURSOR_PATTERN: "is not a cursor this API returned",
+}
+
+
+def _message_of(err: dict) -> str:
+    if err.get("type") == "string_pattern_mismatch":
+        pattern = (err.get("ctx") or {}).get("pattern")
+        if pattern in _PATTERN_MESSAGES:
+            return _PATTERN_MESSAGES[pattern]
+    return str(err.get("msg", "invalid"))
+
+
 _STATUS_TITLES = {
     400: "Bad request",
     404: "Not found",
     405: "Method not allowed",
     406: "Not acceptable",
+    408: "Request timeout",
     413: "Request too large",
     415: "Unsupported media type",
     422: "Unprocessable content",
@@ -86,9 +110,28 @@ _STATUS_TITLES = {
 
 #: The problem responses every route can return, for the OpenAPI document.
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    408: {"model": Problem, "description": "The request body did not arrive in time", "content": {PROBLEM_JSON: {}}},
+    413: {"model": Problem, "description": "The request body is larger than the server takes (64 KiB by default)",
+          "content": {PROBLEM_JSON: {}}},
     422: {"model": Problem, "description": "Invalid input; `errors` names each field", "content": {PROBLEM_JSON: {}}},
     500: {"model": Problem, "description": "Unexpected server error", "content": {PROBLEM_JSON: {}}},
+    503: {
+        "model": Problem,
+        "description": "Temporarily unavailable (e.g. the database is down); try again after `Retry-After`",
+        "content": {PROBLEM_JSON: {}},
+        "headers": {"Retry-After": {"description": "Seconds to wait before retrying",
+                                    "schema": {"type": "integer", "minimum": 1}}},
+    },
 }
+
+
+def retry_after_s(exc: BaseException) -> int:
+    """Whole seconds for ``Retry-After``: the error's ``retry_after_s`` rounded up, at least 1;
+    1 when it gives none."""
+    hint = getattr(exc, "retry_after_s", None)
+    if isinstance(hint, (int, float)) and not isinstance(hint, bool) and math.isfinite(hint):
+        return max(1, math.ceil(hint))
+    return 1
 
 
 def _allowed_methods(request: Request) -> list[str]:
@@ -121,7 +164,7 @@ def install(app: FastAPI) -> None:
         by_field: dict[str, list[str]] = {}
         for err in exc.errors():  # one entry per field; a union field collects each branch's message
             messages = by_field.setdefault(_field_of(err), [])
-            message = str(err.get("msg", "invalid"))
+            message = _message_of(err)
             if message not in messages:
                 messages.append(message)
         errors = [{"field": f, "message": " or ".join(m)} for f, m in by_field.items()]
@@ -148,7 +191,7 @@ def install(app: FastAPI) -> None:
         if exc.is_transient():
             return problem_response(
                 request, 503, exc.code.replace("_", "-"), "Temporarily unavailable", exc.message,
-                headers={"Retry-After": "1"},
+                headers={"Retry-After": str(retry_after_s(exc))},
             )
         return problem_response(request, 422, exc.code.replace("_", "-"), "Request refused", exc.message)
 
@@ -171,5 +214,5 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> OrjsonResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return problem_response(request, 500, "internal-error", "Internal error", "an unexpected error occurred")

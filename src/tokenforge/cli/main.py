@@ -33,26 +33,36 @@ ApiOption = Annotated[
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to listen on (default: TOKENFORGE_HOST, else 127.0.0.1).",
+                                 show_default=False)
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on (default: TOKENFORGE_PORT, else 8000).", show_default=False)
+    ] = None,
     worker_process: Annotated[
         bool,
         typer.Option(help="Run relay and worker in a child process (for PostgreSQL; on SQLite the "
                           "two processes contend for the file lock and one process is faster)."),
     ] = False,
 ) -> None:
-    """Run the API, the outbox relay and the worker on the embedded default (no servers needed).
+    """Run the API, the outbox relay and the worker (on the embedded default no servers are needed).
 
-    State lives in TOKENFORGE_DATA_DIR (default ./.tokenforge) and survives restarts;
-    unfinished launches resume.
+    Settings come from TOKENFORGE_* variables (chains, database, listen address); state lives
+    in TOKENFORGE_DATA_DIR (default ./.tokenforge) and survives restarts; unfinished launches
+    resume.
     """
     import uvicorn
 
     from tokenforge.api.app import create_app
+    from tokenforge.api.http_server import BoundedHttpToolsProtocol
+    from tokenforge.api.startup import report_startup_failures
     from tokenforge.observability import configure_logging
     from tokenforge.roles import BackgroundProcess
 
     settings = Settings()
+    host = settings.host if host is None else host
+    port = settings.port if port is None else port
     configure_logging(settings)
     # The database driver and the embedded chains run in helper threads; hand the GIL over
     # sooner than the default 5 ms so their results do not wait behind the event loop.
@@ -67,8 +77,8 @@ def serve(
     try:
         # keep-alive longer than clients' pools keep idle connections (as proxies do), so a
         # client does not send on a connection the server is closing
-        uvicorn.run(app_, host=host, port=port, loop="uvloop", http="httptools", log_level="warning",
-                    access_log=False, timeout_keep_alive=75)
+        uvicorn.run(report_startup_failures(app_), host=host, port=port, loop="uvloop", http=BoundedHttpToolsProtocol,
+                    log_level="warning", access_log=False, timeout_keep_alive=75)
     finally:
         if background is not None:
             background.stop()
@@ -164,7 +174,8 @@ def demo(
 ) -> None:
     """Launch N tokens across chains with a progress bar and a summary table.
 
-    Runs against --api when given, else against the embedded default started in-process.
+    Runs against --api when given, else against a stack started in-process from the
+    TOKENFORGE_* settings (the embedded default unless configured otherwise).
     Exits non-zero if any launch failed.
     """
     names = [c.strip() for c in chains.split(",") if c.strip()]

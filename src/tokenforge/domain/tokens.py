@@ -3,11 +3,17 @@
 ``validate_launch`` is the single place the rules live; the HTTP layer, the CLI and the
 worker all go through it. Every violation raises :class:`ValidationFailed` naming the
 field as the API calls it.
+
+Text (``name``, ``description``) may hold any printable character, emoji sequences
+included; :func:`hidden_character` says which invisible characters are refused.
+URL fields match :data:`URL_PATTERN` (the API's schema states the same pattern) and must
+parse as an http(s) URL with a host and a valid port.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -22,6 +28,88 @@ SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,10}$")
 DESCRIPTION_MAX_CHARS = 1000
 URL_MAX_CHARS = 200
 URL_FIELDS = ("image_url", "website", "twitter", "telegram", "metadata_uri")
+
+#: Characters no URL may contain: whitespace and C0/C1 controls (other invisible characters
+#: are refused by the printable check in :func:`_check_url`).
+_URL_CHAR = r"[^\s\x00-\x1f\x7f-\x9f"
+#: An http(s) URL: scheme (any case), ``://``, optional userinfo, a host name or IPv4
+#: address or bracketed IPv6 address, an optional numeric port, then path, query or
+#: fragment; or the empty string (no URL). Written for ECMA-262, Python and Rust regex alike.
+URL_PATTERN = (
+    r"^$|^[hH][tT][tT][pP][sS]?://"
+    rf"({_URL_CHAR}/?#]*@)?"
+    rf"({_URL_CHAR}/?#@\[\]:]+|\[[0-9A-Fa-f:.]+\])"
+    r"(:[0-9]*)?"
+    rf"([/?#]{_URL_CHAR}]*)?$"
+)
+_URL_RE = re.compile(URL_PATTERN)
+
+_ZWNJ, _ZWJ = "\u200c", "\u200d"
+_TAG_BASE, _TAG_END = "\U0001f3f4", "\U000e007f"  # 🏴 ... CANCEL TAG (subdivision flags)
+_VS16 = "\ufe0f"
+
+
+def _is_tag(ch: str) -> bool:
+    return "\U000e0020" <= ch <= "\U000e007e"
+
+
+def _joins(left: str, right: str) -> bool:
+    """Whether a zero-width (non-)joiner between ``left`` and ``right`` is part of a
+    sequence: emoji joined to emoji, or letters of a script that writes with joiners."""
+    lcat, rcat = unicodedata.category(left), unicodedata.category(right)
+    if rcat == "So" and (lcat in ("So", "Sk") or left == _VS16):
+        return True  # 👨‍👩‍👧, 🏳️‍🌈, 👩🏽‍💻
+    return lcat[0] in "LM" and rcat[0] in "LM" and not left.isascii() and not right.isascii() and left != _VS16
+
+
+def hidden_character(text: str, allowed: str = "") -> int | None:
+    """The index of the first character ``text`` may not contain, or None.
+
+    Accepted: every printable character (``str.isprintable``: letters, marks, digits,
+    symbols, emoji, their skin-tone modifiers, variation selectors and keycaps, the ASCII
+    space), the characters in ``allowed``, and two invisible characters inside the
+    sequences that need them:
+
+    * U+200D ZERO WIDTH JOINER and U+200C ZERO WIDTH NON-JOINER directly between two
+      emoji (the left one may end in a skin tone or U+FE0F), e.g. 👨‍👩‍👧 and 🏳️‍🌈, or
+      between two non-ASCII letters or marks (Persian, Indic scripts);
+    * tag characters U+E0020–U+E007E after 🏴 and closed by U+E007F CANCEL TAG (the
+      flags of England, Scotland, Wales).
+
+    Refused: C0 and C1 controls and DEL (U+0000–U+001F, U+007F–U+009F), every other
+    format character — bidirectional overrides and marks (U+202A–U+202E, U+2066–U+2069,
+    U+200E, U+200F, U+061C), U+200B ZERO WIDTH SPACE, U+2060 WORD JOINER, U+FEFF, the
+    soft hyphen, a joiner anywhere else (leading, trailing, doubled, between ASCII
+    letters, where it could make two names that look alike differ) — line and paragraph
+    separators, spaces other than U+0020, private-use, surrogate and unassigned code
+    points.
+    """
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == _TAG_BASE:
+            j = i + 1
+            while j < n and _is_tag(text[j]):
+                j += 1
+            if j > i + 1 and j < n and text[j] == _TAG_END:
+                i = j + 1
+                continue
+        if ch.isprintable() or ch in allowed:
+            i += 1
+            continue
+        if ch in (_ZWJ, _ZWNJ) and 0 < i < n - 1 and _joins(text[i - 1], text[i + 1]):
+            i += 1
+            continue
+        return i
+    return None
+
+
+def _check_text(field: str, text: str, allowed: str = "") -> None:
+    at = hidden_character(text, allowed)
+    if at is not None:
+        raise ValidationFailed(
+            field, f"must not contain control or invisible formatting characters (U+{ord(text[at]):04X} at {at})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +141,8 @@ def _check_url(field: str, value: str | None) -> str | None:
         raise ValidationFailed(field, f"must be at most {URL_MAX_CHARS} characters")
     if any(ch.isspace() or not ch.isprintable() for ch in value):
         raise ValidationFailed(field, "must not contain whitespace or control characters")
+    if not _URL_RE.fullmatch(value):
+        raise ValidationFailed(field, "must be an http(s) URL with a host")
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises ValueError for a bad port
@@ -119,8 +209,7 @@ def validate_launch(
     name = name.strip() if isinstance(name, str) else name
     if not isinstance(name, str) or not 1 <= len(name) <= NAME_MAX_CHARS:
         raise ValidationFailed("name", f"must be 1-{NAME_MAX_CHARS} characters")
-    if any(not ch.isprintable() for ch in name):
-        raise ValidationFailed("name", "must not contain control characters")
+    _check_text("name", name)
     if not isinstance(symbol, str) or not SYMBOL_RE.fullmatch(symbol):
         raise ValidationFailed("symbol", "must be 1-10 characters of A-Z and 0-9")
     if decimals is None:
@@ -138,9 +227,9 @@ def validate_launch(
     description = description or ""
     if not isinstance(description, str) or len(description) > DESCRIPTION_MAX_CHARS:
         raise ValidationFailed("description", f"must be at most {DESCRIPTION_MAX_CHARS} characters")
-    if any(not ch.isprintable() and ch not in "\n\r\t" for ch in description):
-        raise ValidationFailed("description", "must not contain control characters")
-    urls = {f: _check_url(f, v) for f, v in zip(URL_FIELDS, (image_url, website, twitter, telegram, metadata_uri))}
+    _check_text("description", description, allowed="\n\r\t")
+    given = (image_url, website, twitter, telegram, metadata_uri)
+    urls = {f: _check_url(f, v) for f, v in zip(URL_FIELDS, given, strict=True)}
     return LaunchParams(
         chain=chain,
         name=name,

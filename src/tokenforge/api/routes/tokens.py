@@ -8,12 +8,21 @@ from datetime import timedelta
 from typing import Annotated
 
 from eth_utils import is_hex_address, to_checksum_address
-from fastapi import APIRouter, Header, Query, Response
-from tokenforge.api.responses import OrjsonResponse
+from fastapi import APIRouter, Header, Path, Query, Response
 
 from tokenforge.api.deps import ContainerDep, SessionDep
 from tokenforge.api.problems import PROBLEM_JSON, PROBLEM_RESPONSES, Problem
-from tokenforge.api.schemas.tokens import ChainName, CreateTokenRequest, LaunchAccepted, TokenOut, TokenPage, launch_body, token_out
+from tokenforge.api.responses import OrjsonResponse
+from tokenforge.api.schemas.tokens import (
+    CURSOR_PATTERN,
+    ChainName,
+    CreateTokenRequest,
+    LaunchAccepted,
+    TokenOut,
+    TokenPage,
+    launch_body,
+    token_out,
+)
 from tokenforge.domain.jobs import TokenStatus
 from tokenforge.domain.tokens import validate_launch
 from tokenforge.errors import NotFound, ValidationFailed
@@ -39,7 +48,10 @@ async def create_token(
     body: CreateTokenRequest,
     container: ContainerDep,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+    idempotency_key: Annotated[str | None, Header(
+        min_length=1, max_length=255, description="1-255 printable characters, not only spaces; "
+        "makes retries of this request safe (kept at least 24 hours)",
+    )] = None,
 ):
     if idempotency_key is not None and (not idempotency_key.strip() or not idempotency_key.isprintable()):
         raise ValidationFailed("header.idempotency-key", "must be 1-255 printable characters")
@@ -86,11 +98,17 @@ def _decode_cursor(cursor: str) -> int:
 @router.get("", response_model=TokenPage, summary="List tokens, newest first")
 async def list_tokens(
     session: SessionDep,
-    chain: ChainName | None = None,
-    creator: Annotated[str | None, Query(max_length=64)] = None,
-    status: TokenStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    chain: Annotated[ChainName | None, Query(description="Only tokens on this chain")] = None,
+    creator: Annotated[str | None, Query(
+        max_length=64, description="Only tokens of this creator (an EVM address in any letter case, or a Solana key)",
+    )] = None,
+    status: Annotated[TokenStatus | None, Query(description="Only tokens in this state")] = None,
+    limit: Annotated[int, Query(ge=1, le=200, description="Tokens per page, 1-200")] = 50,
+    cursor: Annotated[str | None, Query(
+        max_length=64, pattern=CURSOR_PATTERN,
+        description="`next_cursor` of the previous page, passed back unchanged (opaque; any other "
+        "value is refused with 422); absent or empty for the first page",
+    )] = None,
 ):
     before = _decode_cursor(cursor) if cursor else None
     if creator is not None and creator.startswith("0x") and is_hex_address(creator):
@@ -108,7 +126,7 @@ async def list_tokens(
     summary="Read one token",
     responses={404: {"model": Problem, "description": "No such token", "content": {PROBLEM_JSON: {}}}},
 )
-async def get_token(token_id: str, session: SessionDep):
+async def get_token(token_id: Annotated[str, Path(description="A token `id` this API returned")], session: SessionDep):
     row = await tokens_repo.get(session, token_id) if len(token_id) <= 64 else None
     if row is None:
         raise NotFound(f"token {token_id[:64]} does not exist")

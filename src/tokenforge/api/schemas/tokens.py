@@ -9,9 +9,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tokenforge.domain.chains import CHAINS
 from tokenforge.domain.jobs import JobStatus, TokenStatus
+from tokenforge.domain.tokens import URL_PATTERN
 from tokenforge.store.models import JobRow, TokenRow
 
 ChainName = Literal[tuple(CHAINS)]  # type: ignore[valid-type]
+#: What a ``cursor`` may look like: the unpadded URL-safe base64 this API returns (or empty).
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"
+
+
+def _url_rules(what: str) -> str:
+    return (f"{what} URL: http or https, a host, an optional port 0-65535, at most 200 characters, no "
+            "whitespace or control characters; an empty string counts as absent")
 
 
 class CreateTokenRequest(BaseModel):
@@ -37,7 +45,12 @@ class CreateTokenRequest(BaseModel):
     )
 
     chain: ChainName
-    name: str = Field(min_length=1, max_length=32)
+    name: str = Field(
+        min_length=1, max_length=32,
+        description="1-32 characters after trimming spaces: printable characters and emoji sequences "
+        "(zero-width joiners between emoji, flags, skin tones, keycaps); control characters, "
+        "bidirectional overrides, zero-width spaces and other invisible formatting characters are refused",
+    )
     symbol: str = Field(min_length=1, max_length=10, pattern=r"^[A-Z0-9]{1,10}$")
     decimals: int | None = Field(default=None, ge=0, le=18, description="Default: 18 on EVM chains, 9 on Solana")
     supply: Annotated[int, Field(ge=1)] | Annotated[str, Field(pattern=r"^[0-9]{1,80}$")] = Field(
@@ -47,12 +60,16 @@ class CreateTokenRequest(BaseModel):
         min_length=32, max_length=44, pattern=r"^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$",
         description="EVM 0x address (EIP-55 checksum checked when mixed case) or Solana base58 public key",
     )
-    description: str = Field(default="", max_length=1000)
-    image_url: str | None = Field(default=None, max_length=200)
-    website: str | None = Field(default=None, max_length=200)
-    twitter: str | None = Field(default=None, max_length=200)
-    telegram: str | None = Field(default=None, max_length=200)
-    metadata_uri: str | None = Field(default=None, max_length=200, description="Token metadata URI (Solana)")
+    description: str = Field(
+        default="", max_length=1000,
+        description="Printable text, line breaks and tabs; the same invisible characters as `name` are refused",
+    )
+    image_url: str | None = Field(default=None, max_length=200, pattern=URL_PATTERN, description=_url_rules("Image"))
+    website: str | None = Field(default=None, max_length=200, pattern=URL_PATTERN, description=_url_rules("Website"))
+    twitter: str | None = Field(default=None, max_length=200, pattern=URL_PATTERN, description=_url_rules("X"))
+    telegram: str | None = Field(default=None, max_length=200, pattern=URL_PATTERN, description=_url_rules("Telegram"))
+    metadata_uri: str | None = Field(default=None, max_length=200, pattern=URL_PATTERN,
+                                     description=_url_rules("Token metadata (Solana)"))
 
 
 class TokenOut(BaseModel):
