@@ -36,14 +36,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
+
+#: A message body: a JSON object.
+Body = dict[str, Any]
 
 
 @dataclass(slots=True)
 class Delivery:
     topic: str
     message_id: str
-    body: dict
+    body: Body
     delivery_count: int  # 1 on first delivery
     _ack: Callable[[], Awaitable[None]] = field(repr=False, default=None)  # type: ignore[assignment]
     _nack: Callable[[bool, float], Awaitable[None]] = field(repr=False, default=None)  # type: ignore[assignment]
@@ -74,7 +77,7 @@ class Subscription(Protocol):
 
 
 class JobQueue(Protocol):
-    async def publish(self, topic: str, body: dict, *, message_id: str) -> None: ...
+    async def publish(self, topic: str, body: Body, *, message_id: str) -> None: ...
 
     async def consume(self, topic: str, handler: Handler, *, prefetch: int) -> Subscription: ...
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 
-from tokenforge.jobs.ports import STOP_TIMEOUT_S, Delivery, Handler
+from tokenforge.jobs.ports import STOP_TIMEOUT_S, Body, Delivery, Handler
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ class _Topic:
     def __init__(self, name: str) -> None:
         self.name = name
         #: (message_id, body, deliveries so far) waiting for a consumer
-        self.ready: deque[tuple[str, dict, int]] = deque()
+        self.ready: deque[tuple[str, Body, int]] = deque()
         self.available = asyncio.Condition()
         self.dead: list[Delivery] = []
         self.delayed = 0  # nacked with a delay, not yet back in ``ready``
@@ -41,14 +42,14 @@ class _Topic:
     async def wait_changed(self) -> None:
         await self._changed.wait()
 
-    def dead_letter(self, message_id: str, body: dict, deliveries: int) -> None:
+    def dead_letter(self, message_id: str, body: Body, deliveries: int) -> None:
         self.dead.append(Delivery(self.name, message_id, body, deliveries, settled=True))
 
 
 class MemorySubscription:
     def __init__(self) -> None:
-        self._task: asyncio.Task | None = None
-        self._running: set[asyncio.Task] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
 
     async def stop(self, *, timeout_s: float | None = STOP_TIMEOUT_S) -> None:
         """No handler starts after this is called; running ones get ``timeout_s`` to
@@ -75,7 +76,7 @@ class MemoryQueue:
         self._topics: dict[str, _Topic] = {}
         self._subscriptions: list[MemorySubscription] = []
         self._delayed: set[asyncio.TimerHandle] = set()
-        self._puts: set[asyncio.Task] = set()
+        self._puts: set[asyncio.Task[None]] = set()
 
     def _topic(self, name: str) -> _Topic:
         topic = self._topics.get(name)
@@ -83,10 +84,10 @@ class MemoryQueue:
             topic = self._topics[name] = _Topic(name)
         return topic
 
-    async def publish(self, topic: str, body: dict, *, message_id: str) -> None:
+    async def publish(self, topic: str, body: Body, *, message_id: str) -> None:
         await self._put(self._topic(topic), message_id, body, 0)
 
-    async def _put(self, t: _Topic, message_id: str, body: dict, deliveries: int, *, delayed: bool = False) -> None:
+    async def _put(self, t: _Topic, message_id: str, body: Body, deliveries: int, *, delayed: bool = False) -> None:
         async with t.available:
             t.ready.append((message_id, body, deliveries))
             if delayed:
@@ -138,7 +139,7 @@ class MemoryQueue:
         self._subscriptions.append(sub)
         return sub
 
-    def _nacker(self, t: _Topic, message_id: str, body: dict, deliveries: int):
+    def _nacker(self, t: _Topic, message_id: str, body: Body, deliveries: int) -> Callable[[bool, float], Awaitable[None]]:
         async def nack(requeue: bool, delay_s: float = 0.0) -> None:
             if not requeue:
                 t.dead_letter(message_id, body, deliveries)
@@ -152,29 +153,25 @@ class MemoryQueue:
 
         return nack
 
-    def _later(self, delay_s: float, t: _Topic, message_id: str, body: dict) -> None:
+    def _later(self, delay_s: float, t: _Topic, message_id: str, body: Body) -> None:
         """Put the message back no sooner than ``delay_s`` from now, as a fresh delivery."""
         loop = asyncio.get_running_loop()
         due = loop.time() + delay_s
         t.delayed += 1
+        timer: list[asyncio.TimerHandle] = []
 
-        def put() -> None:
-            self._delayed.discard(handle)
+        def fire() -> None:
+            self._delayed.discard(timer[0])
+            if loop.time() < due:  # the loop may run a timer up to its clock resolution early
+                timer[0] = loop.call_at(due, fire)
+                self._delayed.add(timer[0])
+                return
             task = loop.create_task(self._put(t, message_id, body, 0, delayed=True))
             self._puts.add(task)
             task.add_done_callback(self._puts.discard)
 
-        def fire() -> None:
-            nonlocal handle
-            if loop.time() < due:  # the loop may run a timer up to its clock resolution early
-                self._delayed.discard(handle)
-                handle = loop.call_at(due, fire)
-                self._delayed.add(handle)
-                return
-            put()
-
-        handle = loop.call_at(due, fire)
-        self._delayed.add(handle)
+        timer.append(loop.call_at(due, fire))
+        self._delayed.add(timer[0])
 
     async def dead_letters(self, topic: str) -> list[Delivery]:
         return list(self._topic(topic).dead)
