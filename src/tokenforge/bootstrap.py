@@ -110,45 +110,26 @@ def _fee_oracle(w3, cs: ChainSettings):
                      priority_fee_wei=cs.priority_fee_wei)
 
 
+def _endpoints(cs: ChainSettings) -> list:
+    from tokenforge.chains.rpc.endpoints import EndpointConfig
+
+    return [EndpointConfig(url=e.url, weight=e.weight, timeout_s=e.timeout_s) for e in cs.endpoints]
+
+
 def rpc_pool(chain: str, cs: ChainSettings):
     """The RPC endpoint pool for a chain reached over JSON-RPC."""
-    from tokenforge.chains.rpc.pool import EndpointConfig, RpcPool
+    from tokenforge.chains.rpc.pool import RpcPool
 
-    return RpcPool(
-        chain,
-        [EndpointConfig(url=e.url, weight=e.weight, timeout_s=e.timeout_s) for e in cs.endpoints],
-        failure_threshold=cs.breaker_failures,
-        reset_after_s=cs.breaker_reset_s,
-    )
+    return RpcPool(chain, _endpoints(cs), failure_threshold=cs.breaker_failures, reset_after_s=cs.breaker_reset_s)
 
 
 async def check_evm_endpoints(chain: str, cs: ChainSettings, expected_chain_id: int) -> None:
     """Every endpoint must serve ``expected_chain_id``, not just the one a pool happens to pick.
 
     An endpoint unreachable at start is logged and left to its circuit breaker."""
-    from tokenforge.chains.rpc.pool import EndpointConfig, RpcPool, redact_url
-    from tokenforge.errors import TransientError
+    from tokenforge.chains.evm.open import check_endpoint_chain_ids
 
-    for endpoint in cs.endpoints:
-        single = RpcPool(chain, [EndpointConfig(url=endpoint.url, timeout_s=endpoint.timeout_s)])
-        try:
-            answer = await single.call("eth_chainId", [])
-        except TransientError as err:
-            log.warning("%s: endpoint %s unreachable at start (%s); its chain id is not checked",
-                        chain, redact_url(endpoint.url), err.code)
-            continue
-        finally:
-            await single.close()
-        try:
-            served = int(answer["result"], 16)
-        except (KeyError, TypeError, ValueError):
-            raise PermanentError(f"{chain}: endpoint {redact_url(endpoint.url)} did not answer eth_chainId",
-                                 code=ErrorCode.CHAIN_ID_MISMATCH) from None
-        if served != expected_chain_id:
-            raise PermanentError(
-                f"{chain}: endpoint {redact_url(endpoint.url)} serves chain id {served}, expected {expected_chain_id}",
-                code=ErrorCode.CHAIN_ID_MISMATCH,
-            )
+    await check_endpoint_chain_ids(chain, _endpoints(cs), expected_chain_id)
 
 
 def deployer_factories(
@@ -159,7 +140,8 @@ def deployer_factories(
 ) -> dict[str, DeployerFactory]:
     """One opener per configured chain. Chains on a JSON-RPC network get an RPC pool (kept
     in ``pools`` for health reports); EVM ones share nonces through the database and run a
-    nonce keeper; embedded chains run in process."""
+    nonce keeper; embedded chains run in process. Each opener imports its chain's modules
+    when it runs: JSON-RPC chains never load py-evm or LiteSVM."""
     pools = {} if pools is None else pools
     factories: dict[str, DeployerFactory] = {}
     for chain, cs in settings.chains.items():
@@ -168,7 +150,7 @@ def deployer_factories(
         if spec.family is Family.EVM and network is Network.EMBEDDED:
 
             async def open_evm(chain=chain, spec=spec, cs=cs):
-                from tokenforge.chains.evm.deployer import open_embedded_evm_deployer
+                from tokenforge.chains.evm.open import open_embedded_evm_deployer
 
                 return await open_embedded_evm_deployer(
                     chain, spec.chain_id(Network.EMBEDDED), _state_dir(settings, chain),
@@ -181,8 +163,8 @@ def deployer_factories(
             async def open_evm_rpc(chain=chain, spec=spec, cs=cs, network=network):
                 from web3 import AsyncWeb3
 
-                from tokenforge.chains.evm.deployer import open_rpc_evm_deployer
                 from tokenforge.chains.evm.keeper import NonceKeeper
+                from tokenforge.chains.evm.open import open_rpc_evm_deployer
                 from tokenforge.chains.evm.pooled_provider import PooledAsyncProvider
                 from tokenforge.store.nonce_cursors import SqlNonceSource
 
@@ -197,7 +179,7 @@ def deployer_factories(
                         chain_id=chain_id,
                         deployer_keys=keystore.evm_deployer_keys(chain, cs.deployer_keys),
                         factory_address=cs.factory_address,
-                        dev_fund_wei=cs.dev_fund_base_units if network is Network.LOCAL else 0,
+                        dev_fund_wei=cs.dev_fund_base_units if network is Network.LOCAL else None,
                         fees=_fee_oracle(w3, cs),
                         nonces=lambda pending_count, chain=chain: SqlNonceSource(sessions, chain, pending_count),
                         logs_window_blocks=10_000,
@@ -214,22 +196,24 @@ def deployer_factories(
             factories[chain] = open_evm_rpc
         elif network is Network.EMBEDDED:
 
-            async def open_solana(chain=chain):
-                from tokenforge.chains.solana.deployer import open_embedded_solana_deployer
+            async def open_solana(chain=chain, cs=cs):
+                from tokenforge.chains.solana.open import open_embedded_solana_deployer
 
                 return await open_embedded_solana_deployer(
                     chain, _state_dir(settings, chain), keystore.solana_payer_key(chain),
                     keystore.platform_secret("solana-mint"),
+                    min_balance_lamports=cs.min_balance_base_units, balance_interval_s=cs.keeper_interval_s,
                 )
 
             factories[chain] = open_solana
         else:
 
             async def open_solana_rpc(chain=chain, cs=cs, network=network):
-                from tokenforge.chains.solana.deployer import open_rpc_solana_deployer
+                from tokenforge.chains.solana.open import open_rpc_solana_deployer
                 from tokenforge.chains.solana.pooled_provider import pooled_async_client
 
                 pool = rpc_pool(chain, cs)
+                dev_fund = cs.dev_fund_base_units if network is Network.LOCAL and cs.dev_fund_base_units else None
                 try:
                     deployer = await open_rpc_solana_deployer(
                         chain, pooled_async_client(pool, commitment=cs.commitment),
@@ -237,7 +221,9 @@ def deployer_factories(
                         commitment=cs.commitment,
                         compute_unit_price_micro_lamports=cs.compute_unit_price_micro_lamports,
                         compute_unit_limit=cs.compute_unit_limit,
-                        airdrop_below_lamports=cs.dev_fund_base_units if network is Network.LOCAL and cs.dev_fund_base_units else None,
+                        airdrop_below_lamports=dev_fund,
+                        min_balance_lamports=cs.min_balance_base_units,
+                        balance_interval_s=cs.keeper_interval_s,
                     )
                 except BaseException:
                     await pool.close()

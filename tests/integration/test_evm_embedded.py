@@ -17,8 +17,10 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 from web3.logs import DISCARD
 
+from tests.support.evm_chain import mine_all, pending_count, wait_for_block
 from tokenforge.chains.evm import codec
-from tokenforge.chains.evm.deployer import EvmDeployer, open_embedded_evm_deployer
+from tokenforge.chains.evm.deployer import EvmDeployer
+from tokenforge.chains.evm.open import open_embedded_evm_deployer
 from tokenforge.chains.ports import ChainDeployer, LaunchReceipt, LaunchRequest, SignedLaunch
 from tokenforge.errors import PermanentError, TransientError
 
@@ -124,7 +126,7 @@ async def confirmed(deployer: EvmDeployer, signed: SignedLaunch) -> LaunchReceip
         receipt = await deployer.confirm(signed)
         if receipt is not None:
             return receipt
-        await embedded.wait_for_block(seen + 1, timeout_s=60)
+        await wait_for_block(embedded, seen + 1, timeout_s=60)
 
 
 async def wait_receipt(deployer: EvmDeployer, w3: Web3, tx_hash) -> dict:
@@ -133,7 +135,7 @@ async def wait_receipt(deployer: EvmDeployer, w3: Web3, tx_hash) -> dict:
         try:
             return w3.eth.get_transaction_receipt(tx_hash)
         except TransactionNotFound:
-            await deployer.embedded.wait_for_block(seen + 1, timeout_s=60)
+            await wait_for_block(deployer.embedded, seen + 1, timeout_s=60)
 
 
 @pytest.fixture
@@ -268,7 +270,7 @@ async def test_future_nonce_waits_for_the_gap(deployer, creator):
     assert s2.nonce == s1.nonce + 1
     await deployer.broadcast(s2)
     embedded = deployer.embedded
-    assert await embedded.run(embedded.mine) == 0  # nothing executable: nonce s1 is missing
+    assert await embedded.run(mine_all, embedded) == 0  # nothing executable: nonce s1 is missing
     assert await deployer.confirm(s2) is None
     await deployer.broadcast(s1)
     r1, r2 = await confirmed(deployer, s1), await confirmed(deployer, s2)
@@ -419,7 +421,7 @@ async def test_a_tx_invalidated_after_admission_is_dropped_not_the_block(deploye
     receipt = await confirmed(deployer, launch_signed)  # the block with the launch still lands
     first = await wait_receipt(deployer, w3, hashes[0])
     assert first["status"] == 1 and w3.eth.get_balance(sink) == 10**15
-    assert embedded.pending_count() == 0
+    assert pending_count(embedded) == 0
     with pytest.raises(TransactionNotFound):
         w3.eth.get_transaction_receipt(hashes[1])
     assert receipt.gas_used <= MAX_LAUNCH_GAS

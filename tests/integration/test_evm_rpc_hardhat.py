@@ -1,6 +1,10 @@
-"""The EVM deployer over JSON-RPC against a real Hardhat node: key pools, shared nonces,
+"""The EVM deployer over JSON-RPC against real nodes: key pools, shared nonces,
 stuck-transaction replacement, dropped transactions, nonce gaps and drift, balance alerts.
 
+Every test runs on a Hardhat node and on ``tokenforge devnet`` (no Node.js needed), driven
+through the same development methods (``hardhat_setBalance``, ``evm_setAutomine``,
+``evm_mine``, ``hardhat_dropTransaction``). Hardhat mines each transaction as it arrives;
+the devnet mines shortly after, so launches here mine a block before they confirm.
 Everything written is read back with a plain web3.py client and a hand-written ERC-20 ABI.
 """
 
@@ -8,20 +12,23 @@ from __future__ import annotations
 
 import os
 import uuid
+from dataclasses import dataclass
 
 import pytest
 from eth_account import Account
 from web3 import AsyncHTTPProvider, AsyncWeb3, Web3
 
 from tokenforge.chains.evm.codec import decode_signed_tx
-from tokenforge.chains.evm.deployer import EvmDeployer, open_rpc_evm_deployer
+from tokenforge.chains.evm.deployer import EvmDeployer
 from tokenforge.chains.evm.fees import FeeOracle
 from tokenforge.chains.evm.keeper import NonceKeeper
+from tokenforge.chains.evm.open import open_rpc_evm_deployer
 from tokenforge.chains.ports import LaunchRequest
 from tokenforge.errors import PermanentError, TransientError
 from tokenforge.store.db import make_engine, make_sessionmaker
 from tokenforge.store.migrate import upgrade_to_head
 from tokenforge.store.nonce_cursors import SqlNonceSource
+from tests.support.devnet import running_devnet
 from tests.support.erc20 import ERC20_ABI
 from tests.support.hardhat import CHAIN_ID, drop_transaction, mine, running_hardhat, set_automine, set_balance
 
@@ -38,10 +45,32 @@ def deployer_keys():
     return keys(3)
 
 
-@pytest.fixture
-def node(deployer_keys):
-    with running_hardhat(accounts=[(k, FUND_WEI) for k in deployer_keys]) as node:
-        yield node
+@dataclass
+class Node:
+    kind: str  # "hardhat" or "devnet"
+    url: str
+
+
+@pytest.fixture(scope="module")
+def devnet(tmp_path_factory):
+    with running_devnet(tmp_path_factory.mktemp("devnet"), chains="ethereum", in_memory=True) as devnet:
+        yield devnet
+
+
+@pytest.fixture(params=["hardhat", "devnet"])
+def node(request, deployer_keys):
+    """A node whose only funded accounts (for this test) are the deployer keys."""
+    if request.param == "hardhat":
+        with running_hardhat(accounts=[(k, FUND_WEI) for k in deployer_keys]) as hardhat:
+            yield Node("hardhat", hardhat.url)
+        return
+    url = request.getfixturevalue("devnet").evm_url("ethereum")  # one devnet per module; fresh keys per test
+    for key in deployer_keys:
+        set_balance(url, Account.from_key(key).address, FUND_WEI)
+    try:
+        yield Node("devnet", url)
+    finally:
+        set_automine(url, True)
 
 
 @pytest.fixture
@@ -66,11 +95,10 @@ def request(creator: str, i: int = 0) -> LaunchRequest:
                          decimals=18, supply_base_units=(1000 + i) * 10**18, creator=creator)
 
 
-async def launch(deployer: EvmDeployer, req: LaunchRequest, *, mine_url: str | None = None):
+async def launch(deployer: EvmDeployer, req: LaunchRequest, node: Node):
     signed = await deployer.sign(req)
     await deployer.broadcast(signed)
-    if mine_url:
-        mine(mine_url)
+    mine(node.url)  # the launch is in a block now on either node
     receipt = await deployer.confirm(signed)
     return signed, receipt
 
@@ -94,7 +122,7 @@ async def test_launches_spread_over_the_key_pool_and_read_back(node, deployer_ke
     signers = []
     for i in range(6):
         req = request(creator, i)
-        signed, receipt = await launch(deployer, req)
+        signed, receipt = await launch(deployer, req, node)
         assert receipt is not None and receipt.token_address == signed.token_address
         signers.append(signed.signer)
         token = read_token(node.url, receipt.token_address)
@@ -115,6 +143,7 @@ async def test_two_workers_sharing_keys_never_reuse_a_nonce(node, deployer_keys,
         await d.broadcast(s)
         signed.append(s)
     assert len({s.nonce for s in signed}) == 6
+    mine(node.url)
     for s in signed:
         assert (await a.confirm(s)) is not None
     await a.close()
@@ -235,7 +264,7 @@ async def test_unsent_nonces_nobody_holds_are_given_back_without_gas(node, deplo
 async def test_drift_from_outside_use_of_the_key_moves_the_cursor_forward(node, deployer_keys, sessions):
     deployer = await open_deployer(node, deployer_keys[:1], sessions)
     signer = deployer.keys.addresses[0]
-    _, receipt = await launch(deployer, request(Account.create().address))
+    _, receipt = await launch(deployer, request(Account.create().address), node)
     assert receipt is not None
     # the operator used the key in a wallet: two transactions TokenForge never saw
     w3 = Web3(Web3.HTTPProvider(node.url))
@@ -247,7 +276,7 @@ async def test_drift_from_outside_use_of_the_key_moves_the_cursor_forward(node, 
         w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
     report = await NonceKeeper(deployer, gap_after_s=0).sweep()
     assert report.advanced == [(signer, w3.eth.get_transaction_count(signer, "pending"))]
-    _, receipt = await launch(deployer, request(Account.create().address, 1))
+    _, receipt = await launch(deployer, request(Account.create().address, 1), node)
     assert receipt is not None
     await deployer.close()
 
@@ -300,7 +329,7 @@ async def test_legacy_fee_chain_launches_with_gas_price_transactions(node, deplo
     w3 = AsyncWeb3(AsyncHTTPProvider(node.url))
     deployer = await open_deployer(node, deployer_keys[:1], sessions,
                                    fees=FeeOracle(w3, legacy=True, max_fee_per_gas_cap_wei=100 * GWEI, cache_s=0))
-    signed, receipt = await launch(deployer, request(Account.create().address))
+    signed, receipt = await launch(deployer, request(Account.create().address), node)
     assert receipt is not None
     tx = Web3(Web3.HTTPProvider(node.url)).eth.get_transaction(signed.tx_id)
     assert tx["type"] == 0 and tx["gasPrice"] > 0 and "maxFeePerGas" not in tx
@@ -315,10 +344,10 @@ async def test_launch_counts_only_after_the_configured_confirmations(node, deplo
     mine(node.url)  # included: 1 confirmation
     assert await deployer.confirm(signed) is None
     mine(node.url)
-    deployer._head = None  # no cached head between the checks of this test
+    deployer.node.forget_head()  # no cached head between the checks of this test
     assert await deployer.confirm(signed) is None
     mine(node.url)
-    deployer._head = None
+    deployer.node.forget_head()
     receipt = await deployer.confirm(signed)
     assert receipt is not None and receipt.tx_id == signed.tx_id
     await deployer.close()
@@ -329,10 +358,11 @@ async def test_second_transaction_for_a_launched_token_reverts_but_the_launch_co
     reverts on chain (CREATE2 cannot create twice); the job gets the first one's receipt."""
     deployer = await open_deployer(node, deployer_keys[:1], sessions)
     req = request(Account.create().address)
-    first, receipt = await launch(deployer, req)
+    first, receipt = await launch(deployer, req, node)
     assert receipt is not None
     second = await deployer.sign(req)
     await deployer.broadcast(second)
+    mine(node.url)
     w3 = Web3(Web3.HTTPProvider(node.url))
     assert w3.eth.get_transaction_receipt(second.tx_id)["status"] == 0
     settled = await deployer.confirm(second)

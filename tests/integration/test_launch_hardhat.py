@@ -2,21 +2,25 @@
 Hardhat node, configured the way an operator configures a real network.
 
 Shown here: launches on a key pool read back independently; a stuck launch replaced with
-higher fees by the worker and confirmed once; failover to a second endpoint when the
-primary fails, with the primary's breaker open in ``GET /v1/chains``; a server killed after
-broadcast and before the receipt, whose successor confirms the very same transaction.
+higher fees by the worker and confirmed once (both also on ``tokenforge devnet``, which
+serves the same development methods without Node.js); failover to a second endpoint when
+the primary fails, with the primary's breaker open in ``GET /v1/chains``; a server killed
+after broadcast and before the receipt, whose successor confirms the very same transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from eth_account import Account
 from web3 import Web3
 
 from tests.support.bodies import launch_body
+from tests.support.devnet import running_devnet
 from tests.support.erc20 import ERC20_ABI
 from tests.support.fault_proxy import FaultProxy
 from tests.support.hardhat import mine, running_hardhat, set_automine
@@ -71,16 +75,28 @@ def read_token(url: str, address: str) -> tuple[str, int]:
     return token.functions.symbol().call(), token.functions.totalSupply().call()
 
 
-async def test_launches_on_hardhat_through_the_api_with_a_key_pool(settings):
-    with running_hardhat() as node:
-        settings.chains = hardhat_chain(node.url, deployer_keys=2)
+@contextmanager
+def evm_node(kind: str, tmp_path) -> Iterator[str]:
+    """The JSON-RPC URL of a fresh Hardhat node or ``tokenforge devnet`` (ethereum, chain id 31337)."""
+    if kind == "hardhat":
+        with running_hardhat() as node:
+            yield node.url
+    else:
+        with running_devnet(tmp_path, chains="ethereum", in_memory=True) as devnet:
+            yield devnet.evm_url("ethereum")
+
+
+@pytest.mark.parametrize("kind", ["hardhat", "devnet"])
+async def test_launches_through_the_api_with_a_key_pool(settings, tmp_path, kind):
+    with evm_node(kind, tmp_path) as url:
+        settings.chains = hardhat_chain(url, deployer_keys=2)
         async with running_stack(settings) as (_container, client):
             accepted = [await post(client, body(i)) for i in range(4)]
             jobs = [await wait_final(client, a["job"]["id"]) for a in accepted]
             assert [j["status"] for j in jobs] == ["confirmed"] * 4
             for a in accepted:
                 token = (await client.get(f"/v1/tokens/{a['token']['id']}")).json()
-                assert read_token(node.url, token["address"]) == (token["symbol"], 1000 * 10**18)
+                assert read_token(url, token["address"]) == (token["symbol"], 1000 * 10**18)
             chains = {c["chain"]: c for c in (await client.get("/v1/chains")).json()["items"]}
             eth = chains["ethereum"]
             assert eth["network"] == "local" and eth["open_in_this_process"]
@@ -89,18 +105,19 @@ async def test_launches_on_hardhat_through_the_api_with_a_key_pool(settings):
             assert eth["alerts"] == []
 
 
-async def test_stuck_launch_is_replaced_by_the_worker_and_confirmed_once(settings):
-    with running_hardhat() as node:
-        settings.chains = hardhat_chain(node.url, stuck_after_s=0.3)
+@pytest.mark.parametrize("kind", ["hardhat", "devnet"])
+async def test_stuck_launch_is_replaced_by_the_worker_and_confirmed_once(settings, tmp_path, kind):
+    with evm_node(kind, tmp_path) as url:
+        settings.chains = hardhat_chain(url, stuck_after_s=0.3)
         async with running_stack(settings) as (container, client):
-            set_automine(node.url, False)  # nothing is mined until the test says so
+            set_automine(url, False)  # nothing is mined until the test says so
             accepted = await post(client, body())
             job_id = accepted["job"]["id"]
             events = await events_until(container, job_id, lambda e: "replaced" in e["message"])
             first_tx = next(e["data"]["tx_id"] for e in events if "signed" in e["message"])
             replacement = events[-1]["data"]
             assert replacement["replaces"] == first_tx and replacement["tx_id"] != first_tx
-            mine(node.url)
+            mine(url)
             job = await wait_final(client, job_id)
             token = (await client.get(f"/v1/tokens/{accepted['token']['id']}")).json()
     assert job["status"] == "confirmed"

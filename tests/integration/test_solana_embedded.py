@@ -16,8 +16,9 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from tokenforge.chains.ports import LaunchReceipt, LaunchRequest
-from tokenforge.chains.solana.deployer import SolanaDeployer, open_embedded_solana_deployer
-from tokenforge.errors import TransientError
+from tokenforge.chains.solana.deployer import SolanaDeployer
+from tokenforge.chains.solana.open import open_embedded_solana_deployer
+from tokenforge.errors import PermanentError, TransientError
 
 from tests.support.solana_decode import (  # noqa: E402
     TOKEN_2022, DecodedMint, assert_launched_mint, ata_of, decode_mint, decode_token_account,
@@ -182,3 +183,33 @@ async def test_throughput(tmp_path, persistent):
             verify_launch(d, req, receipt)
     finally:
         await d.close()
+
+
+async def test_chains_health_shows_the_payer_with_its_balance_and_alert(settings):
+    from tests.support.stack import running_stack
+    from tokenforge.keys.local import LocalKeyStore
+
+    settings.chains = {"solana": {"network": "embedded", "min_balance_base_units": 10**15}}
+    async with running_stack(settings) as (_container, client):
+        (item,) = (await client.get("/v1/chains")).json()["items"]
+    payer = str(Keypair.from_seed(LocalKeyStore(settings.data_dir).solana_payer_key("solana")).pubkey())
+    # topped up to 100,000 SOL at open, below the 1,000,000 SOL minimum configured here
+    assert item["keys"] == [{"address": payer, "role": "payer", "balance_base_units": str(100_000 * 10**9),
+                             "enabled": True, "alert": "balance below minimum; fund this key"}]
+    assert item["alerts"] == [f"{payer}: balance below minimum; fund this key"]
+
+
+async def test_a_launch_the_payer_cannot_pay_raises_its_alert(deployer):
+    poor = SolanaDeployer("solana", deployer.transport, Keypair(), os.urandom(32))
+    deployer.embedded.airdrop(poor.payer, 10**6)  # the fees, not the mint's rent
+    assert (await poor.payer_balance()) == 10**6 and poor.health()["keys"][0]["alert"] is None
+    signed = await poor.sign(_req())
+    await poor.broadcast(signed)
+    with pytest.raises(PermanentError) as info:
+        await poor.confirm(signed)
+    assert info.value.code == "insufficient_funds"
+    (key,) = poor.health()["keys"]
+    assert key["address"] == str(poor.payer) and key["alert"] == "balance below minimum; fund this key"
+    deployer.embedded.airdrop(poor.payer, 10**10)
+    await poor.payer_balance()
+    assert poor.health()["keys"][0]["alert"] is None  # funded since

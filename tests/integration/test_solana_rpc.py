@@ -34,7 +34,8 @@ from tests.support.solana_decode import (
 )
 from tokenforge.chains.ports import LaunchReceipt, LaunchRequest, SignedLaunch
 from tokenforge.chains.rpc.pool import EndpointConfig, RpcPool
-from tokenforge.chains.solana.deployer import SolanaDeployer, open_rpc_solana_deployer
+from tokenforge.chains.solana.deployer import SolanaDeployer
+from tokenforge.chains.solana.open import open_rpc_solana_deployer
 from tokenforge.chains.solana.pooled_provider import pooled_async_client
 from tokenforge.errors import PermanentError, TransientError
 

@@ -5,8 +5,9 @@ with ``hardhat.config.js``, returns once ``eth_chainId`` answers, and ends the n
 process group on exit. Its output goes to a file, never to a pipe nobody reads. Without
 ``node_modules/hardhat`` (or ``npx``) the calling test skips locally and fails under CI=true.
 
-The small JSON-RPC helpers drive Hardhat's own methods: balances, mining, dropping a pending
-transaction.
+The small JSON-RPC helpers drive Hardhat's own methods: balances, mining, automine, dropping
+a pending transaction. ``tokenforge devnet`` answers the same methods, so they drive its EVM
+chains too (``tests/support/devnet.py``).
 """
 
 from __future__ import annotations

@@ -14,13 +14,15 @@ from collections.abc import Awaitable, Callable
 
 from tokenforge.errors import TokenForgeError
 
-Asgi = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict]]
+Send = Callable[[dict], Awaitable[None]]
+Asgi = Callable[[dict, Receive, Send], Awaitable[None]]
 
 
 def report_startup_failures(app: Asgi) -> Asgi:
     """``app`` with start-up failures reported in one line (see the module docstring)."""
 
-    async def wrapped(scope: dict, receive: Callable[[], Awaitable[dict]], send: Callable[[dict], Awaitable[None]]) -> None:
+    async def wrapped(scope: dict, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":
             await app(scope, receive, send)
             return
@@ -46,5 +48,4 @@ def report_startup_failures(app: Asgi) -> Asgi:
         for message in held:
             await send(message)
 
-    wrapped.__wrapped__ = app  # type: ignore[attr-defined]
     return wrapped

@@ -7,22 +7,44 @@ The worker drives a launch through these calls::
     await deployer.broadcast(signed)                  # idempotent, may be repeated
     receipt  = await deployer.confirm(signed)         # None while pending
 
-Contract (tested per adapter by ``tests/integration/test_evm_embedded.py``,
-``tests/integration/test_solana_embedded.py`` and ``tests/unit/chains/``):
+Contract (tested on every adapter, and on the fake the pipeline tests use, by
+``tests/contract/test_deployer_contract.py``; per-adapter details in
+``tests/integration/test_evm_embedded.py``, ``tests/integration/test_solana_embedded.py``
+and ``tests/unit/chains/``):
 
 * ``sign`` never broadcasts. Its result holds everything needed to re-broadcast the very
   same transaction after a crash (``raw_tx``) and the token address the launch will have
   (``token_address``), which depends only on the request (job id), never on timing.
+  Signing one job twice gives transactions for the SAME token address (Solana: the very
+  same transaction within one slot), and at most one of them can create it (EVM: CREATE2
+  salt from the job id; Solana: the job's mint keypair): any other fails on chain.
 * ``broadcast`` is idempotent: re-sending a transaction the node already knows or already
-  included is not an error.
-* ``confirm`` returns ``None`` while the transaction is pending, a :class:`LaunchReceipt`
-  once it is final. It raises :class:`~tokenforge.errors.TransientError` with code
-  ``"tx_dropped"`` when the transaction is unknown to the chain and can never land (EVM:
-  nonce used by another tx; Solana: blockhash expired) — the worker then calls
-  ``find_existing`` and, if nothing exists, ``sign`` again (Solana: fresh blockhash, same
-  mint keypair). A reverted transaction raises :class:`~tokenforge.errors.PermanentError`.
+  included is not an error, before or after confirmation. Broadcasting a transaction
+  that can never land either returns (Solana: the node takes it and drops it) or raises
+  ``TransientError`` code ``tx_dropped`` (EVM: its nonce is used); ``confirm`` reports it
+  the same way.
+* ``confirm`` answers, for the transaction ``signed`` (EVM: or any it replaced):
+
+  - a :class:`LaunchReceipt` once it is included and final: EVM ``confirmations`` blocks
+    deep (its own block counts), Solana at the configured commitment;
+  - ``None`` while it is included but not yet final;
+  - ``None`` while it is not included but can still land: pending in a mempool, or
+    unknown to the node (never broadcast, dropped from a mempool, lost on the way) while
+    its nonce is unused (EVM) or its blockhash is valid (Solana). The adapter may send
+    the recorded ``raw_tx`` again then (EVM does: a node forgets transactions); callers
+    broadcast before they confirm and do not rely on it;
+  - ``TransientError`` code ``tx_dropped`` once it is not included and can never land
+    (EVM: its nonce is used by another transaction; Solana: the block height passed
+    ``last_valid_block_height``), and never before. The worker then calls
+    ``find_existing`` and, if nothing exists, ``sign`` again (EVM: a new nonce; Solana: a
+    fresh blockhash, same mint keypair);
+  - for an included transaction that failed: the receipt of the job's token when that
+    token exists anyway (a second creation for the job, created by the other
+    transaction: ``tx_id`` is the creating one), else ``PermanentError`` (EVM code
+    ``reverted``; Solana ``tx_failed`` or ``insufficient_funds``).
 * ``find_existing`` returns a receipt when the token for ``req.job_id`` already exists on
-  chain (launched by an earlier attempt), else ``None``. A re-run can therefore never
+  chain (launched by an earlier attempt, seen from any deployer instance, also after a
+  restart), else ``None`` (e.g. signed but not yet broadcast). A re-run can therefore never
   create a second token for one job.
 * No vendor exception escapes: everything raised is a ``TokenForgeError``.
 

@@ -11,39 +11,36 @@ logs with ``removed``. Differences from eth-tester that a node client notices:
   without 10 % higher fees ``replacement transaction underpriced``, all code -32000.
 * A revert is code 3, ``execution reverted[: reason]``, with the revert bytes as ``data``;
   an unknown method is -32601 ``the method X does not exist/is not available``.
-* Development methods under Hardhat's names: ``hardhat_setBalance`` (alias
-  ``anvil_setBalance``; the balance is sealed in a new empty block), ``hardhat_dropTransaction``
-  and ``evm_mine`` (one block, empty if nothing is executable).
+* ``eth_pendingTransactions`` lists the mempool (queued future nonces included), as
+  Hardhat does.
+* Development methods under Hardhat's names (:mod:`.evm_dev`): ``hardhat_setBalance``
+  (alias ``anvil_setBalance``), ``hardhat_dropTransaction``, ``evm_mine``,
+  ``evm_setAutomine`` and ``hardhat_getAutomine``.
 
-Filters, snapshots and eth-tester's local accounts are not served: they are not part of
-what a node offers here. A batch runs in one hop on the chain's thread, under its lock.
+Results are shaped by :mod:`.evm_shapes`. Filters, snapshots and eth-tester's local
+accounts are not served: they are not part of what a node offers here. A batch runs in
+one hop on the chain's thread, under its lock. The chain is seen through
+:class:`ServedChain`, the members this face uses.
 """
 
 from __future__ import annotations
 
-import ast
 import logging
 import sys
 from collections.abc import Callable
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, TypeVar
 
-from eth_abi import abi
-from eth_abi.exceptions import DecodingError
 from eth_tester.exceptions import BlockNotFound, TransactionFailed
 from eth_tester.exceptions import ValidationError as TesterValidationError
-from eth_utils import keccak, to_checksum_address
-from web3.providers.eth_tester.middleware import (
-    request_formatters,
-    result_formatters,
-    transaction_result_formatter,
-    transaction_result_remapper,
-)
+from web3.providers.eth_tester.middleware import request_formatters, result_formatters
 
 import tokenforge
-from tokenforge.chains.evm.embedded import EmbeddedEvmChain
 from tokenforge.chains.evm.mempool import MempoolReject
-from tokenforge.errors import TokenForgeError
+from tokenforge.errors import ErrorCode, TokenForgeError
 
+from .evm_dev import DevChain, dev_methods
+from .evm_shapes import SERVER_ERROR, SHAPES, call_params, hex_bytes_param, quantities, revert_error
 from .jsonrpc import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -53,26 +50,60 @@ from .jsonrpc import (
     Wording,
 )
 
+T = TypeVar("T")
+
 log = logging.getLogger(__name__)
 
 GETH_WORDING = Wording(parse_error="parse error", invalid_request="invalid request", empty_batch="empty batch")
-SERVER_ERROR = -32000  # geth's code for refusals and failed state lookups
-REVERT_ERROR = 3  # geth's code for a revert with data
-_ERROR_SELECTOR = keccak(text="Error(string)")[:4]
-_BLOOM_BYTES = 256
+#: Refusals a node answers as an invalid parameter rather than a server error.
+_PARAMETER_CODES = frozenset({ErrorCode.INVALID_PARAMETER, ErrorCode.ALREADY_MINED})
 
 # Served through eth-tester's endpoint table (with the embedded chain's node behaviour).
-_TESTER_METHODS = frozenset({
-    "web3_sha3", "net_version", "net_peerCount",
-    "eth_chainId", "eth_syncing", "eth_protocolVersion", "eth_accounts",
-    "eth_blockNumber", "eth_getBlockByNumber", "eth_getBlockByHash",
-    "eth_getBlockTransactionCountByNumber", "eth_getBlockTransactionCountByHash",
-    "eth_feeHistory", "eth_maxPriorityFeePerGas", "eth_gasPrice",
-    "eth_getBalance", "eth_getCode", "eth_getStorageAt", "eth_getTransactionCount",
-    "eth_call", "eth_estimateGas",
-    "eth_getTransactionByHash", "eth_getTransactionByBlockHashAndIndex",
-    "eth_getTransactionByBlockNumberAndIndex", "eth_getTransactionReceipt", "eth_getLogs",
-})
+_TESTER_METHODS = frozenset(
+    {
+        "web3_sha3",
+        "net_version",
+        "net_peerCount",
+        "eth_chainId",
+        "eth_syncing",
+        "eth_protocolVersion",
+        "eth_accounts",
+        "eth_blockNumber",
+        "eth_getBlockByNumber",
+        "eth_getBlockByHash",
+        "eth_getBlockTransactionCountByNumber",
+        "eth_getBlockTransactionCountByHash",
+        "eth_feeHistory",
+        "eth_maxPriorityFeePerGas",
+        "eth_gasPrice",
+        "eth_getBalance",
+        "eth_getCode",
+        "eth_getStorageAt",
+        "eth_getTransactionCount",
+        "eth_call",
+        "eth_estimateGas",
+        "eth_getTransactionByHash",
+        "eth_getTransactionByBlockHashAndIndex",
+        "eth_getTransactionByBlockNumberAndIndex",
+        "eth_getTransactionReceipt",
+        "eth_getLogs",
+    }
+)
+
+
+class ServedChain(DevChain, Protocol):
+    """The chain members this face uses (:class:`~tokenforge.chains.evm.embedded.EmbeddedEvmChain`)."""
+
+    closed: bool
+
+    @property
+    def lock(self) -> AbstractContextManager[Any]: ...
+
+    sync_provider: Any  # an eth-tester provider: ``ethereum_tester``, ``api_endpoints``
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T: ...
+
+    def admit_raw_transaction(self, raw: bytes, *, known_is_error: bool = False) -> bytes: ...
 
 
 class EvmRpc:
@@ -80,7 +111,7 @@ class EvmRpc:
 
     wording = GETH_WORDING
 
-    def __init__(self, chain: EmbeddedEvmChain) -> None:
+    def __init__(self, chain: ServedChain) -> None:
         self._chain = chain
         provider = chain.sync_provider
         self._tester = provider.ethereum_tester
@@ -91,10 +122,8 @@ class EvmRpc:
             "web3_clientVersion": lambda _params: client,
             "net_listening": lambda _params: True,
             "eth_sendRawTransaction": self._send_raw_transaction,
-            "hardhat_setBalance": lambda params: self._set_balance(params) or True,
-            "anvil_setBalance": self._set_balance,
-            "hardhat_dropTransaction": self._drop_transaction,
-            "evm_mine": self._mine,
+            "eth_pendingTransactions": self._pending_transactions,
+            **dev_methods(chain),
         }
 
     async def run_calls(self, calls: list[Call]) -> list[Any]:
@@ -126,12 +155,11 @@ class EvmRpc:
         except MempoolReject as exc:
             return RpcError(SERVER_ERROR, str(exc))
         except TransactionFailed as exc:
-            return _revert_error(exc)
+            return revert_error(exc)
         except BlockNotFound:
             return RpcError(SERVER_ERROR, "header not found")
         except TokenForgeError as exc:
-            return RpcError(INVALID_PARAMS if exc.code in ("invalid_parameter", "already_mined") else SERVER_ERROR,
-                            exc.message)
+            return RpcError(INVALID_PARAMS if exc.code in _PARAMETER_CODES else SERVER_ERROR, exc.message)
         except TesterValidationError as exc:
             if call.method == "eth_feeHistory":  # geth answers its range and percentile checks with -32000
                 return RpcError(SERVER_ERROR, str(exc))
@@ -146,7 +174,7 @@ class EvmRpc:
 
     def _via_tester(self, method: str, params: list) -> Any:
         if method in ("eth_call", "eth_estimateGas"):
-            params = _call_params(method, params)
+            params = call_params(method, params)
         elif method == "eth_getLogs" and params and isinstance(params[0], dict) and "blockHash" in params[0]:
             params = [self._block_hash_filter(params[0]), *params[1:]]
         namespace, _, name = method.partition("_")
@@ -155,7 +183,7 @@ class EvmRpc:
         result_format = result_formatters.get(method)
         if result_format is not None:
             result = result_format(result)
-        shape = _SHAPES.get(method)
+        shape = SHAPES.get(method)
         if shape is not None and result is not None:
             result = shape(result)
         return quantities(result)
@@ -171,164 +199,11 @@ class EvmRpc:
         rest = {k: v for k, v in log_filter.items() if k != "blockHash"}
         return {**rest, "fromBlock": number, "toBlock": number}
 
-    # ------------------------------------------------------------------ node and development methods
+    # ------------------------------------------------------------------ node methods
 
     def _send_raw_transaction(self, params: list) -> str:
-        raw = _hex_bytes(params[0], 0)
+        raw = hex_bytes_param(params[0], 0)
         return "0x" + self._chain.admit_raw_transaction(raw, known_is_error=True).hex()
 
-    def _set_balance(self, params: list) -> None:
-        address = to_checksum_address(params[0])
-        self._chain.set_balance(address, _quantity(params[1], 1))
-
-    def _drop_transaction(self, params: list) -> bool:
-        tx_hash = _hex_bytes(params[0], 0)
-        if len(tx_hash) != 32:
-            raise RpcError(INVALID_PARAMS, "invalid argument 0: hex string has length "
-                                           f"{2 * len(tx_hash)}, want 64 for a transaction hash")
-        return self._chain.drop_transaction(tx_hash)
-
-    def _mine(self, _params: list) -> str:
-        self._chain.mine_block()
-        return "0x0"
-
-
-# ---------------------------------------------------------------------- request and result shapes
-
-
-def _hex_bytes(value: Any, index: int) -> bytes:
-    if not isinstance(value, str) or not value.startswith(("0x", "0X")):
-        raise RpcError(INVALID_PARAMS, f"invalid argument {index}: hex string without 0x prefix")
-    try:
-        return bytes.fromhex(value[2:])
-    except ValueError:
-        raise RpcError(INVALID_PARAMS, f"invalid argument {index}: invalid hex string") from None
-
-
-def _quantity(value: Any, index: int) -> int:
-    if not isinstance(value, str) or not value.startswith(("0x", "0X")) or len(value) < 3:
-        raise RpcError(INVALID_PARAMS, f"invalid argument {index}: hex string without 0x prefix")
-    try:
-        return int(value, 16)
-    except ValueError:
-        raise RpcError(INVALID_PARAMS, f"invalid argument {index}: invalid hex string") from None
-
-
-def _call_params(method: str, params: list) -> list:
-    """Node clients' call objects as eth-tester reads them: ``input`` is ``data``; estimates
-    are made at ``latest`` (eth-tester cannot estimate against ``pending``)."""
-    if not params or not isinstance(params[0], dict):
-        raise RpcError(INVALID_PARAMS, "missing value for required argument 0")
-    tx = dict(params[0])
-    if "input" in tx:
-        data = tx.pop("input")
-        tx.setdefault("data", data)
-    rest = list(params[1:])
-    if method == "eth_estimateGas" and rest and rest[0] == "pending":
-        rest[0] = "latest"
-    if method == "eth_call" and not rest:
-        rest = ["latest"]
-    return [tx, *rest]
-
-
-def quantities(value: Any) -> Any:
-    """eth-tester's Python values as JSON-RPC writes them: integers as hex quantities, bytes as hex."""
-    if value is None or isinstance(value, (bool, str, float)):
-        return value
-    if isinstance(value, int):
-        return hex(value)
-    if isinstance(value, dict):
-        return {k: quantities(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [quantities(v) for v in value]
-    if isinstance(value, (bytes, bytearray)):
-        return "0x" + bytes(value).hex()
-    return value
-
-
-def _bloom(value: Any) -> Any:
-    return "0x" + value.to_bytes(_BLOOM_BYTES, "big").hex() if isinstance(value, int) else value
-
-
-def _log(entry: dict) -> dict:
-    entry = {k: v for k, v in entry.items() if k != "type"}
-    entry["removed"] = False
-    return entry
-
-
-def _logs(result: list) -> list:
-    return [_log(entry) for entry in result]
-
-
-def _logs_bloom(logs: list[dict]) -> str:
-    """The 2048-bit bloom filter of ``logs`` (yellow paper: 3 bits per address and topic)."""
-    bloom = 0
-    for entry in logs:
-        for item in (entry["address"], *entry.get("topics", ())):
-            digest = keccak(bytes.fromhex(item[2:]))
-            for i in (0, 2, 4):
-                bloom |= 1 << (int.from_bytes(digest[i:i + 2], "big") & 2047)
-    return "0x" + bloom.to_bytes(_BLOOM_BYTES, "big").hex()
-
-
-def _transaction(tx: Any) -> Any:
-    if not isinstance(tx, dict):
-        return tx  # a hash, in a block without full transactions
-    tx = transaction_result_formatter(transaction_result_remapper(tx))
-    if "y_parity" in tx:
-        tx = {("yParity" if k == "y_parity" else k): v for k, v in tx.items()}
-    return tx
-
-
-def _block(block: dict) -> dict:
-    block = dict(block)
-    block["logsBloom"] = _bloom(block.get("logsBloom"))
-    block["transactions"] = [_transaction(tx) for tx in block.get("transactions", ())]
-    return block
-
-
-def _receipt(receipt: dict) -> dict:
-    receipt = {k: v for k, v in receipt.items() if k != "state_root"}  # pre-Byzantium field
-    receipt["logs"] = _logs(receipt.get("logs", ()))
-    receipt["logsBloom"] = _logs_bloom(receipt["logs"])
-    return receipt
-
-
-_SHAPES: dict[str, Callable[[Any], Any]] = {
-    "eth_getBlockByNumber": _block,
-    "eth_getBlockByHash": _block,
-    "eth_getTransactionByHash": _transaction,
-    "eth_getTransactionByBlockHashAndIndex": _transaction,
-    "eth_getTransactionByBlockNumberAndIndex": _transaction,
-    "eth_getTransactionReceipt": _receipt,
-    "eth_getLogs": _logs,
-    "net_version": str,
-}
-
-
-def _revert_error(exc: TransactionFailed) -> RpcError:
-    """geth's answer to a reverted call: code 3, the reason if it is an ``Error(string)``,
-    the revert bytes as ``data``; a revert without data is -32000 ``execution reverted``."""
-    arg: Any = exc.args[0] if exc.args else b""
-    if isinstance(arg, Exception):
-        arg = arg.args[0] if arg.args else b""
-    if isinstance(arg, str) and arg.startswith(("b'", 'b"')):
-        try:
-            arg = ast.literal_eval(arg)  # eth-tester hands non-string reverts over as repr(bytes)
-        except (ValueError, SyntaxError):
-            pass
-    if isinstance(arg, str):
-        reason: str | None = arg
-        data = _ERROR_SELECTOR + abi.encode(["string"], [arg])
-    else:
-        data = bytes(arg)
-        reason = None
-        if data[:4] == _ERROR_SELECTOR:
-            try:
-                reason = abi.decode(["string"], data[4:])[0]
-            except DecodingError:
-                reason = None
-    if not data:
-        return RpcError(SERVER_ERROR, "execution reverted")
-    message = f"execution reverted: {reason}" if reason else "execution reverted"
-    return RpcError(REVERT_ERROR, message, "0x" + data.hex())
+    def _pending_transactions(self, _params: list) -> list:
+        return [self._via_tester("eth_getTransactionByHash", ["0x" + ptx.hash.hex()]) for ptx in self._chain.mempool]

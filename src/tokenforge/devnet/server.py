@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from tokenforge.chains.evm.embedded import EmbeddedEvmChain
-from tokenforge.chains.solana.embedded import EmbeddedSolanaChain, EmbeddedTransport
+from tokenforge.chains.solana.embedded import EmbeddedSolanaChain
+from tokenforge.chains.solana.embedded_transport import EmbeddedTransport
 from tokenforge.domain.chains import CHAINS, Family, Network
 from tokenforge.errors import ErrorCode, TransientError, ValidationFailed
 
@@ -153,9 +154,17 @@ class DevnetApp:
         method = scope["method"]
         path = scope["path"].rstrip("/") or "/"
         if method == "OPTIONS":  # CORS preflight
-            await _respond(send, 204, b"", b"text/plain", ((b"access-control-allow-methods", b"GET, POST, OPTIONS"),
-                                                            (b"access-control-allow-headers", b"content-type"),
-                                                            (b"access-control-max-age", b"86400")))
+            await _respond(
+                send,
+                204,
+                b"",
+                b"text/plain",
+                (
+                    (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
+                    (b"access-control-allow-headers", b"content-type"),
+                    (b"access-control-max-age", b"86400"),
+                ),
+            )
             return
         if path == "/health":
             if method not in ("GET", "HEAD"):
@@ -196,10 +205,15 @@ async def _read_body(receive: Callable) -> bytes | None:
             return b"".join(chunks)
 
 
-async def _respond(send: Callable, status: int, body: bytes, content_type: bytes,
-                   extra_headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
-    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
-               (b"access-control-allow-origin", b"*"), *extra_headers]
+async def _respond(
+    send: Callable, status: int, body: bytes, content_type: bytes, extra_headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    headers = [
+        (b"content-type", content_type),
+        (b"content-length", str(len(body)).encode()),
+        (b"access-control-allow-origin", b"*"),
+        *extra_headers,
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -236,10 +250,16 @@ async def _serve(config: DevnetConfig, sock: socket.socket, announce: Callable[[
         port = sock.getsockname()[1]
         for name in config.chains:
             announce(f"{name:<9} {chain_url(config.host, port, name)}")
-        server = uvicorn.Server(uvicorn.Config(
-            DevnetApp(devnet), lifespan="on", http="httptools", log_level="warning", access_log=False,
-            timeout_keep_alive=75,  # longer than clients keep idle pooled connections
-        ))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                DevnetApp(devnet),
+                lifespan="on",
+                http="httptools",
+                log_level="warning",
+                access_log=False,
+                timeout_keep_alive=75,  # longer than clients keep idle pooled connections
+            )
+        )
         await server.serve(sockets=[sock])
     finally:
         await devnet.close()
@@ -255,6 +275,8 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         if sock is not None:
             sock.close()
-        raise TransientError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", code=ErrorCode.ADDRESS_UNAVAILABLE) from None
+        raise TransientError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}", code=ErrorCode.ADDRESS_UNAVAILABLE
+        ) from None
     sock.set_inheritable(True)
     return sock

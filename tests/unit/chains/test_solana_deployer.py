@@ -5,7 +5,8 @@ import pytest
 from solders.keypair import Keypair
 
 from tokenforge.chains.ports import ChainDeployer, LaunchRequest
-from tokenforge.chains.solana.deployer import SolanaDeployer, open_embedded_solana_deployer
+from tokenforge.chains.solana.deployer import SolanaDeployer
+from tokenforge.chains.solana.open import open_embedded_solana_deployer
 from tokenforge.chains.solana.transport import TxStatus
 from tokenforge.errors import PermanentError, TokenForgeError, TransientError, ValidationFailed
 

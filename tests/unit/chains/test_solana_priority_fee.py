@@ -24,11 +24,8 @@ from tests.support.solana_decode import (
 )
 from tokenforge.chains.ports import LaunchRequest
 from tokenforge.chains.solana import instructions as ix
-from tokenforge.chains.solana.deployer import (
-    SolanaDeployer,
-    _failure,
-    open_embedded_solana_deployer,
-)
+from tokenforge.chains.solana.deployer import SolanaDeployer, _failure
+from tokenforge.chains.solana.open import open_embedded_solana_deployer
 from tokenforge.chains.solana.transport import TxStatus
 from tokenforge.errors import PermanentError
 

@@ -25,7 +25,7 @@ from solders.rpc.errors import NodeUnhealthy, NodeUnhealthyMessage
 from solders.rpc.responses import SendTransactionResp
 from solders.signature import Signature
 
-from tokenforge.chains.solana.deployer import open_rpc_solana_deployer
+from tokenforge.chains.solana.open import open_rpc_solana_deployer
 from tokenforge.chains.solana.rpc_transport import (
     SIGNATURES_MAX_PAGES,
     SIGNATURES_PAGE_LIMIT,

@@ -1,4 +1,10 @@
-"""Chains this server launches on, with the health of their RPC endpoints and deployer keys."""
+"""Chains this server launches on, with the health of their RPC endpoints and keys.
+
+``keys`` lists what pays for launches, each with its address, last balance read and alert:
+an EVM chain's deployer keys (``"role": "deployer"``), a Solana chain's payer
+(``"role": "payer"``). ``alerts`` repeats every key alert and every endpoint whose circuit is
+not closed.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from tokenforge.domain.chains import CHAINS
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/v1/chains", summary="Chains, RPC endpoint health (circuit breakers) and deployer key alerts")
+@router.get("/v1/chains", summary="Chains, RPC endpoint health (circuit breakers), deployer keys and payers")
 async def list_chains(container: ContainerDep) -> dict:
     items = []
     for name, cs in sorted(container.settings.chains.items()):

@@ -38,4 +38,3 @@ def load_artifact(name: str) -> Artifact:
 
 def factory_artifact() -> Artifact:
     return load_artifact("TokenForgeFactory")
-

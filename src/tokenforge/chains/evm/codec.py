@@ -141,14 +141,29 @@ def decode_signed_tx(raw: bytes) -> DecodedTx:
     if raw and raw[0] == 2:
         fields = rlp.decode(raw[1:])
         _chain, nonce, tip, max_fee, gas, to, value, data = fields[:8]
-        return DecodedTx(big_endian_to_int(nonce), big_endian_to_int(gas), _address_or_none(to),
-                         big_endian_to_int(value), bytes(data), False, big_endian_to_int(max_fee),
-                         big_endian_to_int(tip))
+        return DecodedTx(
+            big_endian_to_int(nonce),
+            big_endian_to_int(gas),
+            _address_or_none(to),
+            big_endian_to_int(value),
+            bytes(data),
+            False,
+            big_endian_to_int(max_fee),
+            big_endian_to_int(tip),
+        )
     if raw and raw[0] >= 0xC0:
         nonce, gas_price, gas, to, value, data = rlp.decode(raw)[:6]
         price = big_endian_to_int(gas_price)
-        return DecodedTx(big_endian_to_int(nonce), big_endian_to_int(gas), _address_or_none(to),
-                         big_endian_to_int(value), bytes(data), True, price, price)
+        return DecodedTx(
+            big_endian_to_int(nonce),
+            big_endian_to_int(gas),
+            _address_or_none(to),
+            big_endian_to_int(value),
+            bytes(data),
+            True,
+            price,
+            price,
+        )
     raise ValueError("not a legacy or EIP-1559 transaction")
 
 

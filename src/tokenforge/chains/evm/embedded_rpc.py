@@ -8,18 +8,26 @@
   differs: ``eth_chainId`` and ``net_version`` are the configured id,
   ``eth_sendRawTransaction`` admits to the chain's mempool, ``pending`` nonces and
   transactions include the mempool, calls work without ``from``, ``eth_gasPrice`` is the
-  next block's base fee plus the suggested tip.
+  next block's base fee plus the suggested tip, and a call or estimate its sender cannot
+  afford is refused in geth's words (``insufficient funds for gas * price + value: address
+  0x… have N want M``), not py-evm's.
 * :class:`LockedProvider` (sync) and :class:`EmbeddedAsyncProvider` (``AsyncWeb3``, runs
   each request on the chain's thread) serialize access under the chain's lock and answer
   node-side refusals as JSON-RPC errors, as a real node would.
+
+The chain is seen through :class:`NodeChain`, the few members these need (the embedded
+chain provides them); ``tokenforge devnet`` serves the same table over HTTP.
 """
 
 from __future__ import annotations
 
+import ast
+import re
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
 from eth.chains.base import MiningChain
 from eth.exceptions import TransactionNotFound as EvmTransactionNotFound
@@ -31,7 +39,8 @@ from eth_tester.backends.pyevm.serializers import (
 )
 from eth_tester.exceptions import TransactionNotFound as TesterTransactionNotFound
 from eth_tester.exceptions import ValidationError
-from eth_utils import to_canonical_address
+from eth_utils import ValidationError as EthValidationError
+from eth_utils import to_canonical_address, to_checksum_address
 from web3.providers.async_base import AsyncBaseProvider
 from web3.providers.eth_tester import EthereumTesterProvider
 from web3.providers.eth_tester.defaults import API_ENDPOINTS, call_eth_tester
@@ -41,10 +50,33 @@ from web3.providers.eth_tester.middleware import (
     ethereum_tester_middleware,
 )
 
-from .mempool import MempoolReject
+from .mempool import MempoolReject, PendingTx
 
-if TYPE_CHECKING:
-    from .embedded import EmbeddedEvmChain
+T = TypeVar("T")
+
+
+class NodeChain(Protocol):
+    """What the JSON-RPC face needs from a chain (:class:`~.embedded.EmbeddedEvmChain`)."""
+
+    chain_id: int
+    faucet_address: str
+    closed: bool
+
+    @property
+    def lock(self) -> AbstractContextManager[Any]: ...
+
+    sync_provider: LockedProvider
+
+    @property
+    def next_base_fee_wei(self) -> int: ...
+
+    def admit_raw_transaction(self, raw: bytes, *, known_is_error: bool = False) -> bytes: ...
+
+    def pending_nonce(self, sender: bytes) -> int: ...
+
+    def pending_transaction(self, tx_hash: bytes) -> PendingTx | None: ...
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T: ...
 
 
 class IndexedBackend(PyEVMBackend):
@@ -160,7 +192,7 @@ class IndexedBackend(PyEVMBackend):
 class LockedProvider(EthereumTesterProvider):
     """eth-tester provider that serializes access and answers node errors as JSON-RPC errors."""
 
-    def __init__(self, chain: EmbeddedEvmChain, tester: EthereumTester) -> None:
+    def __init__(self, chain: NodeChain, tester: EthereumTester) -> None:
         super().__init__(tester, api_endpoints=build_endpoints(chain))
         self._chain = chain
 
@@ -172,7 +204,7 @@ class LockedProvider(EthereumTesterProvider):
                 return super().make_request(method, params)
             except MempoolReject as exc:
                 return _rpc_error(-32000, str(exc))
-            except Exception as exc:  # eth-tester validation / revert: a node answers with an error
+            except Exception as exc:  # noqa: BLE001 - eth-tester validation / revert: a node answers with an error
                 return _rpc_error(-32000, f"{type(exc).__name__}: {exc}")
 
 
@@ -182,7 +214,7 @@ class EmbeddedAsyncProvider(AsyncBaseProvider):
     _middleware = (default_transaction_fields_middleware, ethereum_tester_middleware)
     request_func = AsyncEthereumTesterProvider.request_func  # adds eth-tester's formatters
 
-    def __init__(self, chain: EmbeddedEvmChain) -> None:
+    def __init__(self, chain: NodeChain) -> None:
         super().__init__()
         self._chain = chain
 
@@ -198,7 +230,31 @@ def _with_default_from(delegate: Callable[..., Any], payer: str, tester: Any, pa
     if isinstance(tx, dict) and not tx.get("from"):
         # eth-tester charges calls for gas; the faucet can afford any call
         params = [{**tx, "from": payer}, *params[1:]]
-    return delegate(tester, params)
+    try:
+        return delegate(tester, params)
+    except EthValidationError as exc:
+        refusal = unaffordable(str(exc))
+        if refusal is None:
+            raise
+        raise MempoolReject(refusal) from None
+
+
+_CANNOT_AFFORD = re.compile(
+    r"^Sender (b'.*'|b\".*\") cannot afford txn gas (\d+) with account balance (\d+)$", re.DOTALL
+)
+
+
+def unaffordable(message: str) -> str | None:
+    """geth's refusal for py-evm's "Sender b'…' cannot afford txn gas N with account balance
+    M" (sender as a checksummed address), or None for any other message."""
+    match = _CANNOT_AFFORD.match(message)
+    if match is None:
+        return None
+    try:
+        sender = to_checksum_address(ast.literal_eval(match.group(1)))
+    except (ValueError, SyntaxError):
+        return None
+    return f"insufficient funds for gas * price + value: address {sender} have {match.group(3)} want {match.group(2)}"
 
 
 def _with_hex_topics(delegate: Callable[..., Any], tester: Any, params: Any) -> Any:
@@ -219,7 +275,7 @@ def _rpc_error(code: int, message: str) -> dict:
     return {"jsonrpc": "2.0", "id": 0, "error": {"code": code, "message": message}}
 
 
-def build_endpoints(chain: EmbeddedEvmChain) -> dict:
+def build_endpoints(chain: NodeChain) -> dict:
     endpoints = {ns: dict(fns) for ns, fns in API_ENDPOINTS.items()}
     eth = endpoints["eth"]
     eth["chainId"] = lambda _tester, _params: chain.chain_id
@@ -240,18 +296,18 @@ def _as_bytes(value: Any) -> bytes:
     return bytes.fromhex(value[2:]) if isinstance(value, str) else bytes(value)
 
 
-def _send_raw(chain: EmbeddedEvmChain, _tester: Any, params: Any) -> str:
+def _send_raw(chain: NodeChain, _tester: Any, params: Any) -> str:
     return "0x" + chain.admit_raw_transaction(_as_bytes(params[0])).hex()
 
 
-def _tx_count(chain: EmbeddedEvmChain, default: Any, tester: Any, params: Any) -> int:
+def _tx_count(chain: NodeChain, default: Any, tester: Any, params: Any) -> int:
     block = params[1] if len(params) > 1 else "latest"
     if block != "pending":
         return default(tester, params)
     return chain.pending_nonce(to_canonical_address(params[0]))
 
 
-def _tx_by_hash(chain: EmbeddedEvmChain, default: Any, tester: Any, params: Any) -> Any:
+def _tx_by_hash(chain: NodeChain, default: Any, tester: Any, params: Any) -> Any:
     ptx = chain.pending_transaction(_as_bytes(params[0]))
     if ptx is None:
         return default(tester, params)

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 #: geth's default ``txpool.pricebump``: a replacement must offer this much more, in percent.
 MIN_BUMP_PERCENT = 10
 
+#: The fee cap of an oracle built without settings (the embedded chain, set-up defaults).
+DEFAULT_FEE_CAP_WEI = 500 * 10**9  # 500 gwei
+
 #: EIP-1559: the base fee falls by at most 1/8 from one block to the next.
 _BASE_FEE_MAX_FALL = Fraction(7, 8)
 
@@ -158,8 +161,10 @@ class FeeOracle:
             history = await self._w3.eth.fee_history(self._history_blocks, "latest", [self._reward_percentile])
         base_fees = history.get("baseFeePerGas") or []
         if not base_fees:
-            raise PermanentError("the chain reports no base fee (not EIP-1559): configure it as legacy",
-                                 code=ErrorCode.EIP1559_UNSUPPORTED)
+            raise PermanentError(
+                "the chain reports no base fee (not EIP-1559): configure it as legacy",
+                code=ErrorCode.EIP1559_UNSUPPORTED,
+            )
         next_base_fee_wei = int(base_fees[-1])
         tip_wei = self._priority_fee_wei
         if tip_wei is None:
@@ -195,8 +200,10 @@ class FeeOracle:
         if self.legacy:
             message = f"gas price {_gwei(reading.base_fee_wei)} gwei is above the cap of {_gwei(cap_wei)} gwei"
         else:
-            message = (f"base fee {_gwei(reading.base_fee_wei)} gwei + tip {_gwei(reading.tip_wei)} gwei "
-                       f"is above the max fee cap of {_gwei(cap_wei)} gwei")
+            message = (
+                f"base fee {_gwei(reading.base_fee_wei)} gwei + tip {_gwei(reading.tip_wei)} gwei "
+                f"is above the max fee cap of {_gwei(cap_wei)} gwei"
+            )
         return TransientError(message, code=ErrorCode.FEE_ABOVE_CAP, retry_after_s=self._retry_after_s(reading))
 
     def _retry_after_s(self, reading: _Reading) -> float:

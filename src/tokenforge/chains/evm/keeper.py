@@ -31,15 +31,22 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import Counter
 
-from tokenforge.errors import TokenForgeError
+from tokenforge.errors import ErrorCode, TokenForgeError
+
+from .transactions import sign_tx
 
 if TYPE_CHECKING:
     from .deployer import EvmDeployer
 
 log = logging.getLogger(__name__)
 
+#: Answers to a gap filler meaning something else took the nonce meanwhile.
+_NONCE_TAKEN = frozenset({ErrorCode.NONCE_TOO_LOW, ErrorCode.ALREADY_KNOWN, ErrorCode.UNDERPRICED})
+
 GAPS_FILLED = Counter("tokenforge_nonce_gaps_filled_total", "Nonce gaps filled with a no-op transaction", ["chain"])
-NONCE_RESYNCS = Counter("tokenforge_nonce_resyncs_total", "Nonce cursor moves to match the chain", ["chain", "direction"])
+NONCE_RESYNCS = Counter(
+    "tokenforge_nonce_resyncs_total", "Nonce cursor moves to match the chain", ["chain", "direction"]
+)
 
 
 @dataclass
@@ -91,7 +98,7 @@ class NonceKeeper:
 
     async def _sweep_key(self, address: str, report: SweepReport) -> None:
         d = self._deployer
-        d.keys.record_balance(address, await d.balance_wei(address))
+        d.keys.record_balance(address, await d.node.balance_wei(address))
         cursor = await d.nonces.cursor(address)
         if cursor is None:
             return  # never used by this deployment
@@ -100,11 +107,13 @@ class NonceKeeper:
             # out is not a gap yet, so every candidate starts its wait afresh.
             self._forget(address)
             self._last_cursor[address] = cursor
-        pending = await d.pending_count(address)
+        pending = await d.node.pending_count(address)
         chain = d.chain
         if pending > cursor:
             if await d.nonces.advance(address, pending):
-                log.warning("%s: nonce cursor of %s was %d, the node is at %d: moved forward", chain, address, cursor, pending)
+                log.warning(
+                    "%s: nonce cursor of %s was %d, the node is at %d: moved forward", chain, address, cursor, pending
+                )
                 NONCE_RESYNCS.labels(chain, "forward").inc()
                 report.advanced.append((address, pending))
             self._forget(address, below=pending)
@@ -125,17 +134,23 @@ class NonceKeeper:
             return
         if not held and len(due) == len(missing):
             if await d.nonces.rewind(address, cursor, pending):
-                log.warning("%s: nonces %d..%d of %s were never sent and nothing holds them: cursor moved back to %d",
-                            chain, pending, cursor - 1, address, pending)
+                log.warning(
+                    "%s: nonces %d..%d of %s were never sent and nothing holds them: cursor moved back to %d",
+                    chain,
+                    pending,
+                    cursor - 1,
+                    address,
+                    pending,
+                )
                 NONCE_RESYNCS.labels(chain, "back").inc()
                 report.rewound.append((address, pending))
                 self._forget(address, below=cursor)
             return
         for n in due[: self._max_fill]:
             try:
-                tx_id = await d.send_noop(address, n)
+                tx_id = await self._fill(address, n)
             except TokenForgeError as err:
-                if err.code in ("nonce_too_low", "already_known", "underpriced"):
+                if err.code in _NONCE_TAKEN:
                     self._gap_seen.pop((address, n), None)  # something else took the nonce
                     continue
                 raise
@@ -143,6 +158,15 @@ class NonceKeeper:
             GAPS_FILLED.labels(chain).inc()
             report.filled.append((address, n))
             self._gap_seen.pop((address, n), None)
+
+    async def _fill(self, signer: str, nonce: int) -> str:
+        """Fills nonce ``nonce`` of ``signer`` with a 0-value transfer to itself; returns its id."""
+        d = self._deployer
+        key = d.keys.get(signer)
+        fees = await d.fees.current()
+        signed = await sign_tx(key, d.tx(nonce=nonce, to=key.address, data=b"", gas=21_000, fees=fees))
+        await d.node.send_raw(signed.raw_tx, "send no-op")
+        return signed.tx_id
 
     def _forget(self, address: str, *, below: int | None = None) -> None:
         """Drops gap timers of ``address`` (those below nonce ``below``, or all)."""

@@ -35,7 +35,7 @@ def account_from_key(deployer_key: bytes) -> Any:
         raise PermanentError("deployer key must be 32 bytes", code=ErrorCode.INVALID_KEY)
     try:
         return Account.from_key(bytes(deployer_key))
-    except Exception:
+    except Exception:  # noqa: BLE001 - eth-keys refused it; the key is never shown
         raise PermanentError("deployer key is not a valid secp256k1 private key", code=ErrorCode.INVALID_KEY) from None
 
 
@@ -72,7 +72,9 @@ class KeyPool:
         try:
             return self._by_address[address]
         except KeyError:
-            raise PermanentError(f"{address} is not a deployer key of {self.chain}", code=ErrorCode.UNKNOWN_SIGNER) from None
+            raise PermanentError(
+                f"{address} is not a deployer key of {self.chain}", code=ErrorCode.UNKNOWN_SIGNER
+            ) from None
 
     def next(self) -> DeployerKey:
         """The next enabled key, round-robin. TransientError ``no_funded_key`` if none is."""
@@ -81,8 +83,7 @@ class KeyPool:
             if key.enabled:
                 return key
         raise TransientError(
-            f"every deployer key of {self.chain} is below its minimum balance; fund one of "
-            f"{', '.join(self.addresses)}",
+            f"every deployer key of {self.chain} is below its minimum balance; fund one of {', '.join(self.addresses)}",
             code=ErrorCode.NO_FUNDED_KEY,
             retry_after_s=5.0,
         )
@@ -103,10 +104,15 @@ class KeyPool:
         if low and key.enabled:
             log.warning(
                 "deployer key %s on %s holds %d wei (minimum %d wei): it takes no launches until funded",
-                address, self.chain, balance_wei, self.min_balance_wei,
+                address,
+                self.chain,
+                balance_wei,
+                self.min_balance_wei,
             )
         elif not low and not key.enabled:
-            log.info("deployer key %s on %s is funded again (%d wei): taking launches", address, self.chain, balance_wei)
+            log.info(
+                "deployer key %s on %s is funded again (%d wei): taking launches", address, self.chain, balance_wei
+            )
         key.enabled = not low
         LOW_BALANCE.labels(self.chain, address).set(1 if low else 0)
 
@@ -114,6 +120,7 @@ class KeyPool:
         return [
             {
                 "address": k.address,
+                "role": "deployer",
                 "balance_base_units": None if k.balance_wei is None else str(k.balance_wei),
                 "enabled": k.enabled,
                 "alert": None if k.enabled else "balance below minimum; fund this key",

@@ -10,6 +10,7 @@ higher. :meth:`Mempool.drop` takes a transaction out again (a development node's
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,10 @@ class Mempool:
 
     def __len__(self) -> int:
         return len(self._by_hash)
+
+    def __iter__(self) -> Iterator[PendingTx]:
+        """Every pending transaction (future nonces included), in arrival order."""
+        return iter(list(self._by_hash.values()))
 
     def get(self, tx_hash: bytes) -> PendingTx | None:
         return self._by_hash.get(tx_hash)

@@ -2,8 +2,10 @@
 
 Every EVM adapter call goes through :func:`translating`, so no vendor exception escapes
 (habit 3). Node errors are matched on the message wording geth, Hardhat, Anvil and the
-embedded chain share (Hardhat's own wordings are listed too). Messages never carry secrets: only the exception type and the node's
-own error text (which never contains a private key) are kept.
+embedded chain share (Hardhat's own wordings are listed too); the matched
+:class:`~tokenforge.errors.ErrorCode`'s kind makes it transient or permanent. Messages
+never carry secrets: only the exception type and the node's own error text (which never
+contains a private key) are kept.
 """
 
 from __future__ import annotations
@@ -21,38 +23,40 @@ from web3.exceptions import (
     Web3RPCError,
 )
 
-from tokenforge.errors import ErrorCode, PermanentError, TokenForgeError, TransientError
+from tokenforge.errors import ErrorCode, ErrorKind, PermanentError, TokenForgeError, TransientError
 
 _MAX_DETAIL = 300
 
-# (substring of the lower-cased node message, transient?, code) — first match wins.
-_NODE_MESSAGES: tuple[tuple[str, bool, str], ...] = (
-    ("nonce too low", True, "nonce_too_low"),
-    ("nonce has already been used", True, "nonce_too_low"),
-    ("already known", True, "already_known"),
-    ("known transaction", True, "already_known"),
-    ("already imported", True, "already_known"),
-    ("replacement transaction underpriced", True, "underpriced"),
-    ("transaction underpriced", True, "underpriced"),
-    ("max fee per gas less than block base fee", True, "underpriced"),
-    ("insufficient funds", False, "insufficient_funds"),
-    ("doesn't have enough funds", False, "insufficient_funds"),  # Hardhat
-    ("is too low for the next block", True, "underpriced"),  # Hardhat: maxFee below base fee
-    ("nonce too high", True, "nonce_too_high"),  # Hardhat with automine: a gap is refused
-    ("execution reverted", False, "reverted"),
-    ("revert", False, "reverted"),
-    ("invalid chain id", False, "invalid_transaction"),
-    ("invalid chainid", False, "invalid_transaction"),  # Hardhat
-    ("gas but got", False, "invalid_transaction"),  # Hardhat: intrinsic gas too low
-    ("intrinsic gas too low", False, "invalid_transaction"),
-    ("exceeds block gas limit", False, "invalid_transaction"),
-    ("invalid transaction", False, "invalid_transaction"),
-    ("invalid sender", False, "invalid_transaction"),
-    ("rate limit", True, "rate_limited"),
-    ("too many requests", True, "rate_limited"),
-    ("timeout", True, "rpc_timeout"),
-    ("timed out", True, "rpc_timeout"),
-    ("closed", True, "rpc_unavailable"),
+_C = ErrorCode
+# (substring of the lower-cased node message, code) — first match wins. The code's kind
+# decides between TransientError and PermanentError.
+_NODE_MESSAGES: tuple[tuple[str, ErrorCode], ...] = (
+    ("nonce too low", _C.NONCE_TOO_LOW),
+    ("nonce has already been used", _C.NONCE_TOO_LOW),
+    ("already known", _C.ALREADY_KNOWN),
+    ("known transaction", _C.ALREADY_KNOWN),
+    ("already imported", _C.ALREADY_KNOWN),
+    ("replacement transaction underpriced", _C.UNDERPRICED),
+    ("transaction underpriced", _C.UNDERPRICED),
+    ("max fee per gas less than block base fee", _C.UNDERPRICED),
+    ("insufficient funds", _C.INSUFFICIENT_FUNDS),
+    ("doesn't have enough funds", _C.INSUFFICIENT_FUNDS),  # Hardhat
+    ("is too low for the next block", _C.UNDERPRICED),  # Hardhat: maxFee below base fee
+    ("nonce too high", _C.NONCE_TOO_HIGH),  # Hardhat with automine: a gap is refused
+    ("execution reverted", _C.REVERTED),
+    ("revert", _C.REVERTED),
+    ("invalid chain id", _C.INVALID_TRANSACTION),
+    ("invalid chainid", _C.INVALID_TRANSACTION),  # Hardhat
+    ("gas but got", _C.INVALID_TRANSACTION),  # Hardhat: intrinsic gas too low
+    ("intrinsic gas too low", _C.INVALID_TRANSACTION),
+    ("exceeds block gas limit", _C.INVALID_TRANSACTION),
+    ("invalid transaction", _C.INVALID_TRANSACTION),
+    ("invalid sender", _C.INVALID_TRANSACTION),
+    ("rate limit", _C.RATE_LIMITED),
+    ("too many requests", _C.RATE_LIMITED),
+    ("timeout", _C.RPC_TIMEOUT),
+    ("timed out", _C.RPC_TIMEOUT),
+    ("closed", _C.RPC_UNAVAILABLE),
 )
 
 
@@ -82,9 +86,10 @@ def translate(exc: BaseException, action: str) -> TokenForgeError:
         return PermanentError(detail, code=ErrorCode.REVERTED)
     lowered = node_message(exc).lower()
     if isinstance(exc, (Web3Exception, OSError)):
-        for needle, transient, code in _NODE_MESSAGES:
+        for needle, code in _NODE_MESSAGES:
             if needle in lowered:
-                return TransientError(detail, code=code) if transient else PermanentError(detail, code=code)
+                permanent = code.kind is ErrorKind.PERMANENT
+                return PermanentError(detail, code=code) if permanent else TransientError(detail, code=code)
         # an RPC or transport failure we do not recognise: worth a bounded retry
         return TransientError(detail, code=ErrorCode.RPC_ERROR)
     if _is_http_client_error(exc):
@@ -104,5 +109,5 @@ def translating(action: str) -> Iterator[None]:
         yield
     except TokenForgeError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - every vendor failure is translated here
         raise translate(exc, action) from None

@@ -139,5 +139,7 @@ class CircuitBreaker:
             self._on_change(old_state, new_state)
 
     def __repr__(self) -> str:
-        return (f"CircuitBreaker(state={self.state!r}, consecutive_failures={self._consecutive_failures}, "
-                f"failure_threshold={self.failure_threshold}, reset_after_s={self.reset_after_s})")
+        return (
+            f"CircuitBreaker(state={self.state!r}, consecutive_failures={self._consecutive_failures}, "
+            f"failure_threshold={self.failure_threshold}, reset_after_s={self.reset_after_s})"
+        )

@@ -1,21 +1,16 @@
 """Solana: Token-2022 launches with on-chain metadata, on LiteSVM or an RPC node.
 
-Modules: ``mint_keys`` (job id -> mint keypair), ``instructions`` (the launch transaction,
-with optional compute-budget priority fees), ``transport`` (the RPC-shaped seam),
-``embedded`` (LiteSVM chain persisted in SQLite), ``rpc_transport`` (the seam over
-solana-py's ``AsyncClient``), ``pooled_provider`` (that client over an RPC pool),
-``deployer`` (the :class:`~tokenforge.chains.ports.ChainDeployer`).
+By role:
+
+* port — ``deployer`` (:class:`~.deployer.SolanaDeployer`) over ``transport`` (the
+  RPC-shaped seam), ``instructions`` (the launch transaction, with optional compute-budget
+  priority fees), ``mint_keys`` (job id -> mint keypair), ``payer`` (balance and alert);
+* set-up — ``setup`` (the payer keypair and its funds);
+* opening — ``open`` (the embedded chain's lifecycle, the RPC node's check, the deployer);
+* transport — ``rpc_transport`` (the seam over solana-py's ``AsyncClient``), ``rpc_errors``,
+  ``pooled_provider`` (that client over an RPC pool);
+* embedded chain — ``embedded`` (LiteSVM with Solana's slots and blockhashes),
+  ``embedded_store`` (its SQLite state), ``embedded_errors``, ``embedded_transport``.
+
+Nothing here is imported eagerly: LiteSVM's chain loads only with ``embedded*``.
 """
-
-from tokenforge.chains.solana.deployer import SolanaDeployer, open_embedded_solana_deployer, open_rpc_solana_deployer
-from tokenforge.chains.solana.embedded import EmbeddedSolanaChain, EmbeddedTransport
-from tokenforge.chains.solana.rpc_transport import RpcSolanaTransport
-
-__all__ = [
-    "EmbeddedSolanaChain",
-    "EmbeddedTransport",
-    "RpcSolanaTransport",
-    "SolanaDeployer",
-    "open_embedded_solana_deployer",
-    "open_rpc_solana_deployer",
-]

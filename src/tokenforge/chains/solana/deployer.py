@@ -1,11 +1,11 @@
 """Solana launches: one Token-2022 transaction per job, mint address derived from the job.
 
 :class:`SolanaDeployer` implements :class:`~tokenforge.chains.ports.ChainDeployer` over a
-:class:`~tokenforge.chains.solana.transport.SolanaTransport`: the embedded LiteSVM chain
-(:func:`open_embedded_solana_deployer`) or a JSON-RPC node through solana-py's
-``AsyncClient`` (:func:`open_rpc_solana_deployer`). The transaction layout is in
+:class:`~tokenforge.chains.solana.transport.SolanaTransport`: the embedded LiteSVM chain or a
+JSON-RPC node through solana-py's ``AsyncClient`` (:mod:`.open` builds either, after
+:mod:`.setup` funded the payer). The transaction layout is in
 :mod:`~tokenforge.chains.solana.instructions`, the mint keypair derivation in
-:mod:`~tokenforge.chains.solana.mint_keys`.
+:mod:`~tokenforge.chains.solana.mint_keys`, the payer's balance and alert in :mod:`.payer`.
 
 Behaviour per call (see ``chains/ports.py`` for the shared contract):
 
@@ -23,22 +23,21 @@ Behaviour per call (see ``chains/ports.py`` for the shared contract):
 * ``find_existing`` returns a receipt when the job's mint account exists and is an
   initialized Token-2022 mint. The launch is one atomic transaction, so an initialized
   mint means metadata, supply and the revoked mint authority are all in place.
+* ``health`` reports the payer like an EVM deployer key (address, balance, alert); a
+  launch refused for lack of funds raises the payer's alert.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import pathlib
-import time
+from typing import TYPE_CHECKING, Any
 
-from solana.rpc.async_api import AsyncClient
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 
 from tokenforge.chains.ports import LaunchReceipt, LaunchRequest, SignedLaunch
-from tokenforge.chains.solana.embedded import EmbeddedSolanaChain, EmbeddedTransport
 from tokenforge.chains.solana.instructions import (
     ASSOCIATED_TOKEN_PROGRAM_ID,
     MINT_BASE_LEN,
@@ -51,22 +50,20 @@ from tokenforge.chains.solana.instructions import (
     mint_account_final_len,
 )
 from tokenforge.chains.solana.mint_keys import derive_mint_keypair
-from tokenforge.chains.solana.rpc_transport import Commitment, RpcSolanaTransport
+from tokenforge.chains.solana.payer import PayerAccount
 from tokenforge.chains.solana.transport import SendOutcome, SolanaTransport, TxStatus
 from tokenforge.errors import ErrorCode, PermanentError, TransientError
 
+if TYPE_CHECKING:
+    from tokenforge.chains.solana.embedded import EmbeddedSolanaChain
+
 log = logging.getLogger(__name__)
 
-LAMPORTS_PER_SOL = 1_000_000_000
-EMBEDDED_PAYER_TARGET_LAMPORTS = 100_000 * LAMPORTS_PER_SOL
-EMBEDDED_PAYER_MIN_LAMPORTS = 10_000 * LAMPORTS_PER_SOL
 _MINT_IS_INITIALIZED_OFFSET = 45  # COption<Pubkey> authority (36) + supply (8) + decimals (1)
 _SYSTEM_INSUFFICIENT_LAMPORTS = 1  # SystemError::ResultWithNegativeLamports
 # Programs that debit the payer in the launch: System CreateAccount (the mint's rent) and the
 # ATA program (the token account's rent, through System).
 _PAYER_DEBITING_PROGRAMS = (SYSTEM_PROGRAM_ID, ASSOCIATED_TOKEN_PROGRAM_ID)
-AIRDROP_VISIBLE_TIMEOUT_S = 30.0
-AIRDROP_POLL_INTERVAL_S = 0.1
 
 
 class SolanaDeployer:
@@ -87,13 +84,17 @@ class SolanaDeployer:
         embedded: EmbeddedSolanaChain | None = None,
         compute_unit_price_micro_lamports: int = 0,
         compute_unit_limit: int | None = None,
+        min_balance_lamports: int = 0,
     ) -> None:
         self.chain = chain
         self.transport = transport
+        #: the embedded chain under ``transport`` (closed with it), None over JSON-RPC
         self.embedded = embedded
         self._payer = payer
         self._mint_secret = mint_secret
         self._rent_cache: dict[int, int] = {}
+        self._background: list[asyncio.Task] = []
+        self.payer_account = PayerAccount(chain, str(payer.pubkey()), min_balance_lamports=min_balance_lamports)
         derive_mint_keypair(mint_secret, "check")  # fail early on a malformed secret
         try:
             compute_budget_instructions(compute_unit_limit, compute_unit_price_micro_lamports, default_limit=1)
@@ -139,7 +140,9 @@ class SolanaDeployer:
                 compute_unit_price_micro_lamports=self.compute_unit_price_micro_lamports,
             )
         except Exception as exc:  # solders refused to compile or sign the message
-            raise PermanentError(f"cannot build the launch transaction: {exc}", code=ErrorCode.INVALID_PARAMETER) from exc
+            raise PermanentError(
+                f"cannot build the launch transaction: {exc}", code=ErrorCode.INVALID_PARAMETER
+            ) from exc
         return SignedLaunch(
             tx_id=str(tx.signatures[0]),
             raw_tx=bytes(tx),
@@ -150,7 +153,12 @@ class SolanaDeployer:
         )
 
     async def broadcast(self, signed: SignedLaunch) -> None:
-        outcome = await self.transport.send_raw_transaction(signed.raw_tx)
+        try:
+            outcome = await self.transport.send_raw_transaction(signed.raw_tx)
+        except PermanentError as err:
+            if err.code is ErrorCode.INSUFFICIENT_FUNDS:
+                await self._payer_refused()
+            raise
         if outcome is SendOutcome.BLOCKHASH_NOT_FOUND:
             log.info("solana launch not accepted: blockhash expired", extra={"tx_id": signed.tx_id})
 
@@ -175,12 +183,39 @@ class SolanaDeployer:
         existing = await self._existing_receipt(mint)
         if existing is not None:  # an earlier attempt created this job's mint
             return existing
-        raise _failure(status, signed.raw_tx)
+        failure = _failure(status, signed.raw_tx)
+        if failure.code is ErrorCode.INSUFFICIENT_FUNDS:
+            await self._payer_refused()
+        raise failure
+
+    def health(self) -> dict:
+        return {"keys": [self.payer_account.health()]}
+
+    async def payer_balance(self) -> int:
+        """Reads the payer's balance and records it for :meth:`health`."""
+        balance = await self.transport.get_balance(self.payer)
+        self.payer_account.record_balance(balance)
+        return balance
+
+    def run_in_background(self, coro: Any, name: str) -> None:
+        """Runs ``coro`` (e.g. the payer's balance watch) until the deployer is closed."""
+        self._background.append(asyncio.create_task(coro, name=f"{self.chain}-{name}"))
 
     async def close(self) -> None:
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background.clear()
         await self.transport.close()
 
     # ------------------------------------------------------------------ helpers
+    async def _payer_refused(self) -> None:
+        try:
+            balance = await self.transport.get_balance(self.payer)
+        except TransientError:
+            balance = self.payer_account.balance_lamports or 0
+        self.payer_account.record_balance(balance, refused=True)
+
     def _check_chain(self, req: LaunchRequest) -> None:
         if req.chain != self.chain:
             raise PermanentError(f"request for chain {req.chain!r} sent to {self.chain!r}", code=ErrorCode.WRONG_CHAIN)
@@ -244,109 +279,3 @@ def _parse_pubkey(value: str, field: str) -> Pubkey:
         return Pubkey.from_string(value)
     except (ValueError, TypeError) as exc:
         raise PermanentError(f"{field} is not a Solana address: {value!r}", code=ErrorCode.INVALID_ADDRESS) from exc
-
-
-def _keypair_from_seed(seed: bytes) -> Keypair:
-    if len(seed) != 32:
-        raise PermanentError("the Solana payer seed must be 32 bytes", code=ErrorCode.INVALID_PAYER_SEED)
-    return Keypair.from_seed(seed)
-
-
-async def open_embedded_solana_deployer(
-    chain: str,
-    state_dir: pathlib.Path | None,
-    payer_seed: bytes,
-    mint_secret: bytes,
-    *,
-    compute_unit_price_micro_lamports: int = 0,
-    compute_unit_limit: int | None = None,
-) -> SolanaDeployer:
-    """Open (or reopen) the embedded chain, fund the payer and return a ready deployer.
-
-    ``state_dir=None`` keeps the chain in memory; otherwise its state lives in
-    ``state_dir/solana.sqlite3`` and survives restarts. The payer is topped up to
-    100,000 SOL whenever it holds less than 10,000 SOL at open. ``close()`` closes the chain.
-    """
-    payer = _keypair_from_seed(payer_seed)
-    embedded = await asyncio.to_thread(EmbeddedSolanaChain, state_dir)
-    transport = EmbeddedTransport(embedded)
-    try:
-        deployer = SolanaDeployer(
-            chain,
-            transport,
-            payer,
-            mint_secret,
-            embedded=embedded,
-            compute_unit_price_micro_lamports=compute_unit_price_micro_lamports,
-            compute_unit_limit=compute_unit_limit,
-        )
-        balance = await transport.get_balance(payer.pubkey())
-        if balance < EMBEDDED_PAYER_MIN_LAMPORTS:
-            await transport.airdrop(payer.pubkey(), EMBEDDED_PAYER_TARGET_LAMPORTS - balance)
-    except BaseException:
-        await transport.close()
-        raise
-    return deployer
-
-
-async def open_rpc_solana_deployer(
-    chain: str,
-    client: AsyncClient,
-    payer_seed: bytes,
-    mint_secret: bytes,
-    *,
-    commitment: Commitment = "confirmed",
-    compute_unit_price_micro_lamports: int = 0,
-    compute_unit_limit: int | None = None,
-    airdrop_below_lamports: int | None = None,
-) -> SolanaDeployer:
-    """A deployer over a JSON-RPC node, checked to answer before it is returned.
-
-    The deployer takes ``client`` over: ``close()`` closes it (also when opening fails).
-    The node must serve ``getLatestBlockhash``; when it cannot be reached the call raises
-    ``TransientError(code=ErrorCode.RPC_UNAVAILABLE)``, a node that rejects the request outright
-    raises ``PermanentError``. ``airdrop_below_lamports`` (local devnets only): when the
-    payer holds less, it asks the node's faucet for the difference and waits until the
-    balance shows it (``TransientError(code=ErrorCode.AIRDROP_TIMEOUT)`` after 30 s).
-    """
-    transport = RpcSolanaTransport(client, commitment=commitment)
-    try:
-        payer = _keypair_from_seed(payer_seed)
-        deployer = SolanaDeployer(
-            chain,
-            transport,
-            payer,
-            mint_secret,
-            compute_unit_price_micro_lamports=compute_unit_price_micro_lamports,
-            compute_unit_limit=compute_unit_limit,
-        )
-        try:
-            await transport.latest_blockhash()
-        except TransientError as exc:
-            raise TransientError(
-                f"the Solana RPC node for {chain} does not answer: {exc.message}",
-                code=ErrorCode.RPC_UNAVAILABLE,
-                retry_after_s=exc.retry_after_s,
-            ) from exc
-        if airdrop_below_lamports is not None:
-            await _top_up(transport, payer.pubkey(), airdrop_below_lamports)
-    except BaseException:
-        await transport.close()
-        raise
-    return deployer
-
-
-async def _top_up(transport: RpcSolanaTransport, payer: Pubkey, target_lamports: int) -> None:
-    balance = await transport.get_balance(payer)
-    if balance >= target_lamports:
-        return
-    await transport.request_airdrop(payer, target_lamports - balance)
-    # JSON-RPC over HTTP has no push: poll the balance until the airdrop shows.
-    deadline = time.monotonic() + AIRDROP_VISIBLE_TIMEOUT_S
-    while await transport.get_balance(payer) < target_lamports:
-        if time.monotonic() >= deadline:
-            raise TransientError(
-                f"airdrop to the payer not visible after {AIRDROP_VISIBLE_TIMEOUT_S:.0f} s", code=ErrorCode.AIRDROP_TIMEOUT
-            )
-        await asyncio.sleep(AIRDROP_POLL_INTERVAL_S)
-    log.info("solana payer funded by airdrop", extra={"payer": str(payer), "lamports": target_lamports - balance})

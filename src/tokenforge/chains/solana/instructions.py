@@ -95,9 +95,9 @@ _IX_METADATA_POINTER_EXTENSION = 39
 _METADATA_POINTER_INITIALIZE = 0
 _ATA_CREATE_IDEMPOTENT = 1
 AUTHORITY_MINT_TOKENS = 0
-TOKEN_METADATA_INITIALIZE_DISCRIMINATOR = hashlib.sha256(
-    b"spl_token_metadata_interface:initialize_account"
-).digest()[:8]
+TOKEN_METADATA_INITIALIZE_DISCRIMINATOR = hashlib.sha256(b"spl_token_metadata_interface:initialize_account").digest()[
+    :8
+]
 
 
 def _optional_nonzero_pubkey(key: Pubkey | None) -> bytes:
@@ -135,7 +135,9 @@ def initialize_metadata_pointer(mint: Pubkey, authority: Pubkey | None, metadata
     return Instruction(TOKEN_2022_PROGRAM_ID, data, [AccountMeta(mint, is_signer=False, is_writable=True)])
 
 
-def initialize_mint2(mint: Pubkey, decimals: int, mint_authority: Pubkey, freeze_authority: Pubkey | None) -> Instruction:
+def initialize_mint2(
+    mint: Pubkey, decimals: int, mint_authority: Pubkey, freeze_authority: Pubkey | None
+) -> Instruction:
     data = bytes([_IX_INITIALIZE_MINT2, decimals]) + bytes(mint_authority) + _coption_pubkey(freeze_authority)
     return Instruction(TOKEN_2022_PROGRAM_ID, data, [AccountMeta(mint, is_signer=False, is_writable=True)])
 
@@ -180,7 +182,9 @@ def mint_to_checked(mint: Pubkey, destination: Pubkey, authority: Pubkey, amount
     return Instruction(TOKEN_2022_PROGRAM_ID, data, accounts)
 
 
-def set_authority(account: Pubkey, current_authority: Pubkey, authority_type: int, new_authority: Pubkey | None) -> Instruction:
+def set_authority(
+    account: Pubkey, current_authority: Pubkey, authority_type: int, new_authority: Pubkey | None
+) -> Instruction:
     data = bytes([_IX_SET_AUTHORITY, authority_type]) + _coption_pubkey(new_authority)
     accounts = [
         AccountMeta(account, is_signer=False, is_writable=True),
@@ -201,7 +205,9 @@ class LaunchParams:
     creator: Pubkey
 
     @classmethod
-    def create(cls, *, name: str, symbol: str, uri: str, decimals: int, supply_base_units: int, creator: str) -> LaunchParams:
+    def create(
+        cls, *, name: str, symbol: str, uri: str, decimals: int, supply_base_units: int, creator: str
+    ) -> LaunchParams:
         """Validate the launch inputs; raises :class:`ValidationFailed` naming the field."""
         if not name or len(name) > MAX_NAME_CHARS or name != name.strip() or "\x00" in name:
             raise ValidationFailed("name", f"1 to {MAX_NAME_CHARS} characters, no surrounding spaces")
@@ -211,7 +217,11 @@ class LaunchParams:
             raise ValidationFailed("metadata_uri", f"at most {MAX_URI_CHARS} printable ASCII characters")
         if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 255:
             raise ValidationFailed("decimals", "an integer from 0 to 255")
-        if isinstance(supply_base_units, bool) or not isinstance(supply_base_units, int) or not 0 < supply_base_units <= U64_MAX:
+        if (
+            isinstance(supply_base_units, bool)
+            or not isinstance(supply_base_units, int)
+            or not 0 < supply_base_units <= U64_MAX
+        ):
             raise ValidationFailed("supply", "a positive integer that fits in 64 bits (base units)")
         try:
             creator_key = Pubkey.from_string(creator)
