@@ -24,7 +24,7 @@ from tokenforge.chains.evm.fees import FeeOracle
 from tokenforge.chains.evm.keeper import NonceKeeper
 from tokenforge.chains.evm.open import open_rpc_evm_deployer
 from tokenforge.chains.ports import LaunchRequest
-from tokenforge.errors import PermanentError, TransientError
+from tokenforge.errors import ErrorCode, PermanentError, TransientError
 from tokenforge.store.db import make_engine, make_sessionmaker
 from tokenforge.store.migrate import upgrade_to_head
 from tokenforge.store.nonce_cursors import SqlNonceSource
@@ -198,10 +198,12 @@ async def test_replacement_stops_at_the_fee_cap(node, deployer_keys, sessions):
     signed = await deployer.sign(request(Account.create().address))
     bumped = signed
     for _ in range(20):
-        nxt = await deployer.replace(bumped)
-        if nxt is None:
+        try:
+            bumped = await deployer.replace(bumped)
+        except TransientError as err:
+            assert err.code is ErrorCode.FEE_ABOVE_CAP and str(cap) in err.message
             break
-        bumped = nxt
+        assert bumped is not None
     else:
         pytest.fail("replacement never reached the cap")
     assert bumped is not signed, "at least one replacement fitted under the cap"

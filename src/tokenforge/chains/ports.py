@@ -122,7 +122,10 @@ class ReplaceableDeployer(Protocol):
     The worker calls ``replace(signed)`` once a launch has been submitted for
     ``stuck_after_s`` without being mined. It returns a transaction with the same nonce and
     higher fees (``replaced_tx_ids`` extended by the old id), which the worker records before
-    broadcasting, or ``None`` when the fee cap is reached.
+    broadcasting; ``None`` when there is nothing to replace (it is mined and waiting for
+    depth). It raises ``TransientError(FEE_ABOVE_CAP)`` when the market or the bump is above
+    the chain's fee cap: the job then stays submitted at the fees it has, says why, and uses
+    no attempt (the transaction can still be mined).
     """
 
     stuck_after_s: float

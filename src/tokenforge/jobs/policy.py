@@ -86,6 +86,8 @@ class Decision:
     move_to: JobStatus | None = None
     #: Why, in words, for the job's event history.
     note: str = ""
+    #: Show the error on the job (``error``); False for routine steps that are no failure.
+    records_error: bool = True
 
 
 def backoff_s(attempt: int, *, base_s: float, max_s: float, rng: random.Random | None = None) -> float:
@@ -142,7 +144,7 @@ def decide(
     if code is ErrorCode.CONFIRM_TIMEOUT and job.in_flight:
         return Decision(Action.RETRY, policy.confirm_poll_max_s,
                         move_to=JobStatus.SUBMITTING if job.status is JobStatus.SUBMITTED else None,
-                        note="not confirmed yet; sending the recorded transaction again")
+                        note="not confirmed yet; sending the recorded transaction again", records_error=False)
     if code is ErrorCode.TX_DROPPED:
         move_to = None if job.status is JobStatus.QUEUED else JobStatus.QUEUED
         if next_attempt >= job.max_attempts:

@@ -181,8 +181,9 @@ class EvmDeployer:
 
     async def replace(self, signed: SignedLaunch) -> SignedLaunch | None:
         """A replacement for a stuck launch: same nonce, same call, fees raised by at least
-        ``fee_bump_percent`` (and not below today's fees). ``None`` when that would exceed
-        the fee cap: the launch then waits at the fees it has."""
+        ``fee_bump_percent`` (and not below today's fees). ``None`` when it is mined (waiting
+        for depth); ``TransientError(FEE_ABOVE_CAP)`` when a replacement would exceed the fee
+        cap: the launch then waits at the fees it has."""
         key = self.keys.get(signed.signer)
         if await self._first_receipt(signed) is not None:
             return None  # mined, waiting for depth: nothing to replace
@@ -193,15 +194,14 @@ class EvmDeployer:
                 f"recorded transaction {signed.tx_id} cannot be decoded", code=ErrorCode.INVALID_TX
             ) from None
         old_fees = Fees(old.max_fee_per_gas_wei, old.max_priority_fee_per_gas_wei, legacy=old.legacy)
-        try:
-            floor = await self.fees.current()
-        except TransientError as err:
-            if err.code is not ErrorCode.FEE_ABOVE_CAP:
-                raise
-            return None  # the market is above the cap: keep waiting at the fees it has
+        floor = await self.fees.current()  # FEE_ABOVE_CAP: the market is above what we may pay
         fees = self.fees.bump(old_fees, percent=self.fee_bump_percent, floor=floor)
         if fees is None:
-            return None
+            raise TransientError(
+                f"a replacement of {signed.tx_id} would pay more than the cap of "
+                f"{self.fees.max_fee_per_gas_cap_wei} wei per gas (it pays {old.max_fee_per_gas_wei})",
+                code=ErrorCode.FEE_ABOVE_CAP,
+            )
         tx = self.tx(
             nonce=old.nonce, to=old.to or self.factory.address, data=old.data, gas=old.gas, fees=fees, value=old.value
         )

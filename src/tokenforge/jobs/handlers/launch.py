@@ -270,7 +270,8 @@ class LaunchHandler:
 
     @staticmethod
     def _submitted(step: _Step) -> None:
-        step.set(submitted_at=utcnow())
+        if step.job.submitted_at is None:  # the first broadcast of this transaction starts the stuck clock
+            step.set(submitted_at=utcnow())
         step.move(JobStatus.SUBMITTED, "transaction broadcast", {"tx_id": step.job.tx_id})
 
     async def _schedule_check(self, job: JobRow, *, broadcast: bool, held: TransientError | None = None) -> None:
@@ -324,7 +325,9 @@ class LaunchHandler:
             raise TransientError(decision.note, code=ErrorCode.DB_UNAVAILABLE)
         error = {"code": err.code.value, "message": err.message}
         step = _Step(job)
-        step.set(error_code=err.code.value, error_message=err.message, lease_owner=None, lease_until=None)
+        step.set(lease_owner=None, lease_until=None)
+        if decision.records_error:
+            step.set(error_code=err.code.value, error_message=err.message)
         if decision.action is Action.FAIL:
             step.move(JobStatus.FAILED, decision.note, error)
             self._token_failed(step)
@@ -336,16 +339,18 @@ class LaunchHandler:
             step.move(JobStatus.QUEUED, "transaction dropped; will sign again", {**error, "dropped_tx_id": job.tx_id})
             step.set(tx_id=None, raw_tx=None, nonce=None, recent_blockhash=None,
                      last_valid_block_height=None, submitted_at=None, replaced_tx_ids=None)
-        elif decision.move_to is not None:
-            step.move(decision.move_to, decision.note, error)
         if decision.action is Action.DEAD:
             step.move(JobStatus.DEAD, decision.note, error)
             self._token_failed(step)
         else:
-            step.set(updated_at=utcnow())
-            step.event(f"{decision.note}; retrying in {decision.delay_s:.2f}s",
-                       {**error, "attempt": attempts, "uses_attempt": decision.uses_attempt,
-                        "retry_in_s": round(decision.delay_s, 3)})
+            retry = {**error, "attempt": attempts, "uses_attempt": decision.uses_attempt,
+                     "retry_in_s": round(decision.delay_s, 3)}
+            message = f"{decision.note}; retrying in {decision.delay_s:.2f}s"
+            if decision.move_to is not None and decision.move_to is not JobStatus.QUEUED:
+                step.move(decision.move_to, message, retry)  # one event says both
+            else:
+                step.set(updated_at=utcnow())
+                step.event(message, retry)
             step.changes.outbox.append(outbox_row(job_id, delay_s=decision.delay_s))
         await self._commit(step)
 
