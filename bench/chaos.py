@@ -78,7 +78,6 @@ from eth_account import Account  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 from solders.keypair import Keypair  # noqa: E402
-
 from tests.support.pg_cluster import PostgresUnavailable  # noqa: E402
 from tests.support.server import free_port  # noqa: E402
 
@@ -128,8 +127,14 @@ def make_launches(tokens: int, chains: list[str]) -> list[Launch]:
     for i in range(tokens):
         chain = chains[i % len(chains)]
         creator = str(Keypair().pubkey()) if chain == "solana" else Account.create().address
-        body = {"chain": chain, "name": f"Chaos {tag} {i}", "symbol": f"CH{i}", "decimals": DECIMALS.get(chain, 18),
-                "supply": str(SUPPLY), "creator": creator}
+        body = {
+            "chain": chain,
+            "name": f"Chaos {tag} {i}",
+            "symbol": f"CH{i}",
+            "decimals": DECIMALS.get(chain, 18),
+            "supply": str(SUPPLY),
+            "creator": creator,
+        }
         launches.append(Launch(i, chain, f"chaos-{tag}-{i}", body))
     return launches
 
@@ -203,7 +208,9 @@ async def get_with_retries(client: httpx.AsyncClient, url: str, **params) -> htt
 async def server_tokens_by_creator(client: httpx.AsyncClient) -> dict[str, list[dict]]:
     found, cursor = defaultdict(list), None
     while True:
-        page = (await get_with_retries(client, "/v1/tokens", limit=200, **({"cursor": cursor} if cursor else {}))).json()
+        page = (
+            await get_with_retries(client, "/v1/tokens", limit=200, **({"cursor": cursor} if cursor else {}))
+        ).json()
         for token in page["items"]:
             found[token["creator"]].append(token)
         if not (cursor := page["next_cursor"]):
@@ -266,8 +273,15 @@ async def kill_server(run: Run) -> None:
         run.say(f"kill -9 server ({accepted} launches accepted)")
         back_s = await run.restart_server()
         run.say(f"server back after {back_s} s")
-        run.faults.append({"fault": "kill -9 server", "at_s": at_s, "accepted_before": accepted, "back_after_s": back_s,
-                           "ended_at_s": run.elapsed_s()})
+        run.faults.append(
+            {
+                "fault": "kill -9 server",
+                "at_s": at_s,
+                "accepted_before": accepted,
+                "back_after_s": back_s,
+                "ended_at_s": run.elapsed_s(),
+            }
+        )
 
 
 async def db_outage(run: Run) -> None:
@@ -280,8 +294,15 @@ async def db_outage(run: Run) -> None:
     await run.db.come_back()
     down_s = round(run.elapsed_s() - at_s, 2)
     run.say(f"{run.db.name} back after {down_s} s")
-    run.faults.append({"fault": f"{run.db.name} outage", "at_s": at_s, "accepted_before": accepted, "down_s": down_s,
-                       "ended_at_s": run.elapsed_s()})
+    run.faults.append(
+        {
+            "fault": f"{run.db.name} outage",
+            "at_s": at_s,
+            "accepted_before": accepted,
+            "down_s": down_s,
+            "ended_at_s": run.elapsed_s(),
+        }
+    )
 
 
 SCENARIOS = {"kill-server": kill_server, "db-outage": db_outage}
@@ -357,8 +378,11 @@ async def verify(client: httpx.AsyncClient, launches: list[Launch], chains: dict
                     errors[(job.get("error") or {}).get("code") or job["status"]] += 1
                     counts["failed_but_on_chain"] += on_chain > 0
                     continue
-                e2e_s[launch.chain].append((datetime.fromisoformat(job["finished_at"])
-                                            - datetime.fromisoformat(job["created_at"])).total_seconds())
+                e2e_s[launch.chain].append(
+                    (
+                        datetime.fromisoformat(job["finished_at"]) - datetime.fromisoformat(job["created_at"])
+                    ).total_seconds()
+                )
                 problem = await reader.check(job["token_address"], launch) if job["token_address"] else "missing"
                 if problem is None and on_chain == 0:  # the address holds it, yet no launch of this creator landed
                     problem = "wrong: no launch transaction of this creator on chain"
@@ -368,8 +392,10 @@ async def verify(client: httpx.AsyncClient, launches: list[Launch], chains: dict
                     err.print(f"job {job_id} ({launch.chain}) confirmed but {problem}")
 
     await asyncio.gather(*(one(launch) for launch in launches))
-    e2e = {chain: {"p50": percentile(v, 50), "p99": percentile(v, 99), "max": round(max(v), 1)}
-           for chain, v in sorted(e2e_s.items())}
+    e2e = {
+        chain: {"p50": percentile(v, 50), "p99": percentile(v, 99), "max": round(max(v), 1)}
+        for chain, v in sorted(e2e_s.items())
+    }
     return {**counts, "errors": dict(errors), "e2e_s": e2e}
 
 
@@ -388,8 +414,12 @@ def chain_settings(chains: list[str], devnet_url: str) -> dict:
         if chain == "solana":
             settings[chain] = {"network": "local", "endpoints": endpoint, "dev_fund_base_units": 10**15}
         else:
-            settings[chain] = {"network": "local", "endpoints": endpoint, "deployer_keys": 4,
-                               "dev_fund_base_units": 10**24}
+            settings[chain] = {
+                "network": "local",
+                "endpoints": endpoint,
+                "deployer_keys": 4,
+                "dev_fund_base_units": 10**24,
+            }
     return settings
 
 
@@ -399,28 +429,53 @@ async def run_scenario(args: argparse.Namespace) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENFORGE_")}
     devnet_port, server_port = free_port(), free_port()
     devnet_url, base_url = f"http://127.0.0.1:{devnet_port}", f"http://127.0.0.1:{server_port}"
-    devnet = Child([sys.executable, "-m", "tokenforge", "devnet", "--port", str(devnet_port), "--data-dir",
-                    str(workdir / "devnet"), "--chains", ",".join(chains)], env, workdir / "devnet.log")
+    devnet = Child(
+        [
+            sys.executable,
+            "-m",
+            "tokenforge",
+            "devnet",
+            "--port",
+            str(devnet_port),
+            "--data-dir",
+            str(workdir / "devnet"),
+            "--chains",
+            ",".join(chains),
+        ],
+        env,
+        workdir / "devnet.log",
+    )
     db = None
     server = None
     try:
         db = PostgresDatabase() if args.database == "postgres" else SqliteDatabase(workdir / "data" / "tokenforge.db")
-        server_env = {**env, **db.env, "TOKENFORGE_DATA_DIR": str(workdir / "data"), "TOKENFORGE_LOG_LEVEL": "WARNING",
-                      "TOKENFORGE_CHAINS": json.dumps(chain_settings(chains, devnet_url))}
-        server = Child([sys.executable, "-m", "tokenforge.cli.main", "serve", "--port", str(server_port)],
-                       server_env, workdir / "server.log")
+        server_env = {
+            **env,
+            **db.env,
+            "TOKENFORGE_DATA_DIR": str(workdir / "data"),
+            "TOKENFORGE_LOG_LEVEL": "WARNING",
+            "TOKENFORGE_CHAINS": json.dumps(chain_settings(chains, devnet_url)),
+        }
+        server = Child(
+            [sys.executable, "-m", "tokenforge.cli.main", "serve", "--port", str(server_port)],
+            server_env,
+            workdir / "server.log",
+        )
         devnet.start()
         await wait_http(f"{devnet_url}/health", devnet)
         server.start()
         await wait_http(f"{base_url}/readyz", server)
         launches = make_launches(args.tokens, chains)
-        progress = Progress(TextColumn("{task.description:>9}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            console=err)
+        progress = Progress(
+            TextColumn("{task.description:>9}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+        )
         limits = httpx.Limits(max_connections=args.concurrency + 4, max_keepalive_connections=args.concurrency + 4)
         with progress:
             async with httpx.AsyncClient(base_url=base_url, timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
                 run = Run(args, server, base_url, db, progress)
-                run.say(f"{args.scenario}: {args.tokens} launches on {', '.join(chains)}, {db.name}, work dir {workdir}")
+                run.say(
+                    f"{args.scenario}: {args.tokens} launches on {', '.join(chains)}, {db.name}, work dir {workdir}"
+                )
                 fault = asyncio.create_task(SCENARIOS[args.scenario](run))
                 driver = asyncio.create_task(drive(run, client, launches))
                 await wait_all_final(run, client, fault)
@@ -486,17 +541,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tokens", type=int, default=200, help="launches to drive (default 200)")
     parser.add_argument("--chains", default="ethereum,solana", help="launches are spread evenly over these")
     parser.add_argument("--concurrency", type=int, default=16, help="launches in flight at once (default 16)")
-    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite",
-                        help="sqlite (the embedded default) or a temporary PostgreSQL cluster")
+    parser.add_argument(
+        "--database",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="sqlite (the embedded default) or a temporary PostgreSQL cluster",
+    )
     parser.add_argument("--kills", type=int, default=3, help="kill-server: how many times (default 3)")
-    parser.add_argument("--kill-every-accepted", type=int, default=None,
-                        help="kill-server: kill after every K more accepted launches (default tokens/(kills+1))")
-    parser.add_argument("--kill-interval-s", type=float, default=None,
-                        help="kill-server: kill every S seconds instead (the server's restart time included)")
+    parser.add_argument(
+        "--kill-every-accepted",
+        type=int,
+        default=None,
+        help="kill-server: kill after every K more accepted launches (default tokens/(kills+1))",
+    )
+    parser.add_argument(
+        "--kill-interval-s",
+        type=float,
+        default=None,
+        help="kill-server: kill every S seconds instead (the server's restart time included)",
+    )
     parser.add_argument("--outage-s", type=float, default=15.0, help="db-outage: how long the database is away")
-    parser.add_argument("--timeout-s", type=float, default=300.0,
-                        help="time a launch keeps being retried, and every job has to become final after the "
-                             "fault is over and the last launch was answered (default 300)")
+    parser.add_argument(
+        "--timeout-s",
+        type=float,
+        default=300.0,
+        help="time a launch keeps being retried, and every job has to become final after the "
+        "fault is over and the last launch was answered (default 300)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, data) and print its path")
     args = parser.parse_args(argv)
     chains = [c.strip() for c in args.chains.split(",") if c.strip()]

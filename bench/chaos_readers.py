@@ -12,12 +12,13 @@ from typing import Protocol
 
 from solana.rpc.async_api import AsyncClient as SolanaClient
 from solders.pubkey import Pubkey
-from web3 import AsyncHTTPProvider, AsyncWeb3
-
 from tests.support.erc20 import ERC20_ABI
 from tests.support.solana_decode import TOKEN_2022, decode_mint
+from web3 import AsyncHTTPProvider, AsyncWeb3
 
-TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"  # Transfer(address,address,uint256)
+TRANSFER_TOPIC = (
+    "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"  # Transfer(address,address,uint256)
+)
 ZERO_TOPIC = "0x" + "00" * 32
 
 
@@ -57,8 +58,12 @@ class EvmChain:
         if not await self.w3.eth.get_code(address):
             return "missing"
         erc20 = self.w3.eth.contract(address=address, abi=ERC20_ABI)
-        got = (await erc20.functions.name().call(), await erc20.functions.symbol().call(),
-               await erc20.functions.totalSupply().call(), await erc20.functions.balanceOf(want.creator).call())
+        got = (
+            await erc20.functions.name().call(),
+            await erc20.functions.symbol().call(),
+            await erc20.functions.totalSupply().call(),
+            await erc20.functions.balanceOf(want.creator).call(),
+        )
         expected = (want.name, want.symbol, want.supply_base_units, want.supply_base_units)
         return None if got == expected else f"wrong: {got} != {expected}"
 

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from tests.support.pg_cluster import PostgresCluster
 
 START_TIMEOUT_S = 180.0
@@ -34,8 +33,14 @@ class Child:
 
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def exit_code(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
@@ -96,8 +101,12 @@ class SqliteDatabase:
         self._locker: subprocess.Popen | None = None
 
     async def go_down(self) -> None:
-        self._locker = subprocess.Popen([sys.executable, "-c", SQLITE_LOCKER, str(self.path)], text=True,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self._locker = subprocess.Popen(
+            [sys.executable, "-c", SQLITE_LOCKER, str(self.path)],
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
         if (await asyncio.to_thread(self._locker.stdout.readline)).strip() != "locked":
             raise RuntimeError("could not take the SQLite write lock")
 

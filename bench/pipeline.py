@@ -128,16 +128,35 @@ def start_node(args: argparse.Namespace, workdir: str) -> tuple[subprocess.Popen
         env = {**os.environ, "HARDHAT_DISABLE_TELEMETRY_PROMPT": "true", "CI": "true"}
         if args.block_ms:
             env["HARDHAT_MINING_INTERVAL_MS"] = str(args.block_ms)
-        proc = subprocess.Popen(["npx", "--no-install", "hardhat", "node", "--hostname", "127.0.0.1",
-                                 "--port", str(port)], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            ["npx", "--no-install", "hardhat", "node", "--hostname", "127.0.0.1", "--port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         url = f"http://127.0.0.1:{port}"
         wait_rpc(url, proc, {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []})
         return proc, url
     if args.network == "devnet":
-        proc = subprocess.Popen([sys.executable, "-m", "tokenforge", "devnet", "--port", str(port), "--data-dir",
-                                 os.path.join(workdir, "devnet"), "--chains", args.chain],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tokenforge",
+                "devnet",
+                "--port",
+                str(port),
+                "--data-dir",
+                os.path.join(workdir, "devnet"),
+                "--chains",
+                args.chain,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         url = f"http://127.0.0.1:{port}/{args.chain}"
         method = "getHealth" if args.chain == "solana" else "eth_chainId"
         wait_rpc(url, proc, {"jsonrpc": "2.0", "id": 1, "method": method, "params": []})
@@ -149,8 +168,14 @@ def chain_settings(args: argparse.Namespace, rpc_url: str | None) -> dict:
     if rpc_url is None:
         return {args.chain: {"network": "embedded", "deployer_keys": args.deployer_keys}}
     dev_fund = 10**24 if args.chain != "solana" else 10**15
-    return {args.chain: {"network": "local", "endpoints": [rpc_url], "deployer_keys": args.deployer_keys,
-                         "dev_fund_base_units": dev_fund}}
+    return {
+        args.chain: {
+            "network": "local",
+            "endpoints": [rpc_url],
+            "deployer_keys": args.deployer_keys,
+            "dev_fund_base_units": dev_fund,
+        }
+    }
 
 
 def stop_process(proc: subprocess.Popen | None) -> None:
@@ -175,18 +200,33 @@ async def run(args: argparse.Namespace) -> dict:
         tmp = tempfile.TemporaryDirectory(prefix="tokenforge-bench-")
         node, rpc_url = start_node(args, tmp.name)
         port = free_port()
-        env = {**os.environ, "TOKENFORGE_DATA_DIR": os.path.join(tmp.name, "data"),
-               "TOKENFORGE_CHAINS": json.dumps(chain_settings(args, rpc_url)), "TOKENFORGE_LOG_LEVEL": "WARNING"}
-        proc = subprocess.Popen([sys.executable, "-m", "tokenforge.cli.main", "serve", "--port", str(port)],
-                                env=env, stdout=subprocess.DEVNULL)
+        env = {
+            **os.environ,
+            "TOKENFORGE_DATA_DIR": os.path.join(tmp.name, "data"),
+            "TOKENFORGE_CHAINS": json.dumps(chain_settings(args, rpc_url)),
+            "TOKENFORGE_LOG_LEVEL": "WARNING",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tokenforge.cli.main", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
         base = f"http://127.0.0.1:{port}"
     limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
     try:
         async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
             await wait_ready(client, proc)
             # warm-up launch: opens the chain (factory deployment etc.) outside the measurement
-            await client.post("/v1/tokens", json={"chain": args.chain, "name": "Warm Up", "symbol": "WARM",
-                                                  "supply": 1, "creator": creator_for(args.chain)})
+            await client.post(
+                "/v1/tokens",
+                json={
+                    "chain": args.chain,
+                    "name": "Warm Up",
+                    "symbol": "WARM",
+                    "supply": 1,
+                    "creator": creator_for(args.chain),
+                },
+            )
             cpu0 = cpu_s(proc.pid) if proc else None
             node_cpu0 = cpu_s(node.pid) if node else None
             sem = asyncio.Semaphore(args.concurrency)
@@ -194,8 +234,13 @@ async def run(args: argparse.Namespace) -> dict:
             job_ids: list[str] = []
 
             async def one(i: int) -> None:
-                body = {"chain": args.chain, "name": f"Bench Token {i}", "symbol": f"B{i}",
-                        "supply": "1000000000", "creator": creator_for(args.chain)}
+                body = {
+                    "chain": args.chain,
+                    "name": f"Bench Token {i}",
+                    "symbol": f"B{i}",
+                    "supply": "1000000000",
+                    "creator": creator_for(args.chain),
+                }
                 async with sem:
                     t0 = time.perf_counter()
                     resp = await client.post("/v1/tokens", json=body)
@@ -228,7 +273,7 @@ async def run(args: argparse.Namespace) -> dict:
             jobs: dict[str, dict] = {}
             errors: dict[str, int] = {}
             for i in range(0, len(job_ids), 100):
-                results = await asyncio.gather(*(client.get(f"/v1/jobs/{j}") for j in job_ids[i:i + 100]))
+                results = await asyncio.gather(*(client.get(f"/v1/jobs/{j}") for j in job_ids[i : i + 100]))
                 for resp in results:
                     job = resp.json()
                     if job["final"]:
@@ -238,8 +283,11 @@ async def run(args: argparse.Namespace) -> dict:
                         errors[code] = errors.get(code, 0) + 1
             finished_s = time.perf_counter() - started
             confirmed = [j for j in jobs.values() if j["status"] == "confirmed"]
-            e2e = [(datetime.fromisoformat(j["finished_at"]) - datetime.fromisoformat(j["created_at"])).total_seconds() * 1000
-                   for j in confirmed]
+            e2e = [
+                (datetime.fromisoformat(j["finished_at"]) - datetime.fromisoformat(j["created_at"])).total_seconds()
+                * 1000
+                for j in confirmed
+            ]
             gas = None
             if args.chain != "solana" and confirmed:
                 sample = confirmed[: min(len(confirmed), 200)]
@@ -284,13 +332,25 @@ def main() -> None:
     parser.add_argument("--chain", choices=["solana", "ethereum", "bsc", "base"], default="solana")
     parser.add_argument("--tokens", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=64, help="requests in flight at once (at most)")
-    parser.add_argument("--rate", type=float, default=None,
-                        help="open loop: offer this many launches per second (default: as fast as allowed)")
-    parser.add_argument("--network", choices=["embedded", "hardhat", "devnet"], default="embedded",
-                        help="where the chain runs: in process, a Hardhat node, or a tokenforge devnet (JSON-RPC)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="open loop: offer this many launches per second (default: as fast as allowed)",
+    )
+    parser.add_argument(
+        "--network",
+        choices=["embedded", "hardhat", "devnet"],
+        default="embedded",
+        help="where the chain runs: in process, a Hardhat node, or a tokenforge devnet (JSON-RPC)",
+    )
     parser.add_argument("--deployer-keys", type=int, default=1, help="EVM deployer keys used in parallel")
-    parser.add_argument("--block-ms", type=int, default=None,
-                        help="Hardhat only: mine a block every N ms instead of one per transaction")
+    parser.add_argument(
+        "--block-ms",
+        type=int,
+        default=None,
+        help="Hardhat only: mine a block every N ms instead of one per transaction",
+    )
     parser.add_argument("--api", default=None, help="benchmark a running server instead of starting one")
     parser.add_argument("--timeout-s", type=float, default=600)
     args = parser.parse_args()

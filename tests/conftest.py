@@ -34,8 +34,9 @@ def require_tool(name: str, path: str | os.PathLike | None, install_hint: str) -
 def settings(tmp_path):
     from tokenforge.config import Settings
 
-    return Settings(data_dir=tmp_path / "data", confirm_poll_s=0.01, retry_base_s=0.01, retry_max_s=0.05,
-                    relay_poll_s=0.05)
+    return Settings(
+        data_dir=tmp_path / "data", confirm_poll_s=0.01, retry_base_s=0.01, retry_max_s=0.05, relay_poll_s=0.05
+    )
 
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432

@@ -1,2 +1,3 @@
 """TokenForge: multi-chain token launch platform."""
+
 __version__ = "0.1.0"

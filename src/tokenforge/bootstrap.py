@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
-import uuid
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -22,8 +19,8 @@ from tokenforge.errors import ErrorCode, PermanentError
 from tokenforge.jobs.backends.memory import MemoryQueue
 from tokenforge.jobs.events import JobEventHub
 from tokenforge.jobs.handlers.launch import LaunchHandler
-from tokenforge.jobs.policy import RetryPolicy
 from tokenforge.jobs.outbox import OutboxRelay
+from tokenforge.jobs.policy import RetryPolicy
 from tokenforge.jobs.ports import JobQueue
 from tokenforge.jobs.sweeper import Sweeper, lease_owner_id
 from tokenforge.jobs.worker import Worker
@@ -106,8 +103,9 @@ def _evm_options(cs: ChainSettings) -> dict:
 def _fee_oracle(w3, cs: ChainSettings):
     from tokenforge.chains.evm.fees import FeeOracle
 
-    return FeeOracle(w3, legacy=cs.legacy_fees, max_fee_per_gas_cap_wei=cs.max_fee_per_gas_wei,
-                     priority_fee_wei=cs.priority_fee_wei)
+    return FeeOracle(
+        w3, legacy=cs.legacy_fees, max_fee_per_gas_cap_wei=cs.max_fee_per_gas_wei, priority_fee_wei=cs.priority_fee_wei
+    )
 
 
 def _endpoints(cs: ChainSettings) -> list:
@@ -153,8 +151,11 @@ def deployer_factories(
                 from tokenforge.chains.evm.open import open_embedded_evm_deployer
 
                 return await open_embedded_evm_deployer(
-                    chain, spec.chain_id(Network.EMBEDDED), _state_dir(settings, chain),
-                    keystore.evm_deployer_keys(chain, cs.deployer_keys), **_evm_options(cs),
+                    chain,
+                    spec.chain_id(Network.EMBEDDED),
+                    _state_dir(settings, chain),
+                    keystore.evm_deployer_keys(chain, cs.deployer_keys),
+                    **_evm_options(cs),
                 )
 
             factories[chain] = open_evm
@@ -175,7 +176,8 @@ def deployer_factories(
 
                 try:
                     deployer = await open_rpc_evm_deployer(
-                        chain, w3,
+                        chain,
+                        w3,
                         chain_id=chain_id,
                         deployer_keys=keystore.evm_deployer_keys(chain, cs.deployer_keys),
                         factory_address=cs.factory_address,
@@ -200,9 +202,12 @@ def deployer_factories(
                 from tokenforge.chains.solana.open import open_embedded_solana_deployer
 
                 return await open_embedded_solana_deployer(
-                    chain, _state_dir(settings, chain), keystore.solana_payer_key(chain),
+                    chain,
+                    _state_dir(settings, chain),
+                    keystore.solana_payer_key(chain),
                     keystore.platform_secret("solana-mint"),
-                    min_balance_lamports=cs.min_balance_base_units, balance_interval_s=cs.keeper_interval_s,
+                    min_balance_lamports=cs.min_balance_base_units,
+                    balance_interval_s=cs.keeper_interval_s,
                 )
 
             factories[chain] = open_solana
@@ -216,8 +221,10 @@ def deployer_factories(
                 dev_fund = cs.dev_fund_base_units if network is Network.LOCAL and cs.dev_fund_base_units else None
                 try:
                     deployer = await open_rpc_solana_deployer(
-                        chain, pooled_async_client(pool, commitment=cs.commitment),
-                        keystore.solana_payer_key(chain), keystore.platform_secret("solana-mint"),
+                        chain,
+                        pooled_async_client(pool, commitment=cs.commitment),
+                        keystore.solana_payer_key(chain),
+                        keystore.platform_secret("solana-mint"),
                         commitment=cs.commitment,
                         compute_unit_price_micro_lamports=cs.compute_unit_price_micro_lamports,
                         compute_unit_limit=cs.compute_unit_limit,
@@ -242,7 +249,9 @@ async def build_container(settings: Settings, *, deployers: DeployerRegistry | N
     await upgrade_to_head(engine)
     sessions = make_sessionmaker(engine)
     if settings.queue_backend != "memory":
-        raise PermanentError(f"queue backend {settings.queue_backend!r} is not available", code=ErrorCode.QUEUE_UNSUPPORTED)
+        raise PermanentError(
+            f"queue backend {settings.queue_backend!r} is not available", code=ErrorCode.QUEUE_UNSUPPORTED
+        )
     queue = MemoryQueue(delivery_limit=max(20, settings.max_attempts * 4))
     hub = JobEventHub()
     policy = RetryPolicy(
@@ -270,7 +279,13 @@ async def build_container(settings: Settings, *, deployers: DeployerRegistry | N
         crash_point=settings.fault_crash_point,
     )
     worker = Worker(sessions, queue, handler, concurrency=settings.worker_concurrency, policy=policy, owner=owner)
-    sweeper = Sweeper(sessions, policy=policy, interval_s=settings.sweep_interval_s, stale_s=settings.sweep_stale_s,
-                      wake_relay=relay.notify)
-    return Container(settings, engine, sessions, queue, hub, relay, keystore, deployers, worker, committer, sweeper,
-                     pools)
+    sweeper = Sweeper(
+        sessions,
+        policy=policy,
+        interval_s=settings.sweep_interval_s,
+        stale_s=settings.sweep_stale_s,
+        wake_relay=relay.notify,
+    )
+    return Container(
+        settings, engine, sessions, queue, hub, relay, keystore, deployers, worker, committer, sweeper, pools
+    )

@@ -93,7 +93,7 @@ class ChainSettings(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _endpoints_when_remote(self) -> "ChainSettings":
+    def _endpoints_when_remote(self) -> ChainSettings:
         if self.network is not Network.EMBEDDED and not self.endpoints:
             raise ValueError(f"network {self.network.value!r} needs at least one endpoint")
         if self.network is Network.EMBEDDED and self.endpoints:
@@ -102,8 +102,9 @@ class ChainSettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TOKENFORGE_", extra="ignore", validate_assignment=True,
-                                      hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        env_prefix="TOKENFORGE_", extra="ignore", validate_assignment=True, hide_input_in_errors=True
+    )
 
     #: Where the embedded default keeps its SQLite file, chain state and sealed keys.
     data_dir: Path = Path(".tokenforge")
@@ -151,9 +152,7 @@ class Settings(BaseSettings):
     #: Chains this deployment launches on and how each is reached, e.g.
     #: ``{"ethereum": {"network": "testnet", "endpoints": ["https://..."]}, "solana": "embedded"}``
     #: (see :class:`ChainSettings`).
-    chains: dict[str, ChainSettings] = Field(
-        default_factory=lambda: {name: ChainSettings() for name in CHAINS}
-    )
+    chains: dict[str, ChainSettings] = Field(default_factory=lambda: {name: ChainSettings() for name in CHAINS})
 
     #: Fault injection for crash tests only: the worker process exits abruptly at this
     #: point of a launch ("after_sign": signed tx recorded, not broadcast; "after_broadcast":

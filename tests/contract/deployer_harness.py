@@ -42,14 +42,28 @@ SOLANA_DEV_FUND_LAMPORTS = 10**13
 
 
 def evm_request(job_id: str | None = None) -> LaunchRequest:
-    return LaunchRequest(job_id=job_id or uuid.uuid4().hex, chain="ethereum", name="Contract Token", symbol="CTK",
-                         decimals=18, supply_base_units=10**27, creator=Account.create().address)
+    return LaunchRequest(
+        job_id=job_id or uuid.uuid4().hex,
+        chain="ethereum",
+        name="Contract Token",
+        symbol="CTK",
+        decimals=18,
+        supply_base_units=10**27,
+        creator=Account.create().address,
+    )
 
 
 def solana_request(job_id: str | None = None) -> LaunchRequest:
-    return LaunchRequest(job_id=job_id or uuid.uuid4().hex, chain="solana", name="Contract Mint", symbol="CMT",
-                         decimals=6, supply_base_units=5000 * 10**6, creator=str(Keypair().pubkey()),
-                         metadata_uri="https://example.com/contract.json")
+    return LaunchRequest(
+        job_id=job_id or uuid.uuid4().hex,
+        chain="solana",
+        name="Contract Mint",
+        symbol="CMT",
+        decimals=6,
+        supply_base_units=5000 * 10**6,
+        creator=str(Keypair().pubkey()),
+        metadata_uri="https://example.com/contract.json",
+    )
 
 
 class ChainUnderTest:
@@ -216,8 +230,9 @@ class SettingsChain(ChainUnderTest):
 
     async def _rpc(self, method: str, params: list) -> Any:
         async with httpx.AsyncClient(timeout=10) as client:
-            reply = (await client.post(self.url, json={"jsonrpc": "2.0", "id": 1, "method": method,
-                                                       "params": params})).json()
+            reply = (
+                await client.post(self.url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+            ).json()
         if "error" in reply:
             raise AssertionError(f"{method} failed: {reply['error']}")
         return reply["result"]
@@ -255,8 +270,14 @@ class SettingsChain(ChainUnderTest):
         w3 = self._web3(deployer)
 
         def send() -> bytes:
-            tx = {"chainId": w3.eth.chain_id, "nonce": signed.nonce, "to": account.address, "value": 0,
-                  "gas": 21_000, "gasPrice": 2 * w3.eth.gas_price + 10**9}
+            tx = {
+                "chainId": w3.eth.chain_id,
+                "nonce": signed.nonce,
+                "to": account.address,
+                "value": 0,
+                "gas": 21_000,
+                "gasPrice": 2 * w3.eth.gas_price + 10**9,
+            }
             return w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
 
         tx_id = "0x" + bytes(await asyncio.to_thread(send)).hex()

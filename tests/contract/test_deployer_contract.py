@@ -30,6 +30,7 @@ NODE_PROCESSES = {"devnet-evm", "hardhat", "devnet-solana"}  # chains served by 
 def chains(names: list[str]) -> list:
     return [pytest.param(n, id=n, marks=[pytest.mark.integration] if n in NODE_PROCESSES else []) for n in names]
 
+
 MAX_BLOCKS = 20  # a case gives up on a launch that is not final after this many blocks or slots
 
 

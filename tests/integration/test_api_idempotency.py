@@ -10,9 +10,6 @@ from tests.support.bodies import SOL_CREATOR, fakes, launch_body
 from tests.support.stack import running_stack, wait_final
 
 
-
-
-
 def keyed(key: str) -> dict:
     return {"Idempotency-Key": key}
 
@@ -54,9 +51,11 @@ async def test_body_key_order_and_whitespace_do_not_matter(settings):
     async with running_stack(settings, fakes(), start=False) as (_, client):
         body = launch_body(description="same")
         first = await client.post("/v1/tokens", json=body, headers=keyed("order-3"))
-        reordered = '{ "description":"same", ' + ", ".join(
-            f'"{k}": "{v}"' for k, v in reversed(list(launch_body().items()))
-        ) + " }"
+        reordered = (
+            '{ "description":"same", '
+            + ", ".join(f'"{k}": "{v}"' for k, v in reversed(list(launch_body().items())))
+            + " }"
+        )
         again = await client.post(
             "/v1/tokens", content=reordered, headers={**keyed("order-3"), "content-type": "application/json"}
         )
@@ -67,8 +66,13 @@ async def test_body_key_order_and_whitespace_do_not_matter(settings):
 
 @pytest.mark.parametrize(
     "change",
-    [{"symbol": "OTHER"}, {"supply": "1000001"}, {"decimals": 6}, {"description": "changed"},
-     {"chain": "solana", "creator": SOL_CREATOR}],
+    [
+        {"symbol": "OTHER"},
+        {"supply": "1000001"},
+        {"decimals": 6},
+        {"description": "changed"},
+        {"chain": "solana", "creator": SOL_CREATOR},
+    ],
     ids=lambda c: ",".join(c),
 )
 async def test_same_key_with_a_different_body_is_refused(settings, change):

@@ -159,7 +159,8 @@ async def _request(method: str, path: str, **kwargs) -> httpx.Response:
     ("path", "concrete"),
     [
         pytest.param(
-            "/v1/tokens", "/v1/tokens",
+            "/v1/tokens",
+            "/v1/tokens",
         ),
         ("/v1/tokens/{token_id}", "/v1/tokens/abc"),
         ("/v1/jobs/{job_id}", "/v1/jobs/abc"),
@@ -182,8 +183,14 @@ async def test_a_body_that_is_not_utf8_is_a_documented_422_naming_the_body(raw):
 
 
 async def test_boolean_decimals_violating_the_document_is_refused():
-    body = {"chain": "solana", "creator": "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin", "decimals": False,
-            "name": "Forge Coin", "supply": "1000000000", "symbol": "FORGE"}
+    body = {
+        "chain": "solana",
+        "creator": "9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin",
+        "decimals": False,
+        "name": "Forge Coin",
+        "supply": "1000000000",
+        "symbol": "FORGE",
+    }
     resp = await _request("POST", "/v1/tokens", json=body)
     assert resp.status_code == 422, resp.text
 

@@ -19,8 +19,6 @@ OTHER_CREATOR = "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359"
 PROBLEM_JSON = "application/problem+json"
 
 
-
-
 @asynccontextmanager
 async def api_only(settings):
     """The API over a container whose worker does not run: launches stay queued."""
@@ -53,8 +51,9 @@ def error_fields(resp: httpx.Response) -> list[str]:
 
 async def test_launch_answers_202_with_token_job_and_location(settings):
     async with api_only(settings) as (_, client):
-        resp = await client.post("/v1/tokens", json=launch_body(decimals=6, description="hello",
-                                                                website="https://forge.example"))
+        resp = await client.post(
+            "/v1/tokens", json=launch_body(decimals=6, description="hello", website="https://forge.example")
+        )
         assert resp.status_code == 202, resp.text
         assert resp.headers["content-type"].startswith("application/json")
         body = resp.json()
@@ -128,7 +127,9 @@ async def test_solana_launch_with_base58_creator_is_confirmed_through_the_fake_c
     async with running_stack(settings, deployers) as (_, client):
         resp = await client.post(
             "/v1/tokens",
-            json=launch_body(chain="solana", creator=SOL_CREATOR, decimals=6, metadata_uri="https://meta.example/f.json"),
+            json=launch_body(
+                chain="solana", creator=SOL_CREATOR, decimals=6, metadata_uri="https://meta.example/f.json"
+            ),
         )
         assert resp.status_code == 202, resp.text
         body = resp.json()
@@ -149,9 +150,15 @@ async def test_solana_launch_with_base58_creator_is_confirmed_through_the_fake_c
 
 @pytest.mark.parametrize(
     "path",
-    ["/v1/tokens/does-not-exist", "/v1/tokens/" + "a" * 32, "/v1/tokens/" + "x" * 300,
-     "/v1/jobs/does-not-exist", "/v1/jobs/" + "b" * 32, "/v1/jobs/" + "y" * 300,
-     "/v1/jobs/does-not-exist/events"],
+    [
+        "/v1/tokens/does-not-exist",
+        "/v1/tokens/" + "a" * 32,
+        "/v1/tokens/" + "x" * 300,
+        "/v1/jobs/does-not-exist",
+        "/v1/jobs/" + "b" * 32,
+        "/v1/jobs/" + "y" * 300,
+        "/v1/jobs/does-not-exist/events",
+    ],
 )
 async def test_unknown_ids_are_404_problems(settings, path):
     async with api_only(settings) as (_, client):
@@ -245,8 +252,9 @@ async def test_each_missing_required_field_is_named(settings, missing):
         assert error_fields(await client.post("/v1/tokens", json=body)) == [missing]
 
 
-@pytest.mark.parametrize(("over", "field"), [({"supply": True}, "supply"), ({"decimals": True}, "decimals"),
-                                             ({"decimals": "6"}, "decimals")])
+@pytest.mark.parametrize(
+    ("over", "field"), [({"supply": True}, "supply"), ({"decimals": True}, "decimals"), ({"decimals": "6"}, "decimals")]
+)
 async def test_json_values_of_the_wrong_type_are_refused(settings, over, field):
     async with api_only(settings) as (_, client):
         assert error_fields(await client.post("/v1/tokens", json=launch_body(**over))) == [field]
@@ -287,7 +295,9 @@ async def test_non_json_content_type_is_a_422_naming_the_body(settings, content_
     import orjson
 
     async with api_only(settings) as (_, client):
-        resp = await client.post("/v1/tokens", content=orjson.dumps(launch_body()), headers={"content-type": content_type})
+        resp = await client.post(
+            "/v1/tokens", content=orjson.dumps(launch_body()), headers={"content-type": content_type}
+        )
         assert error_fields(resp) == ["body"]
         assert (await client.get("/v1/tokens")).json()["items"] == []
 
@@ -434,9 +444,16 @@ async def test_creator_filter_accepts_the_spellings_a_launch_accepts(settings):
 
 @pytest.mark.parametrize(
     "cursor",
-    ["garbage", "!!!", "é", base64.urlsafe_b64encode(b"x12").decode(), base64.urlsafe_b64encode(b"s-1").decode(),
-     base64.urlsafe_b64encode(b"s").decode(), base64.urlsafe_b64encode("s²".encode()).decode(),
-     base64.urlsafe_b64encode(b"s" + b"9" * 30).decode()[:64]],
+    [
+        "garbage",
+        "!!!",
+        "é",
+        base64.urlsafe_b64encode(b"x12").decode(),
+        base64.urlsafe_b64encode(b"s-1").decode(),
+        base64.urlsafe_b64encode(b"s").decode(),
+        base64.urlsafe_b64encode("s²".encode()).decode(),
+        base64.urlsafe_b64encode(b"s" + b"9" * 30).decode()[:64],
+    ],
 )
 async def test_bad_cursor_is_a_422_naming_query_cursor(settings, cursor):
     async with api_only(settings) as (_, client):

@@ -20,8 +20,12 @@ LAUNCHES = 20
 
 def run_chaos(*args: str) -> dict:
     """Runs the runner; returns its last stdout line (the report), checking the exit code agrees."""
-    proc = subprocess.run([sys.executable, str(CHAOS), "--tokens", str(LAUNCHES), "--timeout-s", "120", *args],
-                          capture_output=True, text=True, timeout=840)
+    proc = subprocess.run(
+        [sys.executable, str(CHAOS), "--tokens", str(LAUNCHES), "--timeout-s", "120", *args],
+        capture_output=True,
+        text=True,
+        timeout=840,
+    )
     assert proc.returncode in (0, 1), f"the run could not be carried out:\n{proc.stderr[-4000:]}"
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert proc.returncode == (0 if report["lost"] == report["doubled"] == 0 else 1)
@@ -30,8 +34,9 @@ def run_chaos(*args: str) -> dict:
 
 def assert_every_launch_confirmed_once(report: dict) -> None:
     summary = {k: report[k] for k in ("accepted", "confirmed", "failed", "dead", "lost", "doubled")}
-    assert summary == {"accepted": LAUNCHES, "confirmed": LAUNCHES, "failed": 0, "dead": 0, "lost": 0,
-                       "doubled": 0}, report
+    assert summary == {"accepted": LAUNCHES, "confirmed": LAUNCHES, "failed": 0, "dead": 0, "lost": 0, "doubled": 0}, (
+        report
+    )
 
 
 @pytest.mark.slow

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from tests.support.server import serve, stop
 from tests.support.fake_deployer import FakeDeployer
+from tests.support.server import serve, stop
 from tests.support.stack import running_stack, wait_final
 from tokenforge.cli.operations import requeue_job
 from tokenforge.errors import TransientError
@@ -21,8 +21,9 @@ pytestmark = pytest.mark.slow
 
 def _cli(*args: str, data_dir, timeout_s: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "TOKENFORGE_DATA_DIR": str(data_dir), "COLUMNS": "120"}
-    return subprocess.run([sys.executable, "-m", "tokenforge.cli.main", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout_s)
+    return subprocess.run(
+        [sys.executable, "-m", "tokenforge.cli.main", *args], env=env, capture_output=True, text=True, timeout=timeout_s
+    )
 
 
 def test_demo_launches_across_chains_and_prints_a_summary(tmp_path):
@@ -36,10 +37,34 @@ def test_launch_prints_the_address_and_refuses_bad_input_naming_the_field(tmp_pa
     data_dir = tmp_path / "data"
     proc, base = serve(data_dir, "solana", None)
     try:
-        ok = _cli("launch", "--chain", "solana", "--name", "Cli Coin", "--symbol", "CLI", "--supply", "1000",
-                  "--api", base, data_dir=data_dir)
-        bad = _cli("launch", "--chain", "solana", "--name", "Cli Coin", "--symbol", "bad!", "--supply", "1000",
-                   "--api", base, data_dir=data_dir)
+        ok = _cli(
+            "launch",
+            "--chain",
+            "solana",
+            "--name",
+            "Cli Coin",
+            "--symbol",
+            "CLI",
+            "--supply",
+            "1000",
+            "--api",
+            base,
+            data_dir=data_dir,
+        )
+        bad = _cli(
+            "launch",
+            "--chain",
+            "solana",
+            "--name",
+            "Cli Coin",
+            "--symbol",
+            "bad!",
+            "--supply",
+            "1000",
+            "--api",
+            base,
+            data_dir=data_dir,
+        )
     finally:
         stop(proc)
     assert ok.returncode == 0, ok.stderr[-3000:]
@@ -55,8 +80,13 @@ async def test_operator_requeue_revives_a_dead_job(settings):
     fake = FakeDeployer()
     fake.fail_next("sign", TransientError("rpc down", code="rpc_unavailable"))
     async with running_stack(settings, {"ethereum": fake}) as (_, client):
-        body = {"chain": "ethereum", "name": "Revived", "symbol": "REV", "supply": 5,
-                "creator": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"}
+        body = {
+            "chain": "ethereum",
+            "name": "Revived",
+            "symbol": "REV",
+            "supply": 5,
+            "creator": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+        }
         job_id = (await client.post("/v1/tokens", json=body)).json()["job"]["id"]
         assert (await wait_final(client, job_id))["status"] == "dead"
         await requeue_job(settings, job_id)
@@ -75,8 +105,6 @@ def test_jobs_list_shows_dead_letters(tmp_path):
     assert bad.returncode != 0
 
 
-
-
 def test_keys_list_shows_every_full_address_to_fund(tmp_path):
     import json
     import os
@@ -85,10 +113,17 @@ def test_keys_list_shows_every_full_address_to_fund(tmp_path):
 
     from tokenforge.keys.local import LocalKeyStore
 
-    env = {**os.environ, "TOKENFORGE_DATA_DIR": str(tmp_path), "COLUMNS": "60",
-           "TOKENFORGE_CHAINS": json.dumps({"ethereum": {"network": "embedded", "deployer_keys": 3}, "solana": "embedded"})}
-    out = subprocess.run([sys.executable, "-m", "tokenforge", "keys", "list"], env=env, capture_output=True, text=True,
-                         check=True).stdout
+    env = {
+        **os.environ,
+        "TOKENFORGE_DATA_DIR": str(tmp_path),
+        "COLUMNS": "60",
+        "TOKENFORGE_CHAINS": json.dumps(
+            {"ethereum": {"network": "embedded", "deployer_keys": 3}, "solana": "embedded"}
+        ),
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "tokenforge", "keys", "list"], env=env, capture_output=True, text=True, check=True
+    ).stdout
     store = LocalKeyStore(tmp_path)
     from eth_account import Account
 
@@ -107,11 +142,20 @@ def test_serve_listens_on_tokenforge_port_without_a_port_option(tmp_path):
     from tests.support.server import free_port
 
     port = free_port()
-    env = {**os.environ, "TOKENFORGE_DATA_DIR": str(tmp_path), "TOKENFORGE_CHAINS": json.dumps({"solana": "embedded"}),
-           "TOKENFORGE_HOST": "127.0.0.1", "TOKENFORGE_PORT": str(port)}
+    env = {
+        **os.environ,
+        "TOKENFORGE_DATA_DIR": str(tmp_path),
+        "TOKENFORGE_CHAINS": json.dumps({"solana": "embedded"}),
+        "TOKENFORGE_HOST": "127.0.0.1",
+        "TOKENFORGE_PORT": str(port),
+    }
     env.pop("TOKENFORGE_FAULT_CRASH_POINT", None)
-    proc = subprocess.Popen([sys.executable, "-m", "tokenforge.cli.main", "serve"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tokenforge.cli.main", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 120
         ready = None

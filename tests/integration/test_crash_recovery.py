@@ -26,8 +26,14 @@ pytestmark = pytest.mark.slow
 def test_killed_between_signed_and_confirmed_token_exists_exactly_once(tmp_path, chain, crash_point):
     data_dir = tmp_path / "data"
     creator = str(Keypair().pubkey()) if chain == "solana" else Account.create().address
-    body = {"chain": chain, "name": "Crash Proof", "symbol": "CRASH", "decimals": 6, "supply": "777000",
-            "creator": creator}
+    body = {
+        "chain": chain,
+        "name": "Crash Proof",
+        "symbol": "CRASH",
+        "decimals": 6,
+        "supply": "777000",
+        "creator": creator,
+    }
 
     accepted, _job, _events, token = crash_and_resume(data_dir, chain, crash_point, body)
     job_id = accepted["job"]["id"]
@@ -45,8 +51,9 @@ def test_killed_between_signed_and_confirmed_token_exists_exactly_once(tmp_path,
             erc20 = w3.eth.contract(address=token["address"], abi=ERC20_ABI)
             assert erc20.functions.totalSupply().call() == supply_base_units
             assert erc20.functions.balanceOf(creator).call() == supply_base_units
-            created = w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest",
-                                       "topics": [TOKEN_CREATED_TOPIC, None, None, launch_salt(job_id)]})
+            created = w3.eth.get_logs(
+                {"fromBlock": 0, "toBlock": "latest", "topics": [TOKEN_CREATED_TOPIC, None, None, launch_salt(job_id)]}
+            )
             assert len(created) == 1, "exactly one token for the job"
         finally:
             evm.close()

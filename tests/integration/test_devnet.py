@@ -53,7 +53,9 @@ DEADLINE_S = 30.0
 # Hand-assembled contracts. Init code: copy the runtime that follows it and return it.
 LOG_TOPIC = bytes.fromhex("11" * 32)
 LOG_RUNTIME = bytes.fromhex("7f" + LOG_TOPIC.hex() + "6000" + "6000" + "a1" + "00")  # LOG1(0, 0, topic); STOP
-REVERT_RUNTIME = bytes.fromhex("63deadbeef" + "60e0" + "1b" + "6000" + "52" + "6004" + "6000" + "fd")  # revert 0xdeadbeef
+REVERT_RUNTIME = bytes.fromhex(
+    "63deadbeef" + "60e0" + "1b" + "6000" + "52" + "6004" + "6000" + "fd"
+)  # revert 0xdeadbeef
 
 
 def init_code(runtime: bytes) -> bytes:
@@ -102,14 +104,32 @@ async def post(url: str, body: object = None, *, content: bytes | None = None) -
 
 
 # ----------------------------------------------------------------------- EVM helpers
-async def send_eip1559(w3: AsyncWeb3, account, *, nonce: int | None = None, to: str | None = None, value: int = 0,
-                       data: bytes = b"", gas: int = 21_000, max_fee: int | None = None, tip: int = GWEI) -> bytes:
+async def send_eip1559(
+    w3: AsyncWeb3,
+    account,
+    *,
+    nonce: int | None = None,
+    to: str | None = None,
+    value: int = 0,
+    data: bytes = b"",
+    gas: int = 21_000,
+    max_fee: int | None = None,
+    tip: int = GWEI,
+) -> bytes:
     if nonce is None:
         nonce = await w3.eth.get_transaction_count(account.address, "pending")
     if max_fee is None:
         max_fee = 2 * (await w3.eth.get_block("pending"))["baseFeePerGas"] + tip
-    tx = {"type": 2, "chainId": CHAIN_ID, "nonce": nonce, "value": value, "gas": gas, "data": data,
-          "maxFeePerGas": max_fee, "maxPriorityFeePerGas": tip}
+    tx = {
+        "type": 2,
+        "chainId": CHAIN_ID,
+        "nonce": nonce,
+        "value": value,
+        "gas": gas,
+        "data": data,
+        "maxFeePerGas": max_fee,
+        "maxPriorityFeePerGas": tip,
+    }
     if to is not None:
         tx["to"] = to
     return await w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
@@ -142,12 +162,18 @@ async def test_evm_identity_and_json_rpc_envelope(devnet):
         assert (await rpc(url, "net_version"))["result"] == str(CHAIN_ID)
     url = devnet.evm_url()
     assert (await rpc(url, "web3_clientVersion"))["result"].startswith("TokenForgeDevnet/")
-    assert (await rpc(url, "eth_nope"))["error"] == {"code": -32601, "message": "the method eth_nope does not exist/is not available"}
-    batch = await post(url, [
-        {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"},
-        {"jsonrpc": "2.0", "id": "two", "method": "eth_blockNumber"},
-        {"jsonrpc": "2.0", "id": 3, "method": "nope_nope"},
-    ])
+    assert (await rpc(url, "eth_nope"))["error"] == {
+        "code": -32601,
+        "message": "the method eth_nope does not exist/is not available",
+    }
+    batch = await post(
+        url,
+        [
+            {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"},
+            {"jsonrpc": "2.0", "id": "two", "method": "eth_blockNumber"},
+            {"jsonrpc": "2.0", "id": 3, "method": "nope_nope"},
+        ],
+    )
     assert [r["id"] for r in batch] == [1, "two", 3]
     assert batch[0]["result"] == hex(CHAIN_ID) and batch[1]["result"].startswith("0x")
     assert batch[2]["error"]["code"] == -32601
@@ -213,12 +239,14 @@ async def test_evm_replacement_drop_and_node_refusals(devnet, w3):
     assert node_error(same.value) == {"code": -32000, "message": "already known"}
     for bump in (1.0, 1.05):
         with pytest.raises(Web3RPCError) as low:
-            await send_eip1559(w3, sender, nonce=1, to=sender.address, value=2,
-                               max_fee=int(max_fee * bump), tip=int(tip * bump))
+            await send_eip1559(
+                w3, sender, nonce=1, to=sender.address, value=2, max_fee=int(max_fee * bump), tip=int(tip * bump)
+            )
         assert node_error(low.value) == {"code": -32000, "message": "replacement transaction underpriced"}
 
-    second = await send_eip1559(w3, sender, nonce=1, to=sender.address, value=3,
-                                 max_fee=math.ceil(max_fee * 1.1), tip=math.ceil(tip * 1.1))
+    second = await send_eip1559(
+        w3, sender, nonce=1, to=sender.address, value=3, max_fee=math.ceil(max_fee * 1.1), tip=math.ceil(tip * 1.1)
+    )
     with pytest.raises(TransactionNotFound):
         await w3.eth.get_transaction(first)  # replaced
     assert (await w3.eth.get_transaction(second))["value"] == 3
@@ -267,18 +295,29 @@ async def test_evm_contract_code_logs_and_reverts(devnet, w3):
     receipt = await w3.eth.wait_for_transaction_receipt(call, timeout=DEADLINE_S, poll_latency=POLL_S)
     (log,) = receipt["logs"]
     assert log["address"] == emitter and log["topics"] == [LOG_TOPIC] and log["removed"] is False
-    logs = await w3.eth.get_logs({"fromBlock": created["blockNumber"], "toBlock": "latest", "address": emitter,
-                                  "topics": ["0x" + LOG_TOPIC.hex()]})
+    logs = await w3.eth.get_logs(
+        {
+            "fromBlock": created["blockNumber"],
+            "toBlock": "latest",
+            "address": emitter,
+            "topics": ["0x" + LOG_TOPIC.hex()],
+        }
+    )
     assert [(entry["transactionHash"], entry["blockNumber"], entry["logIndex"]) for entry in logs] == [
         (call, receipt["blockNumber"], log["logIndex"])
     ]
-    assert await w3.eth.get_logs({"fromBlock": receipt["blockNumber"], "toBlock": receipt["blockNumber"],
-                                  "topics": ["0x" + "22" * 32]}) == []
+    assert (
+        await w3.eth.get_logs(
+            {"fromBlock": receipt["blockNumber"], "toBlock": receipt["blockNumber"], "topics": ["0x" + "22" * 32]}
+        )
+        == []
+    )
     assert (await w3.eth.get_block(receipt["blockNumber"]))["logsBloom"] != b"\0" * 256
 
     create = await send_eip1559(w3, deployer, data=init_code(REVERT_RUNTIME), gas=200_000)
     reverter = (await w3.eth.wait_for_transaction_receipt(create, timeout=DEADLINE_S, poll_latency=POLL_S))[
-        "contractAddress"]
+        "contractAddress"
+    ]
     reply = await rpc(devnet.evm_url(), "eth_call", [{"to": reverter, "data": "0x"}, "latest"])
     assert reply["error"] == {"code": 3, "message": "execution reverted", "data": "0xdeadbeef"}
 
@@ -302,8 +341,15 @@ async def wait_finalized(client: AsyncClient, signature: Signature):
 async def blockhash_valid(url: str, blockhash: Hash) -> bool:
     """``isBlockhashValid`` (solana-py has no helper for it), parsed with solders' response type."""
     async with httpx.AsyncClient(timeout=30) as client:
-        reply = await client.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "isBlockhashValid",
-                                             "params": [str(blockhash), {"commitment": "confirmed"}]})
+        reply = await client.post(
+            url,
+            json={
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "isBlockhashValid",
+                "params": [str(blockhash), {"commitment": "confirmed"}],
+            },
+        )
     return IsBlockhashValidResp.from_json(reply.text).value
 
 
@@ -359,15 +405,20 @@ async def test_solana_transfer_lifecycle(devnet, sol):
     assert (await sol.get_balance(payer.pubkey())).value == 8 * SOL - SIGNATURE_FEE_LAMPORTS
 
     second = transfer_tx(payer, recipient, 1, (await sol.get_latest_blockhash()).value.blockhash)
-    second_sig = (await sol.send_raw_transaction(bytes(second), TxOpts(skip_preflight=True, skip_confirmation=False,
-                                                                        preflight_commitment="confirmed"))).value
+    second_sig = (
+        await sol.send_raw_transaction(
+            bytes(second), TxOpts(skip_preflight=True, skip_confirmation=False, preflight_commitment="confirmed")
+        )
+    ).value
     listed = (await sol.get_signatures_for_address(recipient)).value
     assert [entry.signature for entry in listed] == [second_sig, signature]  # newest first
-    assert all(entry.err is None and entry.confirmation_status == TransactionConfirmationStatus.Finalized
-               for entry in listed)
+    assert all(
+        entry.err is None and entry.confirmation_status == TransactionConfirmationStatus.Finalized for entry in listed
+    )
     assert [e.signature for e in (await sol.get_signatures_for_address(recipient, limit=1)).value] == [second_sig]
     assert [e.signature for e in (await sol.get_signatures_for_address(recipient, before=second_sig)).value] == [
-        signature]
+        signature
+    ]
     assert any(e.signature == signature for e in (await sol.get_signatures_for_address(payer.pubkey())).value)
 
     # resending is harmless: with preflight the node says it is already processed, without it
@@ -430,8 +481,9 @@ async def test_solana_expired_blockhash_is_refused(tmp_path):
             assert isinstance(err, SendTransactionPreflightFailureMessage)
             assert err.message == "Transaction simulation failed: Blockhash not found"
             assert err.data.err == TransactionErrorFieldless.BlockhashNotFound
-            reply = await rpc(node.solana_url, "sendTransaction",
-                        [base64.b64encode(bytes(tx)).decode(), {"encoding": "base64"}])
+            reply = await rpc(
+                node.solana_url, "sendTransaction", [base64.b64encode(bytes(tx)).decode(), {"encoding": "base64"}]
+            )
             assert reply["error"]["code"] == -32002 and reply["error"]["data"]["err"] == "BlockhashNotFound"
             # without preflight a node forwards it; it can never land
             assert (await client.send_raw_transaction(bytes(tx), TxOpts(skip_preflight=True))).value == tx.signatures[0]
@@ -456,9 +508,23 @@ async def test_state_persists_across_restart(tmp_path):
             genesis = (await client.get_genesis_hash()).value
         # a second devnet on the same state is refused while the first runs
         clash = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "tokenforge", "devnet", "--port", "0", "--data-dir",
-                             str(first.data_dir), "--chains", chains],
-            check=False, capture_output=True, text=True, timeout=120,
+            subprocess.run,
+            [
+                sys.executable,
+                "-m",
+                "tokenforge",
+                "devnet",
+                "--port",
+                "0",
+                "--data-dir",
+                str(first.data_dir),
+                "--chains",
+                chains,
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert clash.returncode == 2 and "in use" in clash.stderr
     assert first.process.returncode == 0  # SIGTERM stops it cleanly

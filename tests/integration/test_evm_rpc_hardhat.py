@@ -18,6 +18,9 @@ import pytest
 from eth_account import Account
 from web3 import AsyncHTTPProvider, AsyncWeb3, Web3
 
+from tests.support.devnet import running_devnet
+from tests.support.erc20 import ERC20_ABI
+from tests.support.hardhat import CHAIN_ID, drop_transaction, mine, running_hardhat, set_automine, set_balance
 from tokenforge.chains.evm.codec import decode_signed_tx
 from tokenforge.chains.evm.deployer import EvmDeployer
 from tokenforge.chains.evm.fees import FeeOracle
@@ -28,9 +31,6 @@ from tokenforge.errors import ErrorCode, PermanentError, TransientError
 from tokenforge.store.db import make_engine, make_sessionmaker
 from tokenforge.store.migrate import upgrade_to_head
 from tokenforge.store.nonce_cursors import SqlNonceSource
-from tests.support.devnet import running_devnet
-from tests.support.erc20 import ERC20_ABI
-from tests.support.hardhat import CHAIN_ID, drop_transaction, mine, running_hardhat, set_automine, set_balance
 
 GWEI = 10**9
 FUND_WEI = 10**21
@@ -85,14 +85,25 @@ async def open_deployer(node, deployer_keys, sessions, **options) -> EvmDeployer
     w3 = AsyncWeb3(AsyncHTTPProvider(node.url))
     options.setdefault("fees", FeeOracle(w3, max_fee_per_gas_cap_wei=100 * GWEI, cache_s=0))
     return await open_rpc_evm_deployer(
-        "ethereum", w3, chain_id=CHAIN_ID, deployer_keys=deployer_keys,
-        nonces=lambda pending: SqlNonceSource(sessions, "ethereum", pending), **options,
+        "ethereum",
+        w3,
+        chain_id=CHAIN_ID,
+        deployer_keys=deployer_keys,
+        nonces=lambda pending: SqlNonceSource(sessions, "ethereum", pending),
+        **options,
     )
 
 
 def request(creator: str, i: int = 0) -> LaunchRequest:
-    return LaunchRequest(job_id=uuid.uuid4().hex, chain="ethereum", name=f"Hard Hat {i}", symbol=f"HH{i}",
-                         decimals=18, supply_base_units=(1000 + i) * 10**18, creator=creator)
+    return LaunchRequest(
+        job_id=uuid.uuid4().hex,
+        chain="ethereum",
+        name=f"Hard Hat {i}",
+        symbol=f"HH{i}",
+        decimals=18,
+        supply_base_units=(1000 + i) * 10**18,
+        creator=creator,
+    )
 
 
 async def launch(deployer: EvmDeployer, req: LaunchRequest, node: Node):
@@ -192,8 +203,9 @@ async def test_replacement_stops_at_the_fee_cap(node, deployer_keys, sessions):
     w3 = AsyncWeb3(AsyncHTTPProvider(node.url))
     base = (await w3.eth.get_block("pending"))["baseFeePerGas"]
     cap = 3 * base + 2 * GWEI
-    deployer = await open_deployer(node, deployer_keys[:1], sessions,
-                                   fees=FeeOracle(w3, max_fee_per_gas_cap_wei=cap, cache_s=0))
+    deployer = await open_deployer(
+        node, deployer_keys[:1], sessions, fees=FeeOracle(w3, max_fee_per_gas_cap_wei=cap, cache_s=0)
+    )
     set_automine(node.url, False)
     signed = await deployer.sign(request(Account.create().address))
     bumped = signed
@@ -272,9 +284,15 @@ async def test_drift_from_outside_use_of_the_key_moves_the_cursor_forward(node, 
     w3 = Web3(Web3.HTTPProvider(node.url))
     account = Account.from_key(deployer_keys[0])
     for _ in range(2):
-        tx = {"to": account.address, "value": 0, "gas": 21000, "chainId": CHAIN_ID,
-              "nonce": w3.eth.get_transaction_count(signer, "pending"),
-              "maxFeePerGas": 50 * GWEI, "maxPriorityFeePerGas": GWEI}
+        tx = {
+            "to": account.address,
+            "value": 0,
+            "gas": 21000,
+            "chainId": CHAIN_ID,
+            "nonce": w3.eth.get_transaction_count(signer, "pending"),
+            "maxFeePerGas": 50 * GWEI,
+            "maxPriorityFeePerGas": GWEI,
+        }
         w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
     report = await NonceKeeper(deployer, gap_after_s=0).sweep()
     assert report.advanced == [(signer, w3.eth.get_transaction_count(signer, "pending"))]
@@ -290,8 +308,15 @@ async def test_nonce_taken_by_another_transaction_reports_dropped(node, deployer
     # never broadcast; someone else uses the same nonce with the same key
     account = Account.from_key(deployer_keys[0])
     w3 = Web3(Web3.HTTPProvider(node.url))
-    tx = {"to": account.address, "value": 0, "gas": 21000, "chainId": CHAIN_ID, "nonce": signed.nonce,
-          "maxFeePerGas": 50 * GWEI, "maxPriorityFeePerGas": GWEI}
+    tx = {
+        "to": account.address,
+        "value": 0,
+        "gas": 21000,
+        "chainId": CHAIN_ID,
+        "nonce": signed.nonce,
+        "maxFeePerGas": 50 * GWEI,
+        "maxPriorityFeePerGas": GWEI,
+    }
     w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
     mine(node.url)
     with pytest.raises(TransientError) as err:
@@ -329,8 +354,12 @@ async def _async(value):
 
 async def test_legacy_fee_chain_launches_with_gas_price_transactions(node, deployer_keys, sessions):
     w3 = AsyncWeb3(AsyncHTTPProvider(node.url))
-    deployer = await open_deployer(node, deployer_keys[:1], sessions,
-                                   fees=FeeOracle(w3, legacy=True, max_fee_per_gas_cap_wei=100 * GWEI, cache_s=0))
+    deployer = await open_deployer(
+        node,
+        deployer_keys[:1],
+        sessions,
+        fees=FeeOracle(w3, legacy=True, max_fee_per_gas_cap_wei=100 * GWEI, cache_s=0),
+    )
     signed, receipt = await launch(deployer, request(Account.create().address), node)
     assert receipt is not None
     tx = Web3(Web3.HTTPProvider(node.url)).eth.get_transaction(signed.tx_id)

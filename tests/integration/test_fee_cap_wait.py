@@ -25,9 +25,17 @@ CAP_WEI = 40 * GWEI
 
 
 def node_chain(url: str, cap_wei: int = CAP_WEI) -> dict:
-    return {"ethereum": {"network": "local", "endpoints": [url], "dev_fund_base_units": 10**21,
-                         "stuck_after_s": 0.2, "max_fee_per_gas_wei": cap_wei, "priority_fee_wei": GWEI,
-                         "keeper_interval_s": 0.2}}
+    return {
+        "ethereum": {
+            "network": "local",
+            "endpoints": [url],
+            "dev_fund_base_units": 10**21,
+            "stuck_after_s": 0.2,
+            "max_fee_per_gas_wei": cap_wei,
+            "priority_fee_wei": GWEI,
+            "keeper_interval_s": 0.2,
+        }
+    }
 
 
 def base_fee_wei(url: str) -> int:
@@ -77,7 +85,9 @@ async def held_then_mined(settings, node_url: str, *, after_broadcast=None, befo
     """Post a launch with automine off; once it is broadcast call ``after_broadcast``; wait
     until it is held back and has been re-broadcast three times, check it used no attempt,
     call ``before_mining``, mine, and check it is confirmed with the held transaction."""
-    settings.max_confirm_checks = 12  # ~0.5 s of checks (more than stuck_after_s): many rounds of "not mined yet; send again" in a short test
+    settings.max_confirm_checks = (
+        12  # ~0.5 s of checks (more than stuck_after_s): many rounds of "not mined yet; send again" in a short test
+    )
     settings.max_attempts = 2
     async with running_stack(settings) as (container, client):
         set_automine(node_url, False)
@@ -88,8 +98,9 @@ async def held_then_mined(settings, node_url: str, *, after_broadcast=None, befo
         if after_broadcast is not None:
             after_broadcast()
         await wait_for_events(container, job_id, lambda e: e.message.startswith("held back by the fee cap"))
-        await wait_for_events(container, job_id, lambda e: "sending the recorded transaction again" in e.message,
-                              count=3)
+        await wait_for_events(
+            container, job_id, lambda e: "sending the recorded transaction again" in e.message, count=3
+        )
         rows = await events_of(container, job_id)
         held = [r for r in rows if r.message.startswith("held back by the fee cap")]
         assert len(held) == 1, [r.message for r in rows]  # said once, not at every check
@@ -116,7 +127,8 @@ async def test_a_launch_held_back_by_a_market_above_the_cap_waits_without_using_
     with running_hardhat() as node:
         settings.chains = node_chain(node.url)
         await held_then_mined(
-            settings, node.url,
+            settings,
+            node.url,
             after_broadcast=lambda: set_base_fee_and_mine(node.url, 2 * CAP_WEI),  # the market is above the cap
             before_mining=lambda: set_base_fee_and_mine(node.url, GWEI),  # ... and comes back under it
         )

@@ -39,8 +39,15 @@ def solana_local(url: str, **over) -> dict:
 
 
 def solana_body(i: int = 0) -> dict:
-    return launch_body(chain="solana", name=f"Devnet Mint {i}", symbol=f"DM{i}", decimals=6, supply="5000",
-                       creator=str(Keypair().pubkey()), metadata_uri=f"https://example.com/{i}.json")
+    return launch_body(
+        chain="solana",
+        name=f"Devnet Mint {i}",
+        symbol=f"DM{i}",
+        decimals=6,
+        supply="5000",
+        creator=str(Keypair().pubkey()),
+        metadata_uri=f"https://example.com/{i}.json",
+    )
 
 
 async def successful_signatures(url: str, mint: str) -> list[str]:
@@ -56,18 +63,25 @@ async def read_mint(url: str, mint: str):
 
 async def test_evm_and_solana_launch_on_one_devnet_and_read_back(settings, tmp_path):
     with running_devnet(tmp_path, chains="ethereum,solana") as devnet:
-        settings.chains = {"ethereum": local(devnet.evm_url("ethereum"), deployer_keys=2),
-                           "solana": solana_local(devnet.solana_url)}
+        settings.chains = {
+            "ethereum": local(devnet.evm_url("ethereum"), deployer_keys=2),
+            "solana": solana_local(devnet.solana_url),
+        }
         async with running_stack(settings) as (_container, client):
-            evm = await client.post("/v1/tokens", json=launch_body(chain="ethereum", name="Devnet Coin", symbol="DVC",
-                                                                   decimals=18, creator=Account.create().address))
+            evm = await client.post(
+                "/v1/tokens",
+                json=launch_body(
+                    chain="ethereum", name="Devnet Coin", symbol="DVC", decimals=18, creator=Account.create().address
+                ),
+            )
             sol = await client.post("/v1/tokens", json=solana_body())
             assert evm.status_code == sol.status_code == 202
             jobs = [await wait_final(client, r.json()["job"]["id"]) for r in (evm, sol)]
             tokens = [(await client.get(f"/v1/tokens/{r.json()['token']['id']}")).json() for r in (evm, sol)]
         assert [j["status"] for j in jobs] == ["confirmed", "confirmed"]
-        erc20 = Web3(Web3.HTTPProvider(devnet.evm_url("ethereum"))).eth.contract(address=tokens[0]["address"],
-                                                                                 abi=ERC20_ABI)
+        erc20 = Web3(Web3.HTTPProvider(devnet.evm_url("ethereum"))).eth.contract(
+            address=tokens[0]["address"], abi=ERC20_ABI
+        )
         assert erc20.functions.symbol().call() == "DVC"
         mint = await read_mint(devnet.solana_url, tokens[1]["address"])
         assert (mint.supply, mint.decimals, mint.mint_authority) == (5000 * 10**6, 6, None)
@@ -93,8 +107,9 @@ async def test_lost_solana_transaction_expires_and_the_same_mint_lands_once(sett
     with running_devnet(tmp_path, chains="solana", data_dir=devnet.data_dir) as again:
         assert await successful_signatures(again.solana_url, token["address"]) == [signed[1]]
         async with AsyncClient(again.solana_url) as sol:
-            statuses = (await sol.get_signature_statuses([Signature.from_string(signed[0])],
-                                                         search_transaction_history=True)).value
+            statuses = (
+                await sol.get_signature_statuses([Signature.from_string(signed[0])], search_transaction_history=True)
+            ).value
         assert statuses == [None], "the lost transaction never landed"
 
 
@@ -102,6 +117,7 @@ async def test_lost_solana_transaction_expires_and_the_same_mint_lands_once(sett
 def test_worker_killed_after_solana_broadcast_successor_confirms_the_same_transaction(tmp_path):
     with running_devnet(tmp_path, chains="solana") as devnet:
         env = {"TOKENFORGE_CHAINS": json.dumps({"solana": solana_local(devnet.solana_url)})}
-        _accepted, _job, _events, token = crash_and_resume(tmp_path / "data", "solana", "after_broadcast",
-                                                           solana_body(), env=env)
+        _accepted, _job, _events, token = crash_and_resume(
+            tmp_path / "data", "solana", "after_broadcast", solana_body(), env=env
+        )
         assert asyncio.run(successful_signatures(devnet.solana_url, token["address"])) == [token["tx_id"]]

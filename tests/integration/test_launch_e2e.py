@@ -37,9 +37,16 @@ async def launch_all(client, bodies):
 async def test_evm_tokens_read_back_with_plain_web3(embedded_settings):
     holders = [Account.create() for _ in range(3)]
     bodies = [
-        {"chain": chain, "name": f"Forge {chain} {i}", "symbol": f"F{i}", "decimals": 6 + i,
-         "supply": str(1_000_000 * (i + 1)), "creator": holders[i].address}
-        for chain in ("ethereum", "base") for i in range(3)
+        {
+            "chain": chain,
+            "name": f"Forge {chain} {i}",
+            "symbol": f"F{i}",
+            "decimals": 6 + i,
+            "supply": str(1_000_000 * (i + 1)),
+            "creator": holders[i].address,
+        }
+        for chain in ("ethereum", "base")
+        for i in range(3)
     ]
     async with running_stack(embedded_settings) as (container, client):
         tokens = await launch_all(client, bodies)
@@ -64,11 +71,16 @@ async def test_evm_tokens_read_back_with_plain_web3(embedded_settings):
         w3 = deployer.embedded.web3()
         erc20 = w3.eth.contract(address=token["address"], abi=ERC20_ABI)
         recipient = Account.create().address
-        tx = erc20.functions.transfer(recipient, 12345).build_transaction({
-            "from": creator.address, "nonce": w3.eth.get_transaction_count(creator.address),
-            "gas": 100_000, "maxFeePerGas": w3.eth.gas_price * 2, "maxPriorityFeePerGas": 1,
-            "chainId": w3.eth.chain_id,
-        })
+        tx = erc20.functions.transfer(recipient, 12345).build_transaction(
+            {
+                "from": creator.address,
+                "nonce": w3.eth.get_transaction_count(creator.address),
+                "gas": 100_000,
+                "maxFeePerGas": w3.eth.gas_price * 2,
+                "maxPriorityFeePerGas": 1,
+                "chainId": w3.eth.chain_id,
+            }
+        )
         tx_hash = w3.eth.send_raw_transaction(creator.sign_transaction(tx).raw_transaction)
         receipt = await asyncio.to_thread(w3.eth.wait_for_transaction_receipt, tx_hash, 30, 0.02)
         assert receipt.status == 1
@@ -80,9 +92,15 @@ async def test_evm_tokens_read_back_with_plain_web3(embedded_settings):
 async def test_solana_mints_decode_independently(embedded_settings):
     creators = [Keypair().pubkey() for _ in range(4)]
     bodies = [
-        {"chain": "solana", "name": f"Sol Forge {i}", "symbol": f"SF{i}", "decimals": 9 - i,
-         "supply": str(10_000 * (i + 1)), "creator": str(creators[i]),
-         "metadata_uri": f"https://meta.example.org/{i}.json"}
+        {
+            "chain": "solana",
+            "name": f"Sol Forge {i}",
+            "symbol": f"SF{i}",
+            "decimals": 9 - i,
+            "supply": str(10_000 * (i + 1)),
+            "creator": str(creators[i]),
+            "metadata_uri": f"https://meta.example.org/{i}.json",
+        }
         for i in range(4)
     ]
     async with running_stack(embedded_settings) as (container, client):

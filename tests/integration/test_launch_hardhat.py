@@ -30,13 +30,26 @@ from tokenforge.chains.evm.codec import TOKEN_CREATED_TOPIC, launch_salt
 
 
 def hardhat_chain(*endpoints, **over) -> dict:
-    return {"ethereum": {"network": "local", "endpoints": list(endpoints), "dev_fund_base_units": 10**21,
-                         "keeper_interval_s": 0.2, **over}}
+    return {
+        "ethereum": {
+            "network": "local",
+            "endpoints": list(endpoints),
+            "dev_fund_base_units": 10**21,
+            "keeper_interval_s": 0.2,
+            **over,
+        }
+    }
 
 
 def body(i: int = 0) -> dict:
-    return launch_body(chain="ethereum", name=f"Node Token {i}", symbol=f"NT{i}", decimals=18, supply="1000",
-                       creator=Account.create().address)
+    return launch_body(
+        chain="ethereum",
+        name=f"Node Token {i}",
+        symbol=f"NT{i}",
+        decimals=18,
+        supply="1000",
+        creator=Account.create().address,
+    )
 
 
 async def post(client, payload) -> dict:
@@ -127,9 +140,15 @@ async def test_stuck_launch_is_replaced_by_the_worker_and_confirmed_once(setting
 async def test_failover_to_the_second_endpoint_and_the_primary_breaker_opens(settings):
     with running_hardhat() as node, FaultProxy(node.url) as primary:
         primary.set_mode("error", status=503)
-        settings.chains = {"ethereum": {"network": "local", "dev_fund_base_units": 10**21, "breaker_failures": 2,
-                                        "breaker_reset_s": 300,
-                                        "endpoints": [{"url": primary.url, "weight": 1000}, node.url]}}
+        settings.chains = {
+            "ethereum": {
+                "network": "local",
+                "dev_fund_base_units": 10**21,
+                "breaker_failures": 2,
+                "breaker_reset_s": 300,
+                "endpoints": [{"url": primary.url, "weight": 1000}, node.url],
+            }
+        }
         async with running_stack(settings) as (_container, client):
             accepted = [await post(client, body(i)) for i in range(3)]
             jobs = [await wait_final(client, a["job"]["id"]) for a in accepted]
@@ -179,14 +198,19 @@ def test_worker_killed_after_broadcast_successor_confirms_the_same_transaction(t
     with running_hardhat() as node:
         env = {"TOKENFORGE_CHAINS": json.dumps(hardhat_chain(node.url))}
         accepted, _job, _events, token = crash_and_resume(
-            tmp_path / "data", "ethereum", "after_broadcast", body(), env=env,
+            tmp_path / "data",
+            "ethereum",
+            "after_broadcast",
+            body(),
+            env=env,
             before=lambda: set_automine(node.url, False),  # the broadcast stays pending until the worker is gone
             between=lambda: mine(node.url),  # the receipt exists only now, with no worker watching
         )
         job_id = accepted["job"]["id"]
         w3 = Web3(Web3.HTTPProvider(node.url))
-        created = w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest",
-                                   "topics": [TOKEN_CREATED_TOPIC, None, None, launch_salt(job_id)]})
+        created = w3.eth.get_logs(
+            {"fromBlock": 0, "toBlock": "latest", "topics": [TOKEN_CREATED_TOPIC, None, None, launch_salt(job_id)]}
+        )
         assert len(created) == 1, "exactly one token for the job"
         assert read_token(node.url, token["address"])[1] == 1000 * 10**18
 
@@ -199,9 +223,12 @@ async def test_endpoint_api_keys_and_deployer_keys_never_reach_logs_events_or_he
     caplog.set_level(logging.DEBUG)
     with running_hardhat() as node, FaultProxy(node.url) as failing, FaultProxy(node.url) as good:
         failing.set_mode("error", status=503)
-        settings.chains = hardhat_chain({"url": f"{failing.url}/v3/SECRETAPIKEY1", "weight": 1000},
-                                        f"{good.url}/v3/SECRETAPIKEY2?key=SECRETAPIKEY3",
-                                        breaker_failures=1, deployer_keys=2)
+        settings.chains = hardhat_chain(
+            {"url": f"{failing.url}/v3/SECRETAPIKEY1", "weight": 1000},
+            f"{good.url}/v3/SECRETAPIKEY2?key=SECRETAPIKEY3",
+            breaker_failures=1,
+            deployer_keys=2,
+        )
         async with running_stack(settings) as (container, client):
             accepted = await post(client, body())
             job = await wait_final(client, accepted["job"]["id"])
@@ -229,8 +256,16 @@ def test_keys_list_reads_balances_from_the_endpoints(tmp_path):
     with running_hardhat() as node:
         address = Account.from_key(LocalKeyStore(tmp_path).evm_deployer_key("ethereum")).address
         set_balance(node.url, address, 12345)
-        env = {**os.environ, "TOKENFORGE_DATA_DIR": str(tmp_path),
-               "TOKENFORGE_CHAINS": json.dumps(hardhat_chain(node.url))}
-        out = subprocess.run([sys.executable, "-m", "tokenforge", "keys", "list", "--balances"], env=env,
-                             capture_output=True, text=True, check=True).stdout
+        env = {
+            **os.environ,
+            "TOKENFORGE_DATA_DIR": str(tmp_path),
+            "TOKENFORGE_CHAINS": json.dumps(hardhat_chain(node.url)),
+        }
+        out = subprocess.run(
+            [sys.executable, "-m", "tokenforge", "keys", "list", "--balances"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     assert f"{address}  12345 wei" in out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-
 from tests.support.fake_deployer import FakeDeployer
 from tests.support.stack import running_stack, wait_final
 from tokenforge.errors import PermanentError, TransientError
@@ -52,7 +51,9 @@ async def test_sse_streams_every_state_in_order(any_db_settings):
 
 async def test_transient_errors_retry_then_confirm(any_db_settings):
     fake = FakeDeployer()
-    fake.fail_next("broadcast", TransientError("timeout", code="rpc_timeout"), TransientError("503", code="rpc_unavailable"))
+    fake.fail_next(
+        "broadcast", TransientError("timeout", code="rpc_timeout"), TransientError("503", code="rpc_unavailable")
+    )
     async with running_stack(any_db_settings, {"ethereum": fake}) as (_, client):
         job_id = (await client.post("/v1/tokens", json=launch_body())).json()["job"]["id"]
         job = await wait_final(client, job_id)
@@ -92,8 +93,11 @@ async def test_waiting_for_funds_or_fees_uses_no_attempt(any_db_settings):
     launch's: the launch waits through it and still has every attempt when it ends."""
     any_db_settings.max_attempts = 2
     fake = FakeDeployer()
-    fake.fail_next("sign", *[TransientError("no key funded", code="no_funded_key", retry_after_s=0.01)] * 3,
-                   *[TransientError("base fee above cap", code="fee_above_cap", retry_after_s=0.01)] * 3)
+    fake.fail_next(
+        "sign",
+        *[TransientError("no key funded", code="no_funded_key", retry_after_s=0.01)] * 3,
+        *[TransientError("base fee above cap", code="fee_above_cap", retry_after_s=0.01)] * 3,
+    )
     async with running_stack(any_db_settings, {"ethereum": fake}) as (_, client):
         job_id = (await client.post("/v1/tokens", json=launch_body())).json()["job"]["id"]
         job = await wait_final(client, job_id)
@@ -115,7 +119,9 @@ async def test_dropped_tx_is_signed_again_and_lands_once(any_db_settings):
 async def test_many_launches_in_flight_each_confirmed_once(any_db_settings):
     fake = FakeDeployer(pending_checks=1)
     async with running_stack(any_db_settings, {"ethereum": fake}) as (_, client):
-        responses = await asyncio.gather(*(client.post("/v1/tokens", json=launch_body(symbol=f"T{i}")) for i in range(40)))
+        responses = await asyncio.gather(
+            *(client.post("/v1/tokens", json=launch_body(symbol=f"T{i}")) for i in range(40))
+        )
         ids = [r.json()["job"]["id"] for r in responses]
         jobs = await asyncio.gather(*(wait_final(client, j) for j in ids))
         assert {j["status"] for j in jobs} == {"confirmed"}

@@ -70,8 +70,10 @@ class StubNode:
         "web3_clientVersion": "StubNode/v1",
         "getHealth": "ok",
         "getBlockHeight": 1234,
-        "getLatestBlockhash": {"context": {"slot": 1300, "apiVersion": "2.1.0"},
-                               "value": {"blockhash": BLOCKHASH, "lastValidBlockHeight": 1384}},
+        "getLatestBlockhash": {
+            "context": {"slot": 1300, "apiVersion": "2.1.0"},
+            "value": {"blockhash": BLOCKHASH, "lastValidBlockHeight": 1384},
+        },
     }
 
     def __init__(self) -> None:
@@ -182,8 +184,7 @@ def make_pool(*proxies: FaultProxy, timeout_s: float = 5.0, chain: str = "evm", 
 
 @pytest.mark.parametrize(
     ("mode", "status"),
-    [("error", 500), ("error", 503), ("error", 429), ("error", 401), ("error", 403), ("drop", None),
-     ("hang", None)],
+    [("error", 500), ("error", 503), ("error", 429), ("error", 401), ("error", 403), ("drop", None), ("hang", None)],
 )
 async def test_an_endpoint_fault_fails_over_within_the_same_request(primary, secondary, mode, status):
     primary.set_mode(mode, status=status or 500)
@@ -468,8 +469,10 @@ def test_endpoint_config_is_validated_without_leaking_the_url():
 
 
 def test_redact_url_keeps_scheme_host_and_port_only():
-    assert redact_url(f"https://user:{SECRET}@rpc.example.com:8443/v2/{SECRET}?key={SECRET}") == \
-        "https://rpc.example.com:8443/…"
+    assert (
+        redact_url(f"https://user:{SECRET}@rpc.example.com:8443/v2/{SECRET}?key={SECRET}")
+        == "https://rpc.example.com:8443/…"
+    )
     assert redact_url("http://127.0.0.1:8545") == "http://127.0.0.1:8545"
     assert redact_url("http://127.0.0.1:8545/") == "http://127.0.0.1:8545"
     assert redact_url("not a url") == "<invalid url>"
@@ -519,8 +522,11 @@ async def test_web3_over_the_pool(node, primary, secondary):
 
 
 async def test_solana_async_client_over_the_pool(node, secondary):
-    node.path_errors["/behind"] = {"code": -32005, "message": "Node is behind by 42 slots",
-                                   "data": {"numSlotsBehind": 42}}
+    node.path_errors["/behind"] = {
+        "code": -32005,
+        "message": "Node is behind by 42 slots",
+        "data": {"numSlotsBehind": 42},
+    }
     with FaultProxy(node.url + "/behind") as behind:
         pool = make_pool(behind, secondary, chain="solana")
         client = pooled_async_client(pool)
@@ -567,8 +573,10 @@ def test_fault_proxy_modes_from_sync_code(node):
         with pytest.raises(httpx.TransportError):
             rpc(proxy.url, "eth_chainId")
 
-        batch = [{"jsonrpc": "2.0", "id": i, "method": m, "params": []}
-                 for i, m in enumerate(["eth_chainId", "eth_blockNumber"])]
+        batch = [
+            {"jsonrpc": "2.0", "id": i, "method": m, "params": []}
+            for i, m in enumerate(["eth_chainId", "eth_blockNumber"])
+        ]
         proxy.set_mode("error", status=500, methods={"eth_blockNumber"})
         assert httpx.post(proxy.url, json=batch, timeout=5).status_code == 500  # one element matches
         proxy.set_mode("pass")
@@ -588,8 +596,7 @@ def test_fault_proxy_close_releases_hanging_requests(node):
 
     def request() -> None:
         try:
-            outcome.append(httpx.post(proxy.url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"},
-                                      timeout=30))
+            outcome.append(httpx.post(proxy.url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}, timeout=30))
         except httpx.HTTPError as exc:
             outcome.append(exc)
 
@@ -605,8 +612,9 @@ def test_fault_proxy_close_releases_hanging_requests(node):
 
 async def test_swallowed_evm_transaction_gets_its_hash_but_never_reaches_the_node(primary):
     account = Account.create()
-    signed = account.sign_transaction({"to": "0x" + "33" * 20, "value": 1, "gas": 21000, "gasPrice": 10**9,
-                                       "nonce": 0, "chainId": CHAIN_ID})
+    signed = account.sign_transaction(
+        {"to": "0x" + "33" * 20, "value": 1, "gas": 21000, "gasPrice": 10**9, "nonce": 0, "chainId": CHAIN_ID}
+    )
     raw_hex = "0x" + signed.raw_transaction.hex()
     primary.swallow({"eth_sendRawTransaction"}, times=1, answer=evm_tx_hash_answer)
     pool = make_pool(primary)
@@ -626,7 +634,10 @@ async def test_swallowed_solana_transaction_gets_its_signature(node):
     payer, recipient = Keypair(), Keypair()
     tx = Transaction.new_signed_with_payer(
         [transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=recipient.pubkey(), lamports=5))],
-        payer.pubkey(), [payer], Hash.from_string(BLOCKHASH))
+        payer.pubkey(),
+        [payer],
+        Hash.from_string(BLOCKHASH),
+    )
     with FaultProxy(node.url) as proxy:
         proxy.swallow({"sendTransaction"})  # default answer: the signature, as a node answers
         pool = make_pool(proxy, chain="solana")

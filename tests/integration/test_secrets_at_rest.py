@@ -24,8 +24,14 @@ def _base58(secret: bytes) -> bytes:
 
 
 def _forms(secret: bytes) -> list[bytes]:
-    return [secret, secret.hex().encode(), secret.hex().upper().encode(), base64.b64encode(secret),
-            base64.b64encode(secret).rstrip(b"="), _base58(secret)]
+    return [
+        secret,
+        secret.hex().encode(),
+        secret.hex().upper().encode(),
+        base64.b64encode(secret),
+        base64.b64encode(secret).rstrip(b"="),
+        _base58(secret),
+    ]
 
 
 async def test_keys_never_appear_in_plaintext_on_disk_or_in_logs(settings, caplog):
@@ -33,10 +39,20 @@ async def test_keys_never_appear_in_plaintext_on_disk_or_in_logs(settings, caplo
     caplog.set_level(logging.DEBUG)
     async with running_stack(settings) as (_, client):
         bodies = [
-            {"chain": "ethereum", "name": "Secret Safe", "symbol": "SAFE", "supply": 1,
-             "creator": Account.create().address},
-            {"chain": "solana", "name": "Secret Safe", "symbol": "SAFE", "supply": 1,
-             "creator": str(Keypair().pubkey())},
+            {
+                "chain": "ethereum",
+                "name": "Secret Safe",
+                "symbol": "SAFE",
+                "supply": 1,
+                "creator": Account.create().address,
+            },
+            {
+                "chain": "solana",
+                "name": "Secret Safe",
+                "symbol": "SAFE",
+                "supply": 1,
+                "creator": str(Keypair().pubkey()),
+            },
         ]
         for body in bodies:
             job_id = (await client.post("/v1/tokens", json=body)).json()["job"]["id"]

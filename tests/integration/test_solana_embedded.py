@@ -15,20 +15,30 @@ import pytest
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
+from tests.support.solana_decode import (
+    TOKEN_2022,
+    DecodedMint,
+    assert_launched_mint,
+    ata_of,
+    decode_mint,
+    decode_token_account,
+)
 from tokenforge.chains.ports import LaunchReceipt, LaunchRequest
 from tokenforge.chains.solana.deployer import SolanaDeployer
 from tokenforge.chains.solana.open import open_embedded_solana_deployer
 from tokenforge.errors import PermanentError, TransientError
 
-from tests.support.solana_decode import (  # noqa: E402
-    TOKEN_2022, DecodedMint, assert_launched_mint, ata_of, decode_mint, decode_token_account,
-)
 
 # ----------------------------------------------------------------------- helpers
 def _req(i: int = 0, **overrides) -> LaunchRequest:
     values = dict(
-        job_id=uuid.uuid4().hex, chain="solana", name=f"Token {i}", symbol=f"TK{i}", decimals=6,
-        supply_base_units=(1_000_000_000 + i) * 10**6, creator=str(Keypair().pubkey()),
+        job_id=uuid.uuid4().hex,
+        chain="solana",
+        name=f"Token {i}",
+        symbol=f"TK{i}",
+        decimals=6,
+        supply_base_units=(1_000_000_000 + i) * 10**6,
+        creator=str(Keypair().pubkey()),
         metadata_uri=f"https://cdn.example.com/tokens/{i}.json",
     )
     values.update(overrides)
@@ -69,8 +79,13 @@ async def deployer():
 async def test_concurrent_launches_decode_independently(deployer):
     reqs = [_req(i) for i in range(24)]
     reqs += [
-        _req(name="\U0001F680" * 32, symbol="ABCDEFGHIJ", metadata_uri="https://" + "u" * 192,
-             decimals=9, supply_base_units=2**64 - 1),
+        _req(
+            name="\U0001f680" * 32,
+            symbol="ABCDEFGHIJ",
+            metadata_uri="https://" + "u" * 192,
+            decimals=9,
+            supply_base_units=2**64 - 1,
+        ),
         _req(name="Zero Decimals", symbol="ZERO", decimals=0, supply_base_units=1, metadata_uri=""),
         _req(name="Same Creator", symbol="SAME", creator=reqs[0].creator),
     ]
@@ -88,7 +103,9 @@ async def test_second_attempt_cannot_create_a_second_mint(deployer):
     existing = await deployer.find_existing(req)
     assert existing is not None
     assert (existing.token_address, existing.tx_id, existing.block_number) == (
-        first.token_address, first.tx_id, first.block_number,
+        first.token_address,
+        first.tx_id,
+        first.block_number,
     )
     # A retry that skipped find_existing: same blockhash window -> same tx, or a new one.
     again = await deployer.sign(req)
@@ -176,8 +193,10 @@ async def test_throughput(tmp_path, persistent):
         rate = n / elapsed
         spent = balance0 - d.embedded.get_balance(d.payer)
         fees = sum(r.fee_paid_base_units for r in receipts)
-        print(f"\n[{'sqlite' if persistent else 'memory'}] {n} launches in {elapsed:.2f}s = {rate:.0f}/s; "
-              f"fee {fees // n} lamports/launch; payer spent {spent // n} lamports/launch (fee + rent)")
+        print(
+            f"\n[{'sqlite' if persistent else 'memory'}] {n} launches in {elapsed:.2f}s = {rate:.0f}/s; "
+            f"fee {fees // n} lamports/launch; payer spent {spent // n} lamports/launch (fee + rent)"
+        )
         assert rate >= 100
         for req, receipt in list(zip(reqs, receipts, strict=True))[::50]:
             verify_launch(d, req, receipt)
@@ -194,8 +213,15 @@ async def test_chains_health_shows_the_payer_with_its_balance_and_alert(settings
         (item,) = (await client.get("/v1/chains")).json()["items"]
     payer = str(Keypair.from_seed(LocalKeyStore(settings.data_dir).solana_payer_key("solana")).pubkey())
     # topped up to 100,000 SOL at open, below the 1,000,000 SOL minimum configured here
-    assert item["keys"] == [{"address": payer, "role": "payer", "balance_base_units": str(100_000 * 10**9),
-                             "enabled": True, "alert": "balance below minimum; fund this key"}]
+    assert item["keys"] == [
+        {
+            "address": payer,
+            "role": "payer",
+            "balance_base_units": str(100_000 * 10**9),
+            "enabled": True,
+            "alert": "balance below minimum; fund this key",
+        }
+    ]
     assert item["alerts"] == [f"{payer}: balance below minimum; fund this key"]
 
 

@@ -50,8 +50,13 @@ CONFIRM_TIMEOUT_S = 60.0
 # ----------------------------------------------------------------------- helpers
 def _req(i: int = 0, **overrides) -> LaunchRequest:
     values = {
-        "job_id": uuid.uuid4().hex, "chain": "solana", "name": f"Rpc Token {i}", "symbol": f"RPC{i}", "decimals": 6,
-        "supply_base_units": (1_000_000 + i) * 10**6, "creator": str(Keypair().pubkey()),
+        "job_id": uuid.uuid4().hex,
+        "chain": "solana",
+        "name": f"Rpc Token {i}",
+        "symbol": f"RPC{i}",
+        "decimals": 6,
+        "supply_base_units": (1_000_000 + i) * 10**6,
+        "creator": str(Keypair().pubkey()),
         "metadata_uri": f"https://cdn.example.com/rpc/{i}.json",
     }
     values.update(overrides)
@@ -60,8 +65,12 @@ def _req(i: int = 0, **overrides) -> LaunchRequest:
 
 async def _open(url: str, **options) -> SolanaDeployer:
     return await open_rpc_solana_deployer(
-        "solana", AsyncClient(url, timeout=10), os.urandom(32), os.urandom(32),
-        airdrop_below_lamports=PAYER_FUNDS_LAMPORTS, **options,
+        "solana",
+        AsyncClient(url, timeout=10),
+        os.urandom(32),
+        os.urandom(32),
+        airdrop_below_lamports=PAYER_FUNDS_LAMPORTS,
+        **options,
     )
 
 
@@ -97,8 +106,11 @@ async def _verify_launch(reader: AsyncClient, d: SolanaDeployer, req: LaunchRequ
 
 
 async def _fee_on_chain(reader: AsyncClient, tx_id: str) -> int:
-    tx = (await reader.get_transaction(Signature.from_string(tx_id), commitment=Confirmed,
-                                       max_supported_transaction_version=0)).value
+    tx = (
+        await reader.get_transaction(
+            Signature.from_string(tx_id), commitment=Confirmed, max_supported_transaction_version=0
+        )
+    ).value
     assert tx is not None
     return tx.transaction.meta.fee
 
@@ -169,7 +181,11 @@ async def test_launch_lands_and_decodes(devnet, reader):
         existing = await d.find_existing(req)
         assert existing is not None and existing.extra.get("found_existing")
         assert (existing.token_address, existing.tx_id, existing.block_number, existing.fee_paid_base_units) == (
-            receipt.token_address, receipt.tx_id, receipt.block_number, receipt.fee_paid_base_units)
+            receipt.token_address,
+            receipt.tx_id,
+            receipt.block_number,
+            receipt.fee_paid_base_units,
+        )
         assert await _launches_of(reader, Pubkey.from_string(receipt.token_address)) == ([receipt.tx_id], [])
     finally:
         await d.close()
@@ -237,8 +253,11 @@ async def test_blockhash_expiry_then_resign_lands_once(fast_devnet, tmp_path):
                 await d.confirm(stale)
             mint = Pubkey.from_string(fresh.token_address)
             assert await _launches_of(reader, mint) == ([fresh.tx_id], [])
-            statuses = (await reader.get_signature_statuses([Signature.from_string(stale.tx_id)],
-                                                            search_transaction_history=True)).value
+            statuses = (
+                await reader.get_signature_statuses(
+                    [Signature.from_string(stale.tx_id)], search_transaction_history=True
+                )
+            ).value
             assert statuses == [None]
         finally:
             await d.close()
@@ -275,10 +294,12 @@ async def test_node_failures_are_translated(devnet):
 
 
 async def test_launch_through_a_pooled_client_with_a_dead_endpoint(devnet, reader):
-    pool = RpcPool("solana", [EndpointConfig("http://127.0.0.1:9/solana", weight=100),
-                              EndpointConfig(devnet.solana_url)])
-    d = await open_rpc_solana_deployer("solana", pooled_async_client(pool), os.urandom(32), os.urandom(32),
-                                       airdrop_below_lamports=PAYER_FUNDS_LAMPORTS)
+    pool = RpcPool(
+        "solana", [EndpointConfig("http://127.0.0.1:9/solana", weight=100), EndpointConfig(devnet.solana_url)]
+    )
+    d = await open_rpc_solana_deployer(
+        "solana", pooled_async_client(pool), os.urandom(32), os.urandom(32), airdrop_below_lamports=PAYER_FUNDS_LAMPORTS
+    )
     try:
         req = _req(6)
         _, receipt = await _launch(d, req)

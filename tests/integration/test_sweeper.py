@@ -17,8 +17,8 @@ from sqlalchemy import func, select, update
 
 from tests.support.fake_deployer import FakeDeployer
 from tests.support.stack import running_stack, wait_final
-from tokenforge.jobs.sweeper import Sweeper, lease_owner_id
 from tokenforge.jobs.policy import RetryPolicy
+from tokenforge.jobs.sweeper import Sweeper, lease_owner_id
 from tokenforge.store.models import JobEventRow, JobRow, OutboxRow
 
 CREATOR = "0x00000000000000000000000000000000000000A1"
@@ -48,8 +48,13 @@ class LosingQueue:
 
 async def events(container, job_id) -> list[str]:
     async with container.sessions() as s:
-        return list((await s.execute(
-            select(JobEventRow.message).where(JobEventRow.job_id == job_id).order_by(JobEventRow.id))).scalars())
+        return list(
+            (
+                await s.execute(
+                    select(JobEventRow.message).where(JobEventRow.job_id == job_id).order_by(JobEventRow.id)
+                )
+            ).scalars()
+        )
 
 
 async def test_a_launch_whose_message_was_lost_is_confirmed_without_a_restart(sweep_settings):
@@ -69,11 +74,15 @@ async def test_a_job_leased_by_a_live_worker_or_with_a_message_due_is_left_alone
         leased = (await client.post("/v1/tokens", json=BODY)).json()["job"]["id"]
         due_later = (await client.post("/v1/tokens", json={**BODY, "symbol": "LATE"})).json()["job"]["id"]
         async with container.sessions() as s:
-            await s.execute(update(JobRow).where(JobRow.id == leased)
-                            .values(lease_owner="another-host:1:abcd", lease_until=time.time() + 60))
+            await s.execute(
+                update(JobRow)
+                .where(JobRow.id == leased)
+                .values(lease_owner="another-host:1:abcd", lease_until=time.time() + 60)
+            )
             await s.execute(update(OutboxRow).where(OutboxRow.job_id == leased).values(sent_at=time.time() - 60))
-            await s.execute(update(OutboxRow).where(OutboxRow.job_id == due_later)
-                            .values(available_at=time.time() + 3600))
+            await s.execute(
+                update(OutboxRow).where(OutboxRow.job_id == due_later).values(available_at=time.time() + 3600)
+            )
             await s.commit()
         await asyncio.sleep(sweep_settings.sweep_stale_s)  # both are stale by the clock
         report = await container.sweeper.sweep()
@@ -91,8 +100,11 @@ async def test_the_lease_of_an_exited_worker_process_is_released_and_its_job_res
         job_id = (await client.post("/v1/tokens", json=BODY)).json()["job"]["id"]
         host = lease_owner_id().rsplit(":", 2)[0]
         async with container.sessions() as s:  # a worker took it, marked it submitted, and died
-            await s.execute(update(JobRow).where(JobRow.id == job_id)
-                            .values(lease_owner=f"{host}:{dead_pid}:dead", lease_until=time.time() + 3600))
+            await s.execute(
+                update(JobRow)
+                .where(JobRow.id == job_id)
+                .values(lease_owner=f"{host}:{dead_pid}:dead", lease_until=time.time() + 3600)
+            )
             await s.execute(update(OutboxRow).where(OutboxRow.job_id == job_id).values(sent_at=time.time()))
             await s.commit()
         report = await container.sweeper.sweep(queue_empty=True)  # what a new worker does at start
@@ -105,19 +117,35 @@ async def test_the_lease_of_an_exited_worker_process_is_released_and_its_job_res
 async def test_two_sweepers_at_once_re_enqueue_each_job_once(sweep_settings):
     fake = FakeDeployer()
     async with running_stack(sweep_settings, {"ethereum": fake}, start=False) as (container, client):
-        ids = [(await client.post("/v1/tokens", json={**BODY, "symbol": f"S{i}"})).json()["job"]["id"]
-               for i in range(30)]
+        ids = [
+            (await client.post("/v1/tokens", json={**BODY, "symbol": f"S{i}"})).json()["job"]["id"] for i in range(30)
+        ]
         async with container.sessions() as s:  # every first message was sent and lost
             await s.execute(update(OutboxRow).values(sent_at=time.time() - 60))
             await s.commit()
         await asyncio.sleep(sweep_settings.sweep_stale_s)
         policy = RetryPolicy()
-        sweepers = [Sweeper(container.sessions, policy=policy, interval_s=1, stale_s=sweep_settings.sweep_stale_s,
-                            wake_relay=lambda: None, batch=7) for _ in range(2)]
+        sweepers = [
+            Sweeper(
+                container.sessions,
+                policy=policy,
+                interval_s=1,
+                stale_s=sweep_settings.sweep_stale_s,
+                wake_relay=lambda: None,
+                batch=7,
+            )
+            for _ in range(2)
+        ]
         reports = await asyncio.gather(*(sw.sweep() for sw in sweepers))
         assert sum(r.reenqueued for r in reports) == len(ids)
         async with container.sessions() as s:
-            per_job = dict((await s.execute(
-                select(OutboxRow.job_id, func.count()).where(OutboxRow.sent_at.is_(None)).group_by(OutboxRow.job_id)
-            )).all())
-        assert per_job == {job_id: 1 for job_id in ids}
+            per_job = dict(
+                (
+                    await s.execute(
+                        select(OutboxRow.job_id, func.count())
+                        .where(OutboxRow.sent_at.is_(None))
+                        .group_by(OutboxRow.job_id)
+                    )
+                ).all()
+            )
+        assert per_job == dict.fromkeys(ids, 1)

@@ -29,11 +29,17 @@ def _worker_children(pid: int) -> list[int]:
 
 async def test_launch_through_a_separate_worker_process_and_fail_fast_when_it_dies(tmp_path):
     async with fresh_postgres_database() as url:
-        proc, base = serve(tmp_path / "data", "solana", args=("--worker-process",),
-                           env={"TOKENFORGE_DATABASE_URL": url})
+        proc, base = serve(
+            tmp_path / "data", "solana", args=("--worker-process",), env={"TOKENFORGE_DATABASE_URL": url}
+        )
         try:
-            body = {"chain": "solana", "name": "Two Procs", "symbol": "TWO", "supply": 10,
-                    "creator": str(Keypair().pubkey())}
+            body = {
+                "chain": "solana",
+                "name": "Two Procs",
+                "symbol": "TWO",
+                "supply": 10,
+                "creator": str(Keypair().pubkey()),
+            }
             job_id = httpx.post(f"{base}/v1/tokens", json=body, timeout=30).json()["job"]["id"]
             job, events = follow_until_final(base, job_id)
             assert job["status"] == "confirmed"

@@ -57,8 +57,9 @@ class CommitmentProxy:
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         assert self._session is not None
-        async with self._session.post(self.upstream_url, data=body,
-                                      headers={"Content-Type": "application/json"}) as upstream:
+        async with self._session.post(
+            self.upstream_url, data=body, headers={"Content-Type": "application/json"}
+        ) as upstream:
             answer = await upstream.json(content_type=None)
         sent = _json(body)
         if isinstance(sent, list):

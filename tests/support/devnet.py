@@ -44,15 +44,29 @@ class Devnet:
 
 @contextmanager
 def running_devnet(
-    tmp_path: Path, *, slot_ms: int = 400, chains: str | None = None, data_dir: Path | None = None,
+    tmp_path: Path,
+    *,
+    slot_ms: int = 400,
+    chains: str | None = None,
+    data_dir: Path | None = None,
     in_memory: bool = False,
 ) -> Iterator[Devnet]:
     """Starts ``python -m tokenforge devnet`` on a free port with state under ``tmp_path``
     (or ``data_dir``), waits until ``GET /health`` answers, and stops it (SIGTERM, then kill)."""
     port = free_port()
     data_dir = data_dir or tmp_path / "devnet"
-    args = [sys.executable, "-m", "tokenforge", "devnet", "--port", str(port), "--data-dir", str(data_dir),
-            "--slot-ms", str(slot_ms)]
+    args = [
+        sys.executable,
+        "-m",
+        "tokenforge",
+        "devnet",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--slot-ms",
+        str(slot_ms),
+    ]
     if chains:
         args += ["--chains", chains]
     if in_memory:
@@ -102,7 +116,8 @@ def stop(proc: subprocess.Popen) -> int:
 
 def fund_evm(url: str, address: str, wei: int) -> None:
     """Sets ``address``'s balance to ``wei`` with ``hardhat_setBalance`` (works on Hardhat too)."""
-    reply = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "hardhat_setBalance",
-                                  "params": [address, hex(wei)]}, timeout=30).json()
+    reply = httpx.post(
+        url, json={"jsonrpc": "2.0", "id": 1, "method": "hardhat_setBalance", "params": [address, hex(wei)]}, timeout=30
+    ).json()
     if "error" in reply:
         raise AssertionError(f"hardhat_setBalance failed: {reply['error']}")

@@ -68,13 +68,19 @@ class FakeLedger:
 
     def creations(self, token_address: str) -> list[str]:
         """The transactions that created ``token_address`` (a correct deployer makes one)."""
-        return [tx_id for tx_id, inc in self.included.items()
-                if inc.created and inc.signed.token_address == token_address]
+        return [
+            tx_id for tx_id, inc in self.included.items() if inc.created and inc.signed.token_address == token_address
+        ]
 
     def receipt(self, tx_id: str) -> LaunchReceipt:
         inc = self.included[tx_id]
-        return LaunchReceipt(inc.signed.token_address, tx_id, block_number=inc.block, gas_used=GAS_PER_LAUNCH,
-                             fee_paid_base_units=GAS_PER_LAUNCH * GAS_PRICE_WEI)
+        return LaunchReceipt(
+            inc.signed.token_address,
+            tx_id,
+            block_number=inc.block,
+            gas_used=GAS_PER_LAUNCH,
+            fee_paid_base_units=GAS_PER_LAUNCH * GAS_PRICE_WEI,
+        )
 
 
 class FakeDeployer:
@@ -124,8 +130,13 @@ class FakeDeployer:
         self.sign_calls += 1
         nonce = self.ledger.next_nonce()
         tx_id = f"0xtx{req.job_id}{nonce}"
-        signed = SignedLaunch(tx_id=tx_id, raw_tx=tx_id.encode(), token_address=self.address_for(req.job_id),
-                              signer="0xdeployer", nonce=nonce)
+        signed = SignedLaunch(
+            tx_id=tx_id,
+            raw_tx=tx_id.encode(),
+            token_address=self.address_for(req.job_id),
+            signer="0xdeployer",
+            nonce=nonce,
+        )
         self.signed_event.set()
         return signed
 

@@ -395,8 +395,9 @@ class FaultProxy:
             self._changed.notify_all()
         assert self._session is not None
         try:
-            async with self._session.post(self.upstream_url, data=body,
-                                          headers={"Content-Type": "application/json"}) as upstream:
+            async with self._session.post(
+                self.upstream_url, data=body, headers={"Content-Type": "application/json"}
+            ) as upstream:
                 data = await upstream.read()
                 content_type = upstream.headers.get("Content-Type", "application/json")
                 return web.Response(body=data, status=upstream.status, headers={"Content-Type": content_type})

@@ -126,7 +126,11 @@ def _start(env: dict[str, str], log_path: Path) -> HardhatNode:
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
                 ["npx", "--no-install", "hardhat", "node", "--hostname", "127.0.0.1", "--port", str(port)],
-                cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=REPO_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         node = HardhatNode(url=f"http://127.0.0.1:{port}", port=port, process=process, log_path=log_path)

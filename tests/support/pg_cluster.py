@@ -92,12 +92,34 @@ class PostgresCluster:
         if self._running:
             return
         if not self._initialized:
-            self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                      "--no-sync", "--no-instructions")
-        options = (f"-p {self.port} -k {self.base_dir} -c listen_addresses={self.host} -c fsync=off "
-                   "-c max_connections=200")
-        self._run("pg_ctl", "start", "-D", str(self.data_dir), "-l", str(self.log_path), "-w",
-                  "-t", str(START_TIMEOUT_S), "-o", options)
+            self._run(
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-instructions",
+            )
+        options = (
+            f"-p {self.port} -k {self.base_dir} -c listen_addresses={self.host} -c fsync=off -c max_connections=200"
+        )
+        self._run(
+            "pg_ctl",
+            "start",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_path),
+            "-w",
+            "-t",
+            str(START_TIMEOUT_S),
+            "-o",
+            options,
+        )
         self._running = True
         if not self._initialized:
             self._run("createdb", "-h", self.host, "-p", str(self.port), "-U", "postgres", self.database)
@@ -108,8 +130,17 @@ class PostgresCluster:
         next start); otherwise a fast shutdown (connections closed, checkpoint written)."""
         if not self._running:
             return
-        self._run("pg_ctl", "stop", "-D", str(self.data_dir), "-w", "-t", str(START_TIMEOUT_S),
-                  "-m", "immediate" if immediate else "fast")
+        self._run(
+            "pg_ctl",
+            "stop",
+            "-D",
+            str(self.data_dir),
+            "-w",
+            "-t",
+            str(START_TIMEOUT_S),
+            "-m",
+            "immediate" if immediate else "fast",
+        )
         self._running = False
 
     def close(self) -> None:
@@ -137,8 +168,15 @@ class PostgresCluster:
         self.close()
 
     def _run(self, tool: str, *args: str) -> None:
-        result = subprocess.run([*self._as_owner, str(self._bin / tool), *args], cwd=self.base_dir,
-                                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=START_TIMEOUT_S * 2)
+        result = subprocess.run(
+            [*self._as_owner, str(self._bin / tool), *args],
+            cwd=self.base_dir,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT_S * 2,
+        )
         if result.returncode != 0:
-            raise RuntimeError(f"{tool} failed ({result.returncode}): {result.stderr.strip()[-2000:]}\n"
-                               f"server log: {self.log_tail()}")
+            raise RuntimeError(
+                f"{tool} failed ({result.returncode}): {result.stderr.strip()[-2000:]}\nserver log: {self.log_tail()}"
+            )

@@ -23,13 +23,21 @@ def serve(
 ) -> tuple[subprocess.Popen, str]:
     """Start the server with only ``chain`` enabled; returns it and its base URL once ready."""
     port = free_port()
-    full_env = {**os.environ, "TOKENFORGE_DATA_DIR": str(data_dir),
-                "TOKENFORGE_CHAINS": json.dumps({chain: "embedded"}), **(env or {})}
+    full_env = {
+        **os.environ,
+        "TOKENFORGE_DATA_DIR": str(data_dir),
+        "TOKENFORGE_CHAINS": json.dumps({chain: "embedded"}),
+        **(env or {}),
+    }
     full_env.pop("TOKENFORGE_FAULT_CRASH_POINT", None)
     if crash_point:
         full_env["TOKENFORGE_FAULT_CRASH_POINT"] = crash_point
-    proc = subprocess.Popen([sys.executable, "-m", "tokenforge.cli.main", "serve", "--port", str(port), *args],
-                            env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tokenforge.cli.main", "serve", "--port", str(port), *args],
+        env=full_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

@@ -75,9 +75,19 @@ def decode_mint(data: bytes) -> DecodedMint:
     (additional,) = struct.unpack_from("<I", md, pos)
     assert pos + 4 == len(md)
     return DecodedMint(
-        mint_authority, supply, decimals, bool(initialized), freeze_authority,
-        nonzero(pointer[:32]), nonzero(pointer[32:]), nonzero(md[:32]), Pubkey.from_bytes(md[32:64]),
-        name, symbol, uri, additional,
+        mint_authority,
+        supply,
+        decimals,
+        bool(initialized),
+        freeze_authority,
+        nonzero(pointer[:32]),
+        nonzero(pointer[32:]),
+        nonzero(md[:32]),
+        Pubkey.from_bytes(md[32:64]),
+        name,
+        symbol,
+        uri,
+        additional,
     )
 
 

@@ -36,6 +36,7 @@ async def _ready(deployer):
 
 async def wait_final(client: httpx.AsyncClient, job_id: str, timeout_s: float = 60.0) -> dict:
     """Follow the job's SSE stream until it is final; returns the final job."""
+
     async def follow() -> dict:
         async with client.stream("GET", f"/v1/jobs/{job_id}/events") as resp:
             assert resp.status_code == 200

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from tokenforge.bootstrap import Container
 
 
-async def get_container(request: Request) -> "Container":
+async def get_container(request: Request) -> Container:
     return request.app.state.container
 
 

@@ -111,16 +111,23 @@ _STATUS_TITLES = {
 #: The problem responses every route can return, for the OpenAPI document.
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     408: {"model": Problem, "description": "The request body did not arrive in time", "content": {PROBLEM_JSON: {}}},
-    413: {"model": Problem, "description": "The request body is larger than the server takes (64 KiB by default)",
-          "content": {PROBLEM_JSON: {}}},
+    413: {
+        "model": Problem,
+        "description": "The request body is larger than the server takes (64 KiB by default)",
+        "content": {PROBLEM_JSON: {}},
+    },
     422: {"model": Problem, "description": "Invalid input; `errors` names each field", "content": {PROBLEM_JSON: {}}},
     500: {"model": Problem, "description": "Unexpected server error", "content": {PROBLEM_JSON: {}}},
     503: {
         "model": Problem,
         "description": "Temporarily unavailable (e.g. the database is down); try again after `Retry-After`",
         "content": {PROBLEM_JSON: {}},
-        "headers": {"Retry-After": {"description": "Seconds to wait before retrying",
-                                    "schema": {"type": "integer", "minimum": 1}}},
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds to wait before retrying",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        },
     },
 }
 
@@ -174,7 +181,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ValidationFailed)
     async def _domain(request: Request, exc: ValidationFailed) -> OrjsonResponse:
         return problem_response(
-            request, 422, "invalid-parameter", "Invalid request", f"{exc.field}: {exc.detail}",
+            request,
+            422,
+            "invalid-parameter",
+            "Invalid request",
+            f"{exc.field}: {exc.detail}",
             [{"field": exc.field, "message": exc.detail}],
         )
 
@@ -190,7 +201,11 @@ def install(app: FastAPI) -> None:
     async def _tokenforge(request: Request, exc: TokenForgeError) -> OrjsonResponse:
         if exc.is_transient():
             return problem_response(
-                request, 503, exc.code.replace("_", "-"), "Temporarily unavailable", exc.message,
+                request,
+                503,
+                exc.code.replace("_", "-"),
+                "Temporarily unavailable",
+                exc.message,
                 headers={"Retry-After": str(retry_after_s(exc))},
             )
         return problem_response(request, 422, exc.code.replace("_", "-"), "Request refused", exc.message)
@@ -200,7 +215,11 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 400 and "parsing the body" in str(exc.detail):
             # e.g. a body that is not UTF-8: the same answer as any other unreadable body
             return problem_response(
-                request, 422, "invalid-parameter", "Invalid request", "body: the body is not valid JSON",
+                request,
+                422,
+                "invalid-parameter",
+                "Invalid request",
+                "body: the body is not valid JSON",
                 [{"field": "body", "message": "the body is not valid JSON"}],
             )
         headers = exc.headers

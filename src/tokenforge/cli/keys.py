@@ -87,7 +87,9 @@ def keys_list(
 @keys_app.command("import-evm")
 def keys_import_evm(
     chain: Annotated[str, typer.Option(help="EVM chain the key deploys on.")],
-    index: Annotated[int, typer.Option(min=0, max=63, help="Position in the chain's key pool (0 owns the factory).")] = 0,
+    index: Annotated[
+        int, typer.Option(min=0, max=63, help="Position in the chain's key pool (0 owns the factory).")
+    ] = 0,
 ) -> None:
     """Seal an existing EVM private key (hex, read from standard input) as a deployer key."""
     from tokenforge.errors import TokenForgeError

@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tokenforge.cli.keys import keys_app
 from tokenforge.cli.client import ApiError, create_token, follow_job, get_json, throwaway_creator
+from tokenforge.cli.keys import keys_app
 from tokenforge.config import Settings
 
 app = typer.Typer(help="TokenForge: launch tokens on EVM chains and Solana.", no_args_is_help=True)
@@ -34,16 +34,18 @@ ApiOption = Annotated[
 @app.command()
 def serve(
     host: Annotated[
-        str | None, typer.Option(help="Interface to listen on (default: TOKENFORGE_HOST, else 127.0.0.1).",
-                                 show_default=False)
+        str | None,
+        typer.Option(help="Interface to listen on (default: TOKENFORGE_HOST, else 127.0.0.1).", show_default=False),
     ] = None,
     port: Annotated[
         int | None, typer.Option(help="Port to listen on (default: TOKENFORGE_PORT, else 8000).", show_default=False)
     ] = None,
     worker_process: Annotated[
         bool,
-        typer.Option(help="Run relay and worker in a child process (for PostgreSQL; on SQLite the "
-                          "two processes contend for the file lock and one process is faster)."),
+        typer.Option(
+            help="Run relay and worker in a child process (for PostgreSQL; on SQLite the "
+            "two processes contend for the file lock and one process is faster)."
+        ),
     ] = False,
 ) -> None:
     """Run the API, the outbox relay and the worker (on the embedded default no servers are needed).
@@ -72,13 +74,25 @@ def serve(
         background = BackgroundProcess(settings)
         background.start()
     console.print(f"TokenForge on http://{host}:{port}  (data: {settings.data_dir.resolve()}, API docs: /docs)")
-    app_ = create_app(settings, run_relay=not worker_process, run_worker=not worker_process,
-                      on_shutdown=background.stop if background is not None else None)
+    app_ = create_app(
+        settings,
+        run_relay=not worker_process,
+        run_worker=not worker_process,
+        on_shutdown=background.stop if background is not None else None,
+    )
     try:
         # keep-alive longer than clients' pools keep idle connections (as proxies do), so a
         # client does not send on a connection the server is closing
-        uvicorn.run(report_startup_failures(app_), host=host, port=port, loop="uvloop", http=BoundedHttpToolsProtocol,
-                    log_level="warning", access_log=False, timeout_keep_alive=75)
+        uvicorn.run(
+            report_startup_failures(app_),
+            host=host,
+            port=port,
+            loop="uvloop",
+            http=BoundedHttpToolsProtocol,
+            log_level="warning",
+            access_log=False,
+            timeout_keep_alive=75,
+        )
     finally:
         if background is not None:
             background.stop()
@@ -93,7 +107,6 @@ async def _client(api: str | None):
         return
     from tokenforge.api.app import create_app
     from tokenforge.bootstrap import build_container
-
     from tokenforge.errors import TokenForgeError
 
     settings = Settings()
@@ -103,7 +116,9 @@ async def _client(api: str | None):
             await container.start()
     except TokenForgeError as exc:
         await container.close()
-        hint = " (is a server running on this data directory? pass --api URL to use it)" if "in use" in exc.message else ""
+        hint = (
+            " (is a server running on this data directory? pass --api URL to use it)" if "in use" in exc.message else ""
+        )
         err.print(f"[red]cannot start the embedded default:[/] {exc.message}{hint}")
         raise typer.Exit(2) from None
     transport = httpx.ASGITransport(app=create_app(container=container))
@@ -133,8 +148,14 @@ def launch(
     if creator is None:
         creator = throwaway_creator(chain)
         err.print(f"[yellow]no --creator given: the supply goes to a fresh throwaway address {creator}[/]")
-    body = {"chain": chain, "name": name, "symbol": symbol, "supply": supply, "creator": creator,
-            "description": description}
+    body = {
+        "chain": chain,
+        "name": name,
+        "symbol": symbol,
+        "supply": supply,
+        "creator": creator,
+        "description": description,
+    }
     if decimals is not None:
         body["decimals"] = decimals
     if metadata_uri:
@@ -168,7 +189,9 @@ def launch(
 @app.command()
 def demo(
     tokens: Annotated[int, typer.Option(min=1, max=100_000, help="How many tokens to launch.")] = 20,
-    chains: Annotated[str, typer.Option(help="Comma-separated chains to spread launches over.")] = "ethereum,bsc,base,solana",
+    chains: Annotated[
+        str, typer.Option(help="Comma-separated chains to spread launches over.")
+    ] = "ethereum,bsc,base,solana",
     concurrency: Annotated[int, typer.Option(min=1, max=1000, help="Launches in flight at once.")] = 50,
     api: ApiOption = None,
 ) -> None:
@@ -185,14 +208,25 @@ def demo(
         latencies: list[float] = []
         sem = asyncio.Semaphore(concurrency)
         async with _client(api) as client:
-            with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TimeElapsedColumn(), console=console) as progress:
+            with Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+            ) as progress:
                 task = progress.add_task("launching", total=tokens)
 
                 async def one(i: int) -> None:
                     chain = names[i % len(names)]
-                    body = {"chain": chain, "name": f"Demo Token {i}", "symbol": f"DEMO{i % 100000}",
-                            "supply": "1000000000", "creator": throwaway_creator(chain)}
+                    body = {
+                        "chain": chain,
+                        "name": f"Demo Token {i}",
+                        "symbol": f"DEMO{i % 100000}",
+                        "supply": "1000000000",
+                        "creator": throwaway_creator(chain),
+                    }
                     async with sem:
                         started = time.perf_counter()
                         try:
@@ -219,8 +253,10 @@ def demo(
         console.print(table)
         if latencies:
             latencies.sort()
-            console.print(f"end-to-end p50 {latencies[len(latencies) // 2] * 1000:.0f} ms, "
-                          f"p99 {latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000:.0f} ms")
+            console.print(
+                f"end-to-end p50 {latencies[len(latencies) // 2] * 1000:.0f} ms, "
+                f"p99 {latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000:.0f} ms"
+            )
         bad = sum(r["failed"] + r["dead"] + r["refused"] for r in results.values())
         return 1 if bad else 0
 
@@ -249,8 +285,14 @@ def devnet(
     from tokenforge.errors import TokenForgeError
 
     try:
-        config = DevnetConfig(host=host, port=port, data_dir=Path(data_dir), in_memory=in_memory, slot_ms=slot_ms,
-                              chains=DevnetConfig.parse_chains(chains))
+        config = DevnetConfig(
+            host=host,
+            port=port,
+            data_dir=Path(data_dir),
+            in_memory=in_memory,
+            slot_ms=slot_ms,
+            chains=DevnetConfig.parse_chains(chains),
+        )
         run_devnet(config, announce=lambda line: typer.echo(line))
     except TokenForgeError as exc:
         err.print(f"[red]devnet:[/] {exc.message}")
@@ -270,8 +312,13 @@ def jobs_list(
     for col in ("job", "chain", "attempts", "error", "updated"):
         table.add_column(col)
     for row in rows:
-        table.add_row(row.id, row.chain, str(row.attempts), f"{row.error_code or ''} {row.error_message or ''}"[:80],
-                      row.updated_at.isoformat(timespec="seconds"))
+        table.add_row(
+            row.id,
+            row.chain,
+            str(row.attempts),
+            f"{row.error_code or ''} {row.error_message or ''}"[:80],
+            row.updated_at.isoformat(timespec="seconds"),
+        )
     console.print(table)
 
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from tokenforge.config import Settings
-from tokenforge.domain.jobs import JobStatus
-from tokenforge.domain.jobs import TokenStatus
+from tokenforge.domain.jobs import JobStatus, TokenStatus
 from tokenforge.errors import NotFound, ValidationFailed
 from tokenforge.jobs.handlers.launch import enqueue_step
 from tokenforge.store.db import make_engine, make_sessionmaker, utcnow

@@ -28,9 +28,7 @@ class JobStatus(StrEnum):
 FINAL: frozenset[JobStatus] = frozenset({JobStatus.CONFIRMED, JobStatus.FAILED, JobStatus.DEAD})
 
 _ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.QUEUED: frozenset(
-        {JobStatus.SUBMITTING, JobStatus.CONFIRMED, JobStatus.FAILED, JobStatus.DEAD}
-    ),
+    JobStatus.QUEUED: frozenset({JobStatus.SUBMITTING, JobStatus.CONFIRMED, JobStatus.FAILED, JobStatus.DEAD}),
     JobStatus.SUBMITTING: frozenset(
         {JobStatus.SUBMITTED, JobStatus.QUEUED, JobStatus.CONFIRMED, JobStatus.FAILED, JobStatus.DEAD}
     ),

@@ -22,7 +22,12 @@ log = logging.getLogger(__name__)
 
 class OutboxRelay:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], queue: JobQueue, *, poll_s: float, batch: int = 500,
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        queue: JobQueue,
+        *,
+        poll_s: float,
+        batch: int = 500,
         policy: RetryPolicy | None = None,
     ) -> None:
         self._policy = policy or RetryPolicy()
@@ -84,8 +89,11 @@ class OutboxRelay:
                 failures += 1
                 err = as_tokenforge_error(exc)
                 if failures == 1:
-                    log.warning("outbox relay pass failed (%s); retrying with backoff", err,
-                                exc_info=not isinstance(exc, TokenForgeError))
+                    log.warning(
+                        "outbox relay pass failed (%s); retrying with backoff",
+                        err,
+                        exc_info=not isinstance(exc, TokenForgeError),
+                    )
                 delay = max(self._poll_s, outage_delay_s(failures, self._policy))
                 self._wake.clear()  # a wake-up during an outage must not skip the backoff
             if delay > 0:

@@ -128,8 +128,9 @@ def decide(
     code = err.code
     hint_s = err.retry_after_s if isinstance(err, TransientError) else None
     if code is ErrorCode.DB_UNAVAILABLE or job is None:
-        return Decision(Action.REQUEUE, outage_delay_s(outages, policy, rng=rng),
-                        note="the database is unavailable; trying again")
+        return Decision(
+            Action.REQUEUE, outage_delay_s(outages, policy, rng=rng), note="the database is unavailable; trying again"
+        )
     if err.kind is ErrorKind.PERMANENT:
         return Decision(Action.FAIL, note=f"failed: {err.message}")
     next_attempt = job.attempts + 1
@@ -142,21 +143,39 @@ def decide(
     if err.kind is ErrorKind.WAIT:
         return Decision(Action.RETRY, delay(max(1, next_attempt)), note=f"waiting ({code}): {err.message}")
     if code is ErrorCode.CONFIRM_TIMEOUT and job.in_flight:
-        return Decision(Action.RETRY, policy.confirm_poll_max_s,
-                        move_to=JobStatus.SUBMITTING if job.status is JobStatus.SUBMITTED else None,
-                        note="not confirmed yet; sending the recorded transaction again", records_error=False)
+        return Decision(
+            Action.RETRY,
+            policy.confirm_poll_max_s,
+            move_to=JobStatus.SUBMITTING if job.status is JobStatus.SUBMITTED else None,
+            note="not confirmed yet; sending the recorded transaction again",
+            records_error=False,
+        )
     if code is ErrorCode.TX_DROPPED:
         move_to = None if job.status is JobStatus.QUEUED else JobStatus.QUEUED
         if next_attempt >= job.max_attempts:
-            return Decision(Action.DEAD, uses_attempt=True, move_to=move_to,
-                            note=f"dead after {next_attempt} attempts: {err.message}")
-        return Decision(Action.RETRY, delay(next_attempt), uses_attempt=True, move_to=move_to,
-                        note="transaction dropped; will sign again")
+            return Decision(
+                Action.DEAD,
+                uses_attempt=True,
+                move_to=move_to,
+                note=f"dead after {next_attempt} attempts: {err.message}",
+            )
+        return Decision(
+            Action.RETRY,
+            delay(next_attempt),
+            uses_attempt=True,
+            move_to=move_to,
+            note="transaction dropped; will sign again",
+        )
     if next_attempt < job.max_attempts:
-        return Decision(Action.RETRY, delay(next_attempt), uses_attempt=True,
-                        note=f"attempt {next_attempt} failed ({code})")
+        return Decision(
+            Action.RETRY, delay(next_attempt), uses_attempt=True, note=f"attempt {next_attempt} failed ({code})"
+        )
     if job.in_flight:
-        return Decision(Action.RETRY, delay(next_attempt), uses_attempt=True,
-                        note=f"attempt {next_attempt} failed ({code}); the recorded transaction can still be "
-                             "mined, so the launch is not given up")
+        return Decision(
+            Action.RETRY,
+            delay(next_attempt),
+            uses_attempt=True,
+            note=f"attempt {next_attempt} failed ({code}); the recorded transaction can still be "
+            "mined, so the launch is not given up",
+        )
     return Decision(Action.DEAD, uses_attempt=True, note=f"dead after {next_attempt} attempts: {err.message}")

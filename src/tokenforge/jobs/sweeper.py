@@ -125,17 +125,26 @@ class Sweeper:
 
     async def _release_dead_leases(self) -> int:
         async with self._sessions() as s:
-            owners = (await s.execute(
-                select(JobRow.lease_owner).distinct()
-                .where(JobRow.lease_owner.like(f"{self._host}:%"), JobRow.status.not_in(_FINAL_VALUES))
-            )).scalars().all()
+            owners = (
+                (
+                    await s.execute(
+                        select(JobRow.lease_owner)
+                        .distinct()
+                        .where(JobRow.lease_owner.like(f"{self._host}:%"), JobRow.status.not_in(_FINAL_VALUES))
+                    )
+                )
+                .scalars()
+                .all()
+            )
             dead = [o for o in owners if o and _owner_is_dead(o, self._host)]
             if not dead:
                 await s.commit()
                 return 0
             result = await s.execute(
-                update(JobRow).where(JobRow.lease_owner.in_(dead), JobRow.status.not_in(_FINAL_VALUES))
-                .values(lease_owner=None, lease_until=None).execution_options(synchronize_session=False)
+                update(JobRow)
+                .where(JobRow.lease_owner.in_(dead), JobRow.status.not_in(_FINAL_VALUES))
+                .values(lease_owner=None, lease_until=None)
+                .execution_options(synchronize_session=False)
             )
             await s.commit()
         released = rows_matched(result)
@@ -147,16 +156,32 @@ class Sweeper:
         transaction again at its next step (the mempool that had it may be gone)."""
         now = utcnow()
         async with self._sessions() as s:
-            ids = (await s.execute(
-                select(JobRow.id).where(JobRow.status == JobStatus.SUBMITTED.value,
-                                        or_(JobRow.lease_until.is_(None), JobRow.lease_until < time.time()))
-            )).scalars().all()
+            ids = (
+                (
+                    await s.execute(
+                        select(JobRow.id).where(
+                            JobRow.status == JobStatus.SUBMITTED.value,
+                            or_(JobRow.lease_until.is_(None), JobRow.lease_until < time.time()),
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
             changes = Changes(
                 jobs=[
                     {"id": i, "status": JobStatus.SUBMITTING.value, "confirm_checks": 0, "updated_at": now} for i in ids
                 ],
-                events=[{"job_id": i, "status": JobStatus.SUBMITTING.value, "data": {}, "created_at": now,
-                         "message": "resumed after restart; broadcasting the recorded transaction again"} for i in ids],
+                events=[
+                    {
+                        "job_id": i,
+                        "status": JobStatus.SUBMITTING.value,
+                        "data": {},
+                        "created_at": now,
+                        "message": "resumed after restart; broadcasting the recorded transaction again",
+                    }
+                    for i in ids
+                ],
             )
             await write_changes(s, [changes])
             await s.commit()
@@ -170,9 +195,11 @@ class Sweeper:
         has_pending_message = exists().where(OutboxRow.job_id == JobRow.id, or_(*pending))
         stmt = (
             select(JobRow)
-            .where(JobRow.status.not_in(_FINAL_VALUES),
-                   or_(JobRow.lease_until.is_(None), JobRow.lease_until < now_s),
-                   ~has_pending_message)
+            .where(
+                JobRow.status.not_in(_FINAL_VALUES),
+                or_(JobRow.lease_until.is_(None), JobRow.lease_until < now_s),
+                ~has_pending_message,
+            )
             .order_by(JobRow.nonce.is_(None), JobRow.nonce, JobRow.created_at)
             .limit(self._batch)
         )
@@ -192,8 +219,9 @@ class Sweeper:
                     values.update(status=status, confirm_checks=0)
                     message = "resumed by the sweeper; broadcasting the recorded transaction again"
                 changes.jobs.append(values)
-                changes.events.append({"job_id": job.id, "status": status, "message": message, "data": {},
-                                       "created_at": now})
+                changes.events.append(
+                    {"job_id": job.id, "status": status, "message": message, "data": {}, "created_at": now}
+                )
                 changes.outbox.append(outbox_row(job.id))
             await write_changes(s, [changes])
             await s.commit()
@@ -202,18 +230,22 @@ class Sweeper:
     async def _outbox_housekeeping(self) -> tuple[int, int]:
         now_s = time.time()
         async with self._sessions() as s:
-            stuck = (await s.execute(
-                select(func.count()).select_from(OutboxRow)
-                .where(OutboxRow.sent_at.is_(None), OutboxRow.available_at < now_s - self._stale_s)
-            )).scalar_one()
+            stuck = (
+                await s.execute(
+                    select(func.count())
+                    .select_from(OutboxRow)
+                    .where(OutboxRow.sent_at.is_(None), OutboxRow.available_at < now_s - self._stale_s)
+                )
+            ).scalar_one()
             purged = await s.execute(
                 delete(OutboxRow).where(OutboxRow.sent_at < now_s - SENT_ROWS_KEPT.total_seconds())
             )
             await s.commit()
         OUTBOX_STUCK.set(stuck)
         if stuck:
-            log.warning("%d outbox rows have been due for over %.0f s and are unsent: is a relay running?",
-                        stuck, self._stale_s)
+            log.warning(
+                "%d outbox rows have been due for over %.0f s and are unsent: is a relay running?", stuck, self._stale_s
+            )
             self._wake_relay()
         return int(stuck), rows_matched(purged)
 
@@ -231,7 +263,10 @@ class Sweeper:
                 failures += 1
                 err: TokenForgeError = as_tokenforge_error(exc)
                 if failures == 1:
-                    log.warning("sweep failed (%s); retrying with backoff", err.code,
-                                exc_info=not isinstance(exc, TokenForgeError))
+                    log.warning(
+                        "sweep failed (%s); retrying with backoff",
+                        err.code,
+                        exc_info=not isinstance(exc, TokenForgeError),
+                    )
                 delay_s = max(self._interval_s / 10, outage_delay_s(failures, self._policy))
             await asyncio.sleep(delay_s)

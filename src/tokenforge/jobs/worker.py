@@ -69,8 +69,13 @@ class Worker:
             decision = decide(err, None, self._policy, outages=self._outages)
             STEPS.labels("requeued").inc()
             if self._outages == 1 or not isinstance(exc, TokenForgeError):
-                log.warning("job %s: %s; its message comes back in %.1f s", job_id, err, decision.delay_s,
-                            exc_info=not isinstance(exc, TokenForgeError))
+                log.warning(
+                    "job %s: %s; its message comes back in %.1f s",
+                    job_id,
+                    err,
+                    decision.delay_s,
+                    exc_info=not isinstance(exc, TokenForgeError),
+                )
             await delivery.nack(requeue=True, delay_s=decision.delay_s)
             return
         self._outages = 0

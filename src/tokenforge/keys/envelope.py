@@ -155,8 +155,7 @@ def open_sealed(master: MasterKey, name: str, record: dict[str, Any]) -> bytes:
         raise PermanentError(f"sealed record {name!r} has an unsupported format", code=ErrorCode.KEY_FORMAT)
     if record.get("kek") != master.key_id:
         raise PermanentError(
-            f"sealed record {name!r} is wrapped by master key {record.get('kek')!r}, "
-            f"not {master.key_id!r}",
+            f"sealed record {name!r} is wrapped by master key {record.get('kek')!r}, not {master.key_id!r}",
             code=ErrorCode.KEY_FORMAT,
         )
     try:

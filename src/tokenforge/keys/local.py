@@ -84,8 +84,10 @@ class LocalKeyStore:
 
         Refuses to overwrite a different key already stored under that name (a key, once
         written, never changes)."""
-        if not isinstance(private_key, (bytes, bytearray)) or len(private_key) != 32 or not (
-            0 < int.from_bytes(private_key, "big") < _SECP256K1_N
+        if (
+            not isinstance(private_key, (bytes, bytearray))
+            or len(private_key) != 32
+            or not (0 < int.from_bytes(private_key, "big") < _SECP256K1_N)
         ):
             raise ValidationFailed("private_key", "must be a 32-byte secp256k1 private key")
         name = f"evm_deployer/{chain}" if index == 0 else f"evm_deployer/{chain}:{index}"
@@ -133,7 +135,9 @@ class LocalKeyStore:
             self._records = self._read()
             if name not in self._records:
                 if not self._create_missing:
-                    raise PermanentError(f"key {name!r} does not exist and creation is disabled", code=ErrorCode.MISSING_KEY)
+                    raise PermanentError(
+                        f"key {name!r} does not exist and creation is disabled", code=ErrorCode.MISSING_KEY
+                    )
                 records = {**self._records, name: seal(self._master, name, generate())}
                 self._write(records)
                 self._records = records

@@ -20,8 +20,8 @@ from tokenforge.domain.jobs import JobStatus
 from tokenforge.domain.tokens import LaunchParams
 from tokenforge.errors import ErrorCode, PermanentError
 from tokenforge.jobs.handlers.launch import outbox_row
-from tokenforge.store.group_commit import Changes, GroupCommitter, write_changes
 from tokenforge.store.db import utcnow
+from tokenforge.store.group_commit import Changes, GroupCommitter, write_changes
 from tokenforge.store.repositories import idempotency as idem_repo
 from tokenforge.store.repositories import tokens as tokens_repo
 
@@ -48,9 +48,7 @@ async def _replay(session: AsyncSession, key: str, fingerprint: str) -> Accepted
     if row is None:
         return None
     if row.request_hash != fingerprint:
-        raise IdempotencyMismatch(
-            "this Idempotency-Key was already used with a different request body"
-        )
+        raise IdempotencyMismatch("this Idempotency-Key was already used with a different request body")
     return Accepted(row.response_status, row.response_body, replayed=True)
 
 
@@ -59,9 +57,22 @@ def _new_rows(params: LaunchParams, *, network: str, max_attempts: int, now: dat
     token_id, job_id = uuid.uuid4().hex, uuid.uuid4().hex
     token = tokens_repo.new_token(params, token_id=token_id, job_id=job_id, network=network, now=now)
     job = dict(
-        id=job_id, kind="launch", token_id=token_id, chain=params.chain, status=JobStatus.QUEUED.value,
-        attempts=0, max_attempts=max_attempts, error_code=None, error_message=None, tx_id=None, nonce=None,
-        token_address=None, confirm_checks=0, created_at=now, updated_at=now, finished_at=None,
+        id=job_id,
+        kind="launch",
+        token_id=token_id,
+        chain=params.chain,
+        status=JobStatus.QUEUED.value,
+        attempts=0,
+        max_attempts=max_attempts,
+        error_code=None,
+        error_message=None,
+        tx_id=None,
+        nonce=None,
+        token_address=None,
+        confirm_checks=0,
+        created_at=now,
+        updated_at=now,
+        finished_at=None,
     )
     return token, job
 
@@ -70,8 +81,9 @@ def _first_writes(token: dict, job: dict, now: datetime) -> Changes:
     return Changes(
         new_tokens=[token],
         new_jobs=[job],
-        events=[{"job_id": job["id"], "status": job["status"], "message": "launch accepted", "data": {},
-                 "created_at": now}],
+        events=[
+            {"job_id": job["id"], "status": job["status"], "message": "launch accepted", "data": {}, "created_at": now}
+        ],
         outbox=[outbox_row(job["id"])],
     )
 
@@ -110,8 +122,14 @@ async def accept_launch(
         await write_changes(session, [_first_writes(token, job, now)])
         body = render(token, job)
         idem_repo.add(
-            session, scope=CREATE_SCOPE, key=idempotency_key, request_hash=fingerprint,
-            status=202, body=body, now=now, ttl=idempotency_ttl,
+            session,
+            scope=CREATE_SCOPE,
+            key=idempotency_key,
+            request_hash=fingerprint,
+            status=202,
+            body=body,
+            now=now,
+            ttl=idempotency_ttl,
         )
         try:
             await session.commit()

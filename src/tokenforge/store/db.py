@@ -61,8 +61,14 @@ def make_engine(url: str) -> AsyncEngine:
         return engine
     # A database that is down must answer quickly (DB_UNAVAILABLE), not after asyncpg's 60 s
     # connect timeout or a 30 s wait for a pooled connection.
-    return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True, pool_timeout=10,
-                               connect_args={"timeout": 5} if "+asyncpg" in url else {})
+    return create_async_engine(
+        url,
+        pool_size=20,
+        max_overflow=20,
+        pool_pre_ping=True,
+        pool_timeout=10,
+        connect_args={"timeout": 5} if "+asyncpg" in url else {},
+    )
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

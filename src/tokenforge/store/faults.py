@@ -23,8 +23,13 @@ from tokenforge.errors import ErrorCode, TokenForgeError, TransientError
 #: SQLite's words for "the file cannot be used right now" (sqlite3.OperationalError also
 #: covers SQL mistakes, which are not outages).
 _SQLITE_OUTAGE_WORDS = (
-    "database is locked", "database table is locked", "disk i/o error", "unable to open database",
-    "database or disk is full", "readonly database", "database disk image is malformed",
+    "database is locked",
+    "database table is locked",
+    "disk i/o error",
+    "unable to open database",
+    "database or disk is full",
+    "readonly database",
+    "database disk image is malformed",
 )
 #: SQLSTATE classes of PostgreSQL that mean the server, not the statement, is the problem:
 #: connection exception, insufficient resources, operator intervention (shutdown, restart).
@@ -60,8 +65,14 @@ def _is_outage(exc: BaseException) -> bool:
         return True
     module = type(exc).__module__ or ""
     if module.startswith("asyncpg") and type(exc).__name__ in (
-        "ConnectionDoesNotExistError", "InterfaceError", "InternalClientError", "CannotConnectNowError",
-        "ConnectionFailureError", "TooManyConnectionsError", "AdminShutdownError", "CrashShutdownError",
+        "ConnectionDoesNotExistError",
+        "InterfaceError",
+        "InternalClientError",
+        "CannotConnectNowError",
+        "ConnectionFailureError",
+        "TooManyConnectionsError",
+        "AdminShutdownError",
+        "CrashShutdownError",
     ):
         return True
     if type(exc).__name__ == "OperationalError":  # SQLAlchemy's, sqlite3's or a driver's
@@ -81,8 +92,11 @@ def db_fault(exc: BaseException) -> TransientError | None:
     while current is not None and id(current) not in seen and not isinstance(current, TokenForgeError):
         seen.add(id(current))
         if _is_outage(current):
-            return TransientError(f"the database is unavailable ({type(current).__name__})",
-                                  code=ErrorCode.DB_UNAVAILABLE, retry_after_s=RETRY_AFTER_S)
+            return TransientError(
+                f"the database is unavailable ({type(current).__name__})",
+                code=ErrorCode.DB_UNAVAILABLE,
+                retry_after_s=RETRY_AFTER_S,
+            )
         current = getattr(current, "orig", None) or current.__cause__
     return None
 

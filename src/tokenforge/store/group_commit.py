@@ -130,8 +130,9 @@ class GroupCommitter:
                     .where(JobRow.id.in_(ids), JobRow.status.not_in(_FINAL_VALUES))
                     # our own lease too: the handler's in-process guard already keeps one task
                     # per job, and a step that failed may not have released it
-                    .where(or_(JobRow.lease_until.is_(None), JobRow.lease_until < now_s,
-                               JobRow.lease_owner == self._owner))
+                    .where(
+                        or_(JobRow.lease_until.is_(None), JobRow.lease_until < now_s, JobRow.lease_owner == self._owner)
+                    )
                     .values(lease_owner=self._owner, lease_until=until_s)
                     .execution_options(synchronize_session=False)
                 )
@@ -173,9 +174,7 @@ async def write_changes(session: AsyncSession, writes: Iterable[Changes]) -> Non
             by_shape.setdefault(tuple(sorted(k for k in row if k != "id")), []).append(row)
         for columns, group in by_shape.items():
             stmt = (
-                update(target)
-                .where(target.c.id == bindparam("_id"))
-                .values({c: bindparam(f"_v_{c}") for c in columns})
+                update(target).where(target.c.id == bindparam("_id")).values({c: bindparam(f"_v_{c}") for c in columns})
             )
             await session.execute(stmt, [{"_id": r["id"], **{f"_v_{c}": r[c] for c in columns}} for r in group])
     if events:

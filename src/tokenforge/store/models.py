@@ -126,8 +126,11 @@ class JobRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
-    __table_args__ = (Index("ix_jobs_status", "status"), Index("ix_jobs_signer_nonce", "chain", "signer", "nonce"),
-                      Index("ix_jobs_lease", "lease_owner"))
+    __table_args__ = (
+        Index("ix_jobs_status", "status"),
+        Index("ix_jobs_signer_nonce", "chain", "signer", "nonce"),
+        Index("ix_jobs_lease", "lease_owner"),
+    )
 
 
 class NonceCursorRow(Base):

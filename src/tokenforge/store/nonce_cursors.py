@@ -113,8 +113,10 @@ class SqlNonceSource:
         async with self._sessions() as s:
             rows = await s.execute(
                 select(JobRow.nonce).where(
-                    JobRow.chain == self._chain, JobRow.signer == signer,
-                    JobRow.status.in_(_LIVE), JobRow.nonce >= from_nonce,
+                    JobRow.chain == self._chain,
+                    JobRow.signer == signer,
+                    JobRow.status.in_(_LIVE),
+                    JobRow.nonce >= from_nonce,
                 )
             )
             return {n for n in rows.scalars() if n is not None}  # the WHERE excludes NULL anyway

@@ -70,9 +70,8 @@ def test_tokenforge_errors_pass_through_unchanged():
 
 
 def test_translating_context_raises_only_tokenforge_errors_without_vendor_chain():
-    with pytest.raises(TokenForgeError) as info:
-        with translating("read nonce"):
-            raise rpc_error("nonce too low")
+    with pytest.raises(TokenForgeError) as info, translating("read nonce"):
+        raise rpc_error("nonce too low")
     assert info.value.code == "nonce_too_low"
     assert info.value.__cause__ is None and info.value.__suppress_context__
 

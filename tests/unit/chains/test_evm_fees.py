@@ -24,8 +24,9 @@ class Clock:
 class FakeEth:
     """The ``eth`` methods of ``AsyncWeb3`` the oracle uses, answering from fixed values."""
 
-    def __init__(self, *, base_fees_wei=(10 * GWEI,), rewards_wei=(), max_priority_fee_wei=GWEI,
-                 gas_price_wei=5 * GWEI) -> None:
+    def __init__(
+        self, *, base_fees_wei=(10 * GWEI,), rewards_wei=(), max_priority_fee_wei=GWEI, gas_price_wei=5 * GWEI
+    ) -> None:
         self.base_fees_wei = list(base_fees_wei)
         self.rewards_wei = list(rewards_wei)
         self.max_priority_fee_wei = max_priority_fee_wei
@@ -40,8 +41,12 @@ class FakeEth:
             await self.release.wait()
         if self.error is not None:
             raise self.error
-        return {"oldestBlock": 1, "baseFeePerGas": self.base_fees_wei,
-                "gasUsedRatio": [0.5] * len(self.rewards_wei), "reward": [[r] for r in self.rewards_wei]}
+        return {
+            "oldestBlock": 1,
+            "baseFeePerGas": self.base_fees_wei,
+            "gasUsedRatio": [0.5] * len(self.rewards_wei),
+            "reward": [[r] for r in self.rewards_wei],
+        }
 
     @property
     async def max_priority_fee(self):

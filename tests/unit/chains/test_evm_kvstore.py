@@ -22,12 +22,11 @@ def test_values_survive_reopening(tmp_path):
 def test_a_failed_transaction_leaves_nothing_behind(tmp_path):
     db = SqliteKV(tmp_path / "chain.sqlite")
     db[b"keep"] = b"1"
-    with pytest.raises(RuntimeError):
-        with db.transaction():
-            db[b"keep"] = b"2"
-            with db.transaction():  # nested: the outermost decides
-                db[b"new"] = b"x"
-            raise RuntimeError("crash in the middle of a block")
+    with pytest.raises(RuntimeError), db.transaction():
+        db[b"keep"] = b"2"
+        with db.transaction():  # nested: the outermost decides
+            db[b"new"] = b"x"
+        raise RuntimeError("crash in the middle of a block")
     assert db[b"keep"] == b"1" and b"new" not in db
     del db[b"keep"]
     assert b"keep" not in db

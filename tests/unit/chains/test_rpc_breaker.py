@@ -30,8 +30,9 @@ def changes() -> list[tuple[str, str]]:
 
 @pytest.fixture
 def breaker(clock, changes) -> CircuitBreaker:
-    return CircuitBreaker(failure_threshold=3, reset_after_s=10.0, clock=clock,
-                          on_change=lambda old, new: changes.append((old, new)))
+    return CircuitBreaker(
+        failure_threshold=3, reset_after_s=10.0, clock=clock, on_change=lambda old, new: changes.append((old, new))
+    )
 
 
 def test_stays_closed_below_the_threshold_and_a_success_resets_the_count(breaker):

@@ -15,8 +15,14 @@ SOL = 1_000_000_000
 
 def _req(**overrides) -> LaunchRequest:
     values = dict(
-        job_id=uuid.uuid4().hex, chain="solana", name="Unit Token", symbol="UNIT", decimals=6,
-        supply_base_units=1_000_000 * 10**6, creator=str(Keypair().pubkey()), metadata_uri="https://example.com/u.json",
+        job_id=uuid.uuid4().hex,
+        chain="solana",
+        name="Unit Token",
+        symbol="UNIT",
+        decimals=6,
+        supply_base_units=1_000_000 * 10**6,
+        creator=str(Keypair().pubkey()),
+        metadata_uri="https://example.com/u.json",
     )
     values.update(overrides)
     return LaunchRequest(**values)

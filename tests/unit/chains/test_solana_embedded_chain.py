@@ -15,7 +15,9 @@ SOL = 1_000_000_000
 
 def _transfer(payer: Keypair, to, lamports: int, blockhash: Hash) -> bytes:
     msg = Message.new_with_blockhash(
-        [transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=to, lamports=lamports))], payer.pubkey(), blockhash
+        [transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=to, lamports=lamports))],
+        payer.pubkey(),
+        blockhash,
     )
     return bytes(Transaction([payer], msg, blockhash))
 

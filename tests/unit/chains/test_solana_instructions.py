@@ -17,7 +17,7 @@ OWNER = Pubkey.from_string("CmpNeggWJ4JaWJeJ8YKN1Zypmk7uvQq3PECGUCAEMbky")
 
 
 def test_token_metadata_discriminator():
-    assert ix.TOKEN_METADATA_INITIALIZE_DISCRIMINATOR == bytes([210, 225, 30, 162, 88, 184, 77, 141])
+    assert bytes([210, 225, 30, 162, 88, 184, 77, 141]) == ix.TOKEN_METADATA_INITIALIZE_DISCRIMINATOR
 
 
 def test_initialize_metadata_pointer_layout():
@@ -32,7 +32,9 @@ def test_initialize_metadata_pointer_layout():
 def test_initialize_mint2_layout():
     i = ix.initialize_mint2(MINT, 6, PAYER, None)
     assert bytes(i.data) == bytes([20, 6]) + bytes(PAYER) + b"\x00"
-    assert bytes(ix.initialize_mint2(MINT, 9, PAYER, OWNER).data) == bytes([20, 9]) + bytes(PAYER) + b"\x01" + bytes(OWNER)
+    assert bytes(ix.initialize_mint2(MINT, 9, PAYER, OWNER).data) == bytes([20, 9]) + bytes(PAYER) + b"\x01" + bytes(
+        OWNER
+    )
     assert [(a.pubkey, a.is_writable) for a in i.accounts] == [(MINT, True)]
 
 
@@ -41,9 +43,12 @@ def test_initialize_token_metadata_layout():
     data = bytes(i.data)
     expected = (
         ix.TOKEN_METADATA_INITIALIZE_DISCRIMINATOR
-        + struct.pack("<I", 5) + "Näme".encode()
-        + struct.pack("<I", 3) + b"SYM"
-        + struct.pack("<I", 9) + b"https://u"
+        + struct.pack("<I", 5)
+        + "Näme".encode()
+        + struct.pack("<I", 3)
+        + b"SYM"
+        + struct.pack("<I", 9)
+        + b"https://u"
     )
     assert data == expected
     assert [(a.pubkey, a.is_signer, a.is_writable) for a in i.accounts] == [
@@ -64,7 +69,11 @@ def test_mint_to_checked_matches_solana_py_decoder():
     i = ix.mint_to_checked(MINT, OWNER, PAYER, 123_456_789_000, 6)
     decoded = decode_mint_to_checked(i)
     assert (decoded.amount, decoded.decimals, decoded.mint, decoded.dest, decoded.mint_authority) == (
-        123_456_789_000, 6, MINT, OWNER, PAYER,
+        123_456_789_000,
+        6,
+        MINT,
+        OWNER,
+        PAYER,
     )
     assert bytes(i.data) == bytes([14]) + (123_456_789_000).to_bytes(8, "little") + bytes([6])
 
@@ -82,8 +91,14 @@ def test_sizes():
 
 
 def _params(**overrides):
-    values = dict(name="Token", symbol="TOK", uri="https://example.com/t.json", decimals=6,
-                  supply_base_units=10**15, creator=str(OWNER))
+    values = dict(
+        name="Token",
+        symbol="TOK",
+        uri="https://example.com/t.json",
+        decimals=6,
+        supply_base_units=10**15,
+        creator=str(OWNER),
+    )
     values.update(overrides)
     return ix.LaunchParams.create(**values)
 
@@ -120,7 +135,13 @@ def test_launch_instruction_order_and_signers():
     params = _params()
     ixs = ix.launch_instructions(payer.pubkey(), mint.pubkey(), params, 5_000_000)
     programs = [i.program_id for i in ixs]
-    assert programs == [SYSTEM_PROGRAM_ID] + [ix.TOKEN_2022_PROGRAM_ID] * 3 + [ix.ASSOCIATED_TOKEN_PROGRAM_ID] + [ix.TOKEN_2022_PROGRAM_ID] * 2
+    assert (
+        programs
+        == [SYSTEM_PROGRAM_ID]
+        + [ix.TOKEN_2022_PROGRAM_ID] * 3
+        + [ix.ASSOCIATED_TOKEN_PROGRAM_ID]
+        + [ix.TOKEN_2022_PROGRAM_ID] * 2
+    )
     create = bytes(ixs[0].data)
     # System CreateAccount: u32 tag 0, u64 lamports, u64 space, owner
     assert struct.unpack_from("<IQQ", create) == (0, 5_000_000, 234)
@@ -134,7 +155,7 @@ def test_launch_instruction_order_and_signers():
 def test_max_inputs_fit_in_one_packet():
     payer, mint = Keypair(), Keypair()
     params = ix.LaunchParams.create(
-        name="\U0001F600" * 32,  # 32 chars, 128 UTF-8 bytes
+        name="\U0001f600" * 32,  # 32 chars, 128 UTF-8 bytes
         symbol="ABCDEFGHIJ",
         uri="https://" + "u" * 192,
         decimals=255,

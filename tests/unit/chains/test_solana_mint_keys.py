@@ -45,4 +45,3 @@ def test_rejects_wrong_secret_length(secret):
 def test_rejects_empty_job_id():
     with pytest.raises(PermanentError):
         derive_mint_keypair(SECRET_A, "")
-

@@ -15,13 +15,13 @@ from solders.litesvm import LiteSVM
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import Transaction
-
 from tests.support.solana_decode import (
     TOKEN_2022,
     ata_of,
     decode_mint,
     decode_token_account,
 )
+
 from tokenforge.chains.ports import LaunchRequest
 from tokenforge.chains.solana import instructions as ix
 from tokenforge.chains.solana.deployer import SolanaDeployer, _failure
@@ -34,21 +34,39 @@ BASE_FEE_PER_SIGNATURE = 5_000
 
 
 def _params(**overrides) -> ix.LaunchParams:
-    values = {"name": "Fee Token", "symbol": "FEE", "uri": "https://example.com/f.json", "decimals": 6,
-              "supply_base_units": 10**12, "creator": str(Keypair().pubkey())}
+    values = {
+        "name": "Fee Token",
+        "symbol": "FEE",
+        "uri": "https://example.com/f.json",
+        "decimals": 6,
+        "supply_base_units": 10**12,
+        "creator": str(Keypair().pubkey()),
+    }
     values.update(overrides)
     return ix.LaunchParams.create(**values)
 
 
 def _max_params() -> ix.LaunchParams:
-    return _params(name="\U0001F600" * 32, symbol="ABCDEFGHIJ", uri="https://" + "u" * 192, decimals=255,
-                   supply_base_units=2**64 - 1)
+    return _params(
+        name="\U0001f600" * 32,
+        symbol="ABCDEFGHIJ",
+        uri="https://" + "u" * 192,
+        decimals=255,
+        supply_base_units=2**64 - 1,
+    )
 
 
 def _req(**overrides) -> LaunchRequest:
-    values = {"job_id": uuid.uuid4().hex, "chain": "solana", "name": "Fee Token", "symbol": "FEE", "decimals": 6,
-              "supply_base_units": 10**12, "creator": str(Keypair().pubkey()),
-              "metadata_uri": "https://example.com/f.json"}
+    values = {
+        "job_id": uuid.uuid4().hex,
+        "chain": "solana",
+        "name": "Fee Token",
+        "symbol": "FEE",
+        "decimals": 6,
+        "supply_base_units": 10**12,
+        "creator": str(Keypair().pubkey()),
+        "metadata_uri": "https://example.com/f.json",
+    }
     values.update(overrides)
     return LaunchRequest(**values)
 
@@ -85,8 +103,9 @@ def test_no_price_no_budget_instructions():
 def test_price_prepends_limit_and_price():
     payer, mint = Keypair(), Keypair()
     params = _params()
-    tx = ix.build_launch_transaction(payer, mint, params, Hash.new_unique(), 5_000_000,
-                                     compute_unit_price_micro_lamports=25_000)
+    tx = ix.build_launch_transaction(
+        payer, mint, params, Hash.new_unique(), 5_000_000, compute_unit_price_micro_lamports=25_000
+    )
     keys = tx.message.account_keys
     programs = [keys[i.program_id_index] for i in tx.message.instructions]
     assert programs[:2] == [COMPUTE_BUDGET, COMPUTE_BUDGET] and programs[2] == ix.SYSTEM_PROGRAM_ID
@@ -98,8 +117,15 @@ def test_price_prepends_limit_and_price():
 
 def test_explicit_limit_and_limit_without_price():
     payer, mint = Keypair(), Keypair()
-    tx = ix.build_launch_transaction(payer, mint, _params(), Hash.new_unique(), 5_000_000,
-                                     compute_unit_limit=90_000, compute_unit_price_micro_lamports=7)
+    tx = ix.build_launch_transaction(
+        payer,
+        mint,
+        _params(),
+        Hash.new_unique(),
+        5_000_000,
+        compute_unit_limit=90_000,
+        compute_unit_price_micro_lamports=7,
+    )
     assert budget_of(tx) == (90_000, 7)
     tx = ix.build_launch_transaction(payer, mint, _params(), Hash.new_unique(), 5_000_000, compute_unit_limit=90_000)
     assert budget_of(tx) == (90_000, 0) and len(tx.message.instructions) == 8
@@ -113,18 +139,28 @@ def test_out_of_range_budget(limit, price):
 
 def test_max_inputs_with_priority_fee_fit_in_one_packet():
     payer, mint = Keypair(), Keypair()
-    tx = ix.build_launch_transaction(payer, mint, _max_params(), Hash.new_unique(), 2**63,
-                                     compute_unit_limit=ix.MAX_COMPUTE_UNIT_LIMIT,
-                                     compute_unit_price_micro_lamports=2**64 - 1)
+    tx = ix.build_launch_transaction(
+        payer,
+        mint,
+        _max_params(),
+        Hash.new_unique(),
+        2**63,
+        compute_unit_limit=ix.MAX_COMPUTE_UNIT_LIMIT,
+        compute_unit_price_micro_lamports=2**64 - 1,
+    )
     assert len(bytes(tx)) <= ix.MAX_TX_BYTES
 
 
 def test_instruction_program():
     payer, mint = Keypair(), Keypair()
-    raw = bytes(ix.build_launch_transaction(payer, mint, _params(), Hash.new_unique(), 1,
-                                            compute_unit_price_micro_lamports=1))
+    raw = bytes(
+        ix.build_launch_transaction(payer, mint, _params(), Hash.new_unique(), 1, compute_unit_price_micro_lamports=1)
+    )
     assert [ix.instruction_program(raw, i) for i in (0, 2, 6, 8)] == [
-        COMPUTE_BUDGET, ix.SYSTEM_PROGRAM_ID, ix.ASSOCIATED_TOKEN_PROGRAM_ID, ix.TOKEN_2022_PROGRAM_ID,
+        COMPUTE_BUDGET,
+        ix.SYSTEM_PROGRAM_ID,
+        ix.ASSOCIATED_TOKEN_PROGRAM_ID,
+        ix.TOKEN_2022_PROGRAM_ID,
     ]
     assert ix.instruction_program(raw, 9) is None
     assert ix.instruction_program(raw, -1) is None
@@ -143,14 +179,18 @@ def test_default_limit_covers_measured_units():
     for i in range(60):
         params = _max_params() if i % 2 else _params(name="A", symbol="A", uri="", decimals=0, supply_base_units=1)
         mint = Keypair()
-        lamports = svm.minimum_balance_for_rent_exemption(ix.mint_account_final_len(params.name, params.symbol, params.uri))
-        tx = ix.build_launch_transaction(payer, mint, params, svm.latest_blockhash(), lamports,
-                                         compute_unit_price_micro_lamports=1)
+        lamports = svm.minimum_balance_for_rent_exemption(
+            ix.mint_account_final_len(params.name, params.symbol, params.uri)
+        )
+        tx = ix.build_launch_transaction(
+            payer, mint, params, svm.latest_blockhash(), lamports, compute_unit_price_micro_lamports=1
+        )
         limit, _ = budget_of(tx)
         result = svm.send_transaction(tx)
         consumed = result.compute_units_consumed()
         _, bump = Pubkey.find_program_address(
-            [bytes(params.creator), bytes(TOKEN_2022), bytes(mint.pubkey())], ix.ASSOCIATED_TOKEN_PROGRAM_ID)
+            [bytes(params.creator), bytes(TOKEN_2022), bytes(mint.pubkey())], ix.ASSOCIATED_TOKEN_PROGRAM_ID
+        )
         assert 26_000 <= consumed - 1_500 * (255 - bump) <= 28_000
         assert consumed <= limit
         headroom.append(limit - consumed)
@@ -161,17 +201,33 @@ def test_default_limit_covers_measured_units():
 # ----------------------------------------------------------------------- on the embedded chain
 @pytest.mark.parametrize("price, limit", [(50_000, None), (1_234_567, 60_000), (1, 1_400_000)])
 async def test_launch_with_priority_fee_lands_and_pays_it(price, limit):
-    d = await open_embedded_solana_deployer("solana", None, os.urandom(32), os.urandom(32),
-                                            compute_unit_price_micro_lamports=price, compute_unit_limit=limit)
+    d = await open_embedded_solana_deployer(
+        "solana",
+        None,
+        os.urandom(32),
+        os.urandom(32),
+        compute_unit_price_micro_lamports=price,
+        compute_unit_limit=limit,
+    )
     try:
         req = _req()
         signed = await d.sign(req)
         tx = Transaction.from_bytes(signed.raw_tx)
         tx_limit, tx_price = budget_of(tx)
-        assert tx_price == price and tx_limit == (limit or ix.launch_compute_unit_limit(
-            ix.LaunchParams.create(name=req.name, symbol=req.symbol, uri=req.metadata_uri, decimals=req.decimals,
-                                   supply_base_units=req.supply_base_units, creator=req.creator),
-            d.mint_address(req.job_id)))
+        assert tx_price == price and tx_limit == (
+            limit
+            or ix.launch_compute_unit_limit(
+                ix.LaunchParams.create(
+                    name=req.name,
+                    symbol=req.symbol,
+                    uri=req.metadata_uri,
+                    decimals=req.decimals,
+                    supply_base_units=req.supply_base_units,
+                    creator=req.creator,
+                ),
+                d.mint_address(req.job_id),
+            )
+        )
         balance_before = d.embedded.get_balance(d.payer)
         await d.broadcast(signed)
         receipt = await d.confirm(signed)
@@ -188,7 +244,8 @@ async def test_launch_with_priority_fee_lands_and_pays_it(price, limit):
         assert (m.name, m.symbol, m.uri) == (req.name, req.symbol, req.metadata_uri)
         assert decode_token_account(ata.data) == (mint, creator, req.supply_base_units, 1)
         assert await d.find_existing(req) == receipt.__class__(
-            receipt.token_address, receipt.tx_id, receipt.block_number, None, fee, {"found_existing": True})
+            receipt.token_address, receipt.tx_id, receipt.block_number, None, fee, {"found_existing": True}
+        )
     finally:
         await d.close()
 
@@ -213,8 +270,9 @@ async def test_payer_short_of_rent_is_insufficient_funds_either_way(price):
 
 def test_failure_mapping_reads_the_program_not_the_position():
     payer, mint = Keypair(), Keypair()
-    with_fee = bytes(ix.build_launch_transaction(payer, mint, _params(), Hash.new_unique(), 1,
-                                                 compute_unit_price_micro_lamports=5))
+    with_fee = bytes(
+        ix.build_launch_transaction(payer, mint, _params(), Hash.new_unique(), 1, compute_unit_price_micro_lamports=5)
+    )
     plain = bytes(ix.build_launch_transaction(payer, mint, _params(), Hash.new_unique(), 1))
 
     def code(raw: bytes, index: int, custom: int | None = 1) -> str:
@@ -228,8 +286,9 @@ def test_failure_mapping_reads_the_program_not_the_position():
     assert code(with_fee, 2, custom=None) == "tx_failed"
 
 
-@pytest.mark.parametrize("kwargs", [{"compute_unit_price_micro_lamports": -1}, {"compute_unit_limit": 0},
-                                    {"compute_unit_limit": 1_400_001}])
+@pytest.mark.parametrize(
+    "kwargs", [{"compute_unit_price_micro_lamports": -1}, {"compute_unit_limit": 0}, {"compute_unit_limit": 1_400_001}]
+)
 async def test_invalid_budget_options_are_permanent(kwargs):
     d = await open_embedded_solana_deployer("solana", None, os.urandom(32), os.urandom(32))
     try:

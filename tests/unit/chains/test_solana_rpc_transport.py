@@ -43,8 +43,15 @@ Answer = Callable[[list], Any]
 class Reply:
     """An answer other than a JSON-RPC result."""
 
-    def __init__(self, *, error: dict | None = None, status: int = 200, body: str | None = None,
-                 headers: dict | None = None, hang: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        error: dict | None = None,
+        status: int = 200,
+        body: str | None = None,
+        headers: dict | None = None,
+        hang: bool = False,
+    ) -> None:
         self.error, self.status, self.body, self.headers, self.hang = error, status, body, headers or {}, hang
 
 
@@ -145,14 +152,24 @@ async def test_latest_blockhash_at_the_commitment(node, transport):
 
 async def test_simple_reads(node, transport):
     owner, address = Pubkey.new_unique(), Pubkey.new_unique()
-    node.answers.update({
-        "getBlockHeight": 99,
-        "getBalance": _ctx(5_000),
-        "getMinimumBalanceForRentExemption": 2_039_280,
-        "getAccountInfo": _ctx({"data": [base64.b64encode(b"\x01\x02").decode(), "base64"], "owner": str(owner),
-                                "lamports": 7, "executable": False, "rentEpoch": 0, "space": 2}),
-        "requestAirdrop": str(SIG),
-    })
+    node.answers.update(
+        {
+            "getBlockHeight": 99,
+            "getBalance": _ctx(5_000),
+            "getMinimumBalanceForRentExemption": 2_039_280,
+            "getAccountInfo": _ctx(
+                {
+                    "data": [base64.b64encode(b"\x01\x02").decode(), "base64"],
+                    "owner": str(owner),
+                    "lamports": 7,
+                    "executable": False,
+                    "rentEpoch": 0,
+                    "space": 2,
+                }
+            ),
+            "requestAirdrop": str(SIG),
+        }
+    )
     assert await transport.block_height() == 99
     assert await transport.get_balance(address) == 5_000
     assert await transport.minimum_balance_for_rent_exemption(165) == 2_039_280
@@ -174,14 +191,24 @@ async def test_send_skips_preflight(node, transport):
     assert config == {"encoding": "base64", "skipPreflight": True, "preflightCommitment": "confirmed"}
 
 
-@pytest.mark.parametrize("reply, outcome", [
-    (_preflight("AlreadyProcessed", "Transaction simulation failed: This transaction has already been processed"),
-     SendOutcome.ALREADY_PROCESSED),
-    (_error(-32000, "This transaction has already been processed"), SendOutcome.ALREADY_PROCESSED),
-    (_preflight("BlockhashNotFound", "Transaction simulation failed: Blockhash not found"),
-     SendOutcome.BLOCKHASH_NOT_FOUND),
-    (_error(-32000, "Blockhash not found"), SendOutcome.BLOCKHASH_NOT_FOUND),
-], ids=["already-structured", "already-text", "blockhash-structured", "blockhash-text"])
+@pytest.mark.parametrize(
+    "reply, outcome",
+    [
+        (
+            _preflight(
+                "AlreadyProcessed", "Transaction simulation failed: This transaction has already been processed"
+            ),
+            SendOutcome.ALREADY_PROCESSED,
+        ),
+        (_error(-32000, "This transaction has already been processed"), SendOutcome.ALREADY_PROCESSED),
+        (
+            _preflight("BlockhashNotFound", "Transaction simulation failed: Blockhash not found"),
+            SendOutcome.BLOCKHASH_NOT_FOUND,
+        ),
+        (_error(-32000, "Blockhash not found"), SendOutcome.BLOCKHASH_NOT_FOUND),
+    ],
+    ids=["already-structured", "already-text", "blockhash-structured", "blockhash-text"],
+)
 async def test_send_outcomes(node, transport, reply, outcome):
     node.answers["sendTransaction"] = reply
     assert await transport.send_raw_transaction(b"tx") is outcome
@@ -189,8 +216,11 @@ async def test_send_outcomes(node, transport, reply, outcome):
 
 SEND_FAILURES = [
     (_error(-32003, "Transaction signature verification failure"), PermanentError, "invalid_signature"),
-    (_error(-32602, "failed to deserialize solana_transaction::versioned::VersionedTransaction: io error"),
-     PermanentError, "invalid_transaction"),
+    (
+        _error(-32602, "failed to deserialize solana_transaction::versioned::VersionedTransaction: io error"),
+        PermanentError,
+        "invalid_transaction",
+    ),
     (_preflight("InsufficientFundsForFee"), PermanentError, "insufficient_funds"),
     (_preflight("AccountNotFound"), PermanentError, "insufficient_funds"),
     (_preflight({"InstructionError": [0, {"Custom": 1}]}), PermanentError, "tx_failed"),
@@ -287,13 +317,19 @@ def test_typed_client_errors_are_translated_too():
     err = translate_rpc_failure(exc, "getBalance")
     assert isinstance(err, TransientError) and err.code == "rpc_node_unhealthy"
     assert isinstance(translate_rpc_failure(RuntimeError("?"), "getBalance"), TransientError)
-    for err, kind, code in [({"InstructionError": [2, {"Custom": 1}]}, PermanentError, "tx_failed"),
-                            ("InsufficientFundsForFee", PermanentError, "insufficient_funds"),
-                            ("AccountInUse", TransientError, "rpc_busy")]:
-        answer = {"jsonrpc": "2.0", "id": 0, "error": {"code": -32002, "message": "Transaction simulation failed",
-                                                       "data": {"err": err, "logs": []}}}
-        translated = translate_rpc_failure(RPCException(SendTransactionResp.from_json(json.dumps(answer))),
-                                           "sendTransaction")
+    for err, kind, code in [
+        ({"InstructionError": [2, {"Custom": 1}]}, PermanentError, "tx_failed"),
+        ("InsufficientFundsForFee", PermanentError, "insufficient_funds"),
+        ("AccountInUse", TransientError, "rpc_busy"),
+    ]:
+        answer = {
+            "jsonrpc": "2.0",
+            "id": 0,
+            "error": {"code": -32002, "message": "Transaction simulation failed", "data": {"err": err, "logs": []}},
+        }
+        translated = translate_rpc_failure(
+            RPCException(SendTransactionResp.from_json(json.dumps(answer))), "sendTransaction"
+        )
         assert isinstance(translated, kind) and translated.code == code
 
 
@@ -301,8 +337,11 @@ class _TypedErrorClient(_RaisingClient):
     """Raises what solana-py's typed helpers raise: RPCException around a solders error."""
 
     def __init__(self, err: str, message: str) -> None:
-        answer = {"jsonrpc": "2.0", "id": 0, "error": {"code": -32002, "message": message,
-                                                       "data": {"err": err, "logs": []}}}
+        answer = {
+            "jsonrpc": "2.0",
+            "id": 0,
+            "error": {"code": -32002, "message": message, "data": {"err": err, "logs": []}},
+        }
         super().__init__(RPCException(SendTransactionResp.from_json(json.dumps(answer))))
 
 
@@ -385,23 +424,34 @@ async def test_processed_commitment_reads_history_at_confirmed(node):
         await t.close()
 
 
-@pytest.mark.parametrize("err, expected", [
-    (None, (None, None, None)),
-    ({"InstructionError": [4, {"Custom": 1}]}, ("instruction 4 failed: custom program error 1", 4, 1)),
-    ({"InstructionError": [0, "InvalidAccountData"]}, ("instruction 0 failed: InvalidAccountData", 0, None)),
-    ({"InstructionError": [1, {"BorshIoError": "x"}]}, ("instruction 1 failed: BorshIoError: x", 1, None)),
-    ({"InsufficientFundsForRent": {"account_index": 2}},
-     ("InsufficientFundsForRent: {'account_index': 2}", None, None)),
-    ("AccountInUse", ("AccountInUse", None, None)),
-])
+@pytest.mark.parametrize(
+    "err, expected",
+    [
+        (None, (None, None, None)),
+        ({"InstructionError": [4, {"Custom": 1}]}, ("instruction 4 failed: custom program error 1", 4, 1)),
+        ({"InstructionError": [0, "InvalidAccountData"]}, ("instruction 0 failed: InvalidAccountData", 0, None)),
+        ({"InstructionError": [1, {"BorshIoError": "x"}]}, ("instruction 1 failed: BorshIoError: x", 1, None)),
+        (
+            {"InsufficientFundsForRent": {"account_index": 2}},
+            ("InsufficientFundsForRent: {'account_index': 2}", None, None),
+        ),
+        ("AccountInUse", ("AccountInUse", None, None)),
+    ],
+)
 def test_parse_transaction_error(err, expected):
     assert parse_transaction_error(err) == expected
 
 
 # ----------------------------------------------------------------------- history
 def _sig_entry(sig: Signature, err: Any = None) -> dict:
-    return {"signature": str(sig), "slot": 1, "err": err, "memo": None, "blockTime": 1,
-            "confirmationStatus": "finalized"}
+    return {
+        "signature": str(sig),
+        "slot": 1,
+        "err": err,
+        "memo": None,
+        "blockTime": 1,
+        "confirmationStatus": "finalized",
+    }
 
 
 async def test_signatures_oldest_first_up_to_the_first_success(node, transport):
@@ -412,7 +462,8 @@ async def test_signatures_oldest_first_up_to_the_first_success(node, transport):
     node.answers["getTransaction"] = lambda params: fees[params[0]]
     statuses = await transport.signatures_for_address(Pubkey.new_unique())
     assert [(s.signature, s.slot, s.fee_lamports, s.err is None) for s in statuses] == [
-        (SIG, 1, 5_000, False), (SIG2, 2, 10_000, True),
+        (SIG, 1, 5_000, False),
+        (SIG2, 2, 10_000, True),
     ]
     assert [p[0] for p in node.calls("getTransaction")] == [str(SIG), str(SIG2)]  # not the later retry
 
@@ -443,14 +494,28 @@ async def test_signatures_listed_but_not_served_is_transient(node, transport):
 
 
 async def test_every_error_is_a_tokenforge_error(node, transport):
-    for method in ("getLatestBlockhash", "getSignatureStatuses", "getBlockHeight", "getAccountInfo",
-                   "getSignaturesForAddress", "getMinimumBalanceForRentExemption", "getBalance", "requestAirdrop"):
+    for method in (
+        "getLatestBlockhash",
+        "getSignatureStatuses",
+        "getBlockHeight",
+        "getAccountInfo",
+        "getSignaturesForAddress",
+        "getMinimumBalanceForRentExemption",
+        "getBalance",
+        "requestAirdrop",
+    ):
         node.answers[method] = Reply(body=json.dumps({"unexpected": True}))
     key = Keypair().pubkey()
-    for call in (transport.latest_blockhash(), transport.get_transaction_status(SIG), transport.block_height(),
-                 transport.get_account(key), transport.signatures_for_address(key),
-                 transport.minimum_balance_for_rent_exemption(1), transport.get_balance(key),
-                 transport.request_airdrop(key, 1)):
+    for call in (
+        transport.latest_blockhash(),
+        transport.get_transaction_status(SIG),
+        transport.block_height(),
+        transport.get_account(key),
+        transport.signatures_for_address(key),
+        transport.minimum_balance_for_rent_exemption(1),
+        transport.get_balance(key),
+        transport.request_airdrop(key, 1),
+    ):
         with pytest.raises(TokenForgeError):
             await call
 
@@ -496,9 +561,15 @@ async def test_open_airdrops_below_the_threshold_and_waits_for_it(node):
     balances = iter([1_000, 1_000, 1_000, 5_000_000])  # the airdrop shows on the fourth read
     node.answers["getBalance"] = lambda params: _ctx(next(balances))
     node.answers["requestAirdrop"] = str(SIG)
-    d = await open_rpc_solana_deployer("solana", AsyncClient(node.url), os.urandom(32), os.urandom(32),
-                                       commitment="processed", compute_unit_price_micro_lamports=10,
-                                       airdrop_below_lamports=5_000_000)
+    d = await open_rpc_solana_deployer(
+        "solana",
+        AsyncClient(node.url),
+        os.urandom(32),
+        os.urandom(32),
+        commitment="processed",
+        compute_unit_price_micro_lamports=10,
+        airdrop_below_lamports=5_000_000,
+    )
     try:
         assert isinstance(d.transport, RpcSolanaTransport) and d.transport.commitment == "processed"
         assert d.compute_unit_price_micro_lamports == 10
@@ -511,7 +582,8 @@ async def test_open_airdrops_below_the_threshold_and_waits_for_it(node):
 async def test_open_does_not_airdrop_a_funded_payer(node):
     _answer_blockhash(node)
     node.answers["getBalance"] = _ctx(10 * 10**9)
-    d = await open_rpc_solana_deployer("solana", AsyncClient(node.url), os.urandom(32), os.urandom(32),
-                                       airdrop_below_lamports=10**9)
+    d = await open_rpc_solana_deployer(
+        "solana", AsyncClient(node.url), os.urandom(32), os.urandom(32), airdrop_below_lamports=10**9
+    )
     await d.close()
     assert node.calls("requestAirdrop") == []

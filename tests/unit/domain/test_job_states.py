@@ -10,7 +10,12 @@ from tokenforge.domain.jobs import FINAL, JobStatus, TokenStatus, can_transition
 from tokenforge.errors import IllegalTransition, PermanentError
 
 Q, SUBMITTING, SUBMITTED, CONFIRMED, FAILED, DEAD = (
-    JobStatus.QUEUED, JobStatus.SUBMITTING, JobStatus.SUBMITTED, JobStatus.CONFIRMED, JobStatus.FAILED, JobStatus.DEAD,
+    JobStatus.QUEUED,
+    JobStatus.SUBMITTING,
+    JobStatus.SUBMITTED,
+    JobStatus.CONFIRMED,
+    JobStatus.FAILED,
+    JobStatus.DEAD,
 )
 
 # What the design allows, written out independently of the implementation's table.
@@ -40,7 +45,7 @@ def test_the_six_states_and_their_wire_values():
 
 
 def test_final_states_are_confirmed_failed_and_dead():
-    assert FINAL == {CONFIRMED, FAILED, DEAD}
+    assert {CONFIRMED, FAILED, DEAD} == FINAL
 
 
 @pytest.mark.parametrize(("current", "new"), sorted(ALLOWED), ids=lambda s: str(s))

@@ -34,11 +34,15 @@ def test_delay_is_within_zero_and_capped_exponential(attempt, base_s, max_s, see
 
 @given(attempt=attempts, base_s=bases, max_s=maxes)
 def test_upper_end_is_exactly_the_capped_exponential(attempt, base_s, max_s):
-    assert backoff_s(attempt, base_s=base_s, max_s=max_s, rng=Extreme("high")) == min(max_s, base_s * 2 ** (attempt - 1))
+    assert backoff_s(attempt, base_s=base_s, max_s=max_s, rng=Extreme("high")) == min(
+        max_s, base_s * 2 ** (attempt - 1)
+    )
     assert backoff_s(attempt, base_s=base_s, max_s=max_s, rng=Extreme("low")) == 0
 
 
-@pytest.mark.parametrize(("attempt", "ceiling"), [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (7, 32.0), (8, 60.0), (50, 60.0)])
+@pytest.mark.parametrize(
+    ("attempt", "ceiling"), [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (7, 32.0), (8, 60.0), (50, 60.0)]
+)
 def test_ceiling_doubles_until_the_cap(attempt, ceiling):
     assert backoff_s(attempt, base_s=0.5, max_s=60.0, rng=Extreme("high")) == ceiling
 

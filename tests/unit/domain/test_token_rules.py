@@ -64,14 +64,30 @@ def b58encode(raw: bytes) -> str:
 
 def test_valid_evm_launch_keeps_every_field():
     params = launch(
-        name="Forge Coin", symbol="FORGE", decimals=6, supply="2500", description="hello",
-        image_url="https://img.example/x.png", website="http://example.org", twitter="https://x.com/forge",
-        telegram="https://t.me/forge", metadata_uri="https://meta.example/forge.json",
+        name="Forge Coin",
+        symbol="FORGE",
+        decimals=6,
+        supply="2500",
+        description="hello",
+        image_url="https://img.example/x.png",
+        website="http://example.org",
+        twitter="https://x.com/forge",
+        telegram="https://t.me/forge",
+        metadata_uri="https://meta.example/forge.json",
     )
     assert params == LaunchParams(
-        chain="ethereum", name="Forge Coin", symbol="FORGE", decimals=6, supply=2500, creator=EVM_CREATOR,
-        description="hello", image_url="https://img.example/x.png", website="http://example.org",
-        twitter="https://x.com/forge", telegram="https://t.me/forge", metadata_uri="https://meta.example/forge.json",
+        chain="ethereum",
+        name="Forge Coin",
+        symbol="FORGE",
+        decimals=6,
+        supply=2500,
+        creator=EVM_CREATOR,
+        description="hello",
+        image_url="https://img.example/x.png",
+        website="http://example.org",
+        twitter="https://x.com/forge",
+        telegram="https://t.me/forge",
+        metadata_uri="https://meta.example/forge.json",
     )
     assert params.supply_base_units == 2500 * 10**6
 

@@ -88,8 +88,10 @@ def test_tx_dropped_signs_again_using_an_attempt_and_is_dead_when_they_are_used_
 
 @pytest.mark.parametrize("facts", [None, *IN_FLIGHT, *NOT_IN_FLIGHT])
 def test_database_outage_requeues_the_delivery_with_a_growing_bounded_pause(facts):
-    delays = [decide(error(ErrorCode.DB_UNAVAILABLE), facts, POLICY, outages=n, rng=random.Random(n)).delay_s
-              for n in range(1, 30)]
+    delays = [
+        decide(error(ErrorCode.DB_UNAVAILABLE), facts, POLICY, outages=n, rng=random.Random(n)).delay_s
+        for n in range(1, 30)
+    ]
     assert all(0.1 <= d <= POLICY.outage_max_s for d in delays)
     decision = decide(error(ErrorCode.DB_UNAVAILABLE), facts, POLICY)
     assert decision.action is Action.REQUEUE and not decision.uses_attempt

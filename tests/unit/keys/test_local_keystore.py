@@ -97,7 +97,10 @@ def test_stable_across_restart(paths):
     addresses = (make(paths).evm_deployer_address("ethereum"), make(paths).solana_payer_address("solana-devnet"))
     assert all_keys(make(paths)) == keys
     assert all_keys(make(paths, create_missing=False)) == keys
-    assert addresses == (make(paths).evm_deployer_address("ethereum"), make(paths).solana_payer_address("solana-devnet"))
+    assert addresses == (
+        make(paths).evm_deployer_address("ethereum"),
+        make(paths).solana_payer_address("solana-devnet"),
+    )
 
 
 def test_missing_key_without_create_names_the_key(paths):

@@ -26,16 +26,18 @@ async def list_chains(container: ContainerDep) -> dict:
         details = health() if health is not None else {}
         keys = details.get("keys", [])
         endpoints = pool.health() if pool is not None else []
-        items.append({
-            "chain": name,
-            "family": CHAINS[name].family.value,
-            "network": cs.network.value,
-            # Deployers open in the worker; a process without one reports nothing it has not seen.
-            "open_in_this_process": deployer is not None,
-            "endpoints": endpoints,
-            "keys": keys,
-            "alerts": [f"{k['address']}: {k['alert']}" for k in keys if k.get("alert")]
-            + [f"endpoint {e['label']} is {e['state']}" for e in endpoints if e["state"] != "closed"],
-            **{k: v for k, v in details.items() if k not in ("keys",)},
-        })
+        items.append(
+            {
+                "chain": name,
+                "family": CHAINS[name].family.value,
+                "network": cs.network.value,
+                # Deployers open in the worker; a process without one reports nothing it has not seen.
+                "open_in_this_process": deployer is not None,
+                "endpoints": endpoints,
+                "keys": keys,
+                "alerts": [f"{k['address']}: {k['alert']}" for k in keys if k.get("alert")]
+                + [f"endpoint {e['label']} is {e['state']}" for e in endpoints if e["state"] != "closed"],
+                **{k: v for k, v in details.items() if k not in ("keys",)},
+            }
+        )
     return {"items": items}

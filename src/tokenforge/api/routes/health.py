@@ -24,7 +24,11 @@ async def readyz(container: ContainerDep, response: Response) -> dict:
     except Exception:
         response.status_code = 503
         return {"status": "unavailable", "database": "down"}
-    return {"status": "ok", "database": "up", "chains": {k: v.network.value for k, v in container.settings.chains.items()}}
+    return {
+        "status": "ok",
+        "database": "up",
+        "chains": {k: v.network.value for k, v in container.settings.chains.items()},
+    }
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)

@@ -52,10 +52,14 @@ async def job_events(
     job_id: Annotated[str, Path(description="A job `id` this API returned")],
     request: Request,
     container: ContainerDep,
-    last_event_id: Annotated[str | None, Header(
-        max_length=20, description="The `id` of the last event received: the stream resumes after it "
-        "(anything but decimal digits starts from the beginning)",
-    )] = None,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            max_length=20,
+            description="The `id` of the last event received: the stream resumes after it "
+            "(anything but decimal digits starts from the beginning)",
+        ),
+    ] = None,
 ):
     async with container.sessions() as session:
         job = await jobs_repo.get(session, job_id) if len(job_id) <= 64 else None
@@ -81,8 +85,9 @@ async def job_events(
                 return
             final = JobStatus(current.status) in FINAL
             for i, ev in enumerate(events):
-                out = JobEventOut(id=ev.id, job_id=ev.job_id, status=ev.status, message=ev.message,
-                                  data=ev.data, at=ev.created_at)
+                out = JobEventOut(
+                    id=ev.id, job_id=ev.job_id, status=ev.status, message=ev.message, data=ev.data, at=ev.created_at
+                )
                 yield _sse(out, final and i == len(events) - 1)
                 after = ev.id
             if final:

@@ -48,10 +48,15 @@ async def create_token(
     body: CreateTokenRequest,
     container: ContainerDep,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(
-        min_length=1, max_length=255, description="1-255 printable characters, not only spaces; "
-        "makes retries of this request safe (kept at least 24 hours)",
-    )] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=255,
+            description="1-255 printable characters, not only spaces; "
+            "makes retries of this request safe (kept at least 24 hours)",
+        ),
+    ] = None,
 ):
     if idempotency_key is not None and (not idempotency_key.strip() or not idempotency_key.isprintable()):
         raise ValidationFailed("header.idempotency-key", "must be 1-255 printable characters")
@@ -99,16 +104,24 @@ def _decode_cursor(cursor: str) -> int:
 async def list_tokens(
     session: SessionDep,
     chain: Annotated[ChainName | None, Query(description="Only tokens on this chain")] = None,
-    creator: Annotated[str | None, Query(
-        max_length=64, description="Only tokens of this creator (an EVM address in any letter case, or a Solana key)",
-    )] = None,
+    creator: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="Only tokens of this creator (an EVM address in any letter case, or a Solana key)",
+        ),
+    ] = None,
     status: Annotated[TokenStatus | None, Query(description="Only tokens in this state")] = None,
     limit: Annotated[int, Query(ge=1, le=200, description="Tokens per page, 1-200")] = 50,
-    cursor: Annotated[str | None, Query(
-        max_length=64, pattern=CURSOR_PATTERN,
-        description="`next_cursor` of the previous page, passed back unchanged (opaque; any other "
-        "value is refused with 422); absent or empty for the first page",
-    )] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            pattern=CURSOR_PATTERN,
+            description="`next_cursor` of the previous page, passed back unchanged (opaque; any other "
+            "value is refused with 422); absent or empty for the first page",
+        ),
+    ] = None,
 ):
     before = _decode_cursor(cursor) if cursor else None
     if creator is not None and creator.startswith("0x") and is_hex_address(creator):

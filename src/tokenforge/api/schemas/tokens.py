@@ -18,8 +18,10 @@ CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"
 
 
 def _url_rules(what: str) -> str:
-    return (f"{what} URL: http or https, a host, an optional port 0-65535, at most 200 characters, no "
-            "whitespace or control characters; an empty string counts as absent")
+    return (
+        f"{what} URL: http or https, a host, an optional port 0-65535, at most 200 characters, no "
+        "whitespace or control characters; an empty string counts as absent"
+    )
 
 
 class CreateTokenRequest(BaseModel):
@@ -46,7 +48,8 @@ class CreateTokenRequest(BaseModel):
 
     chain: ChainName
     name: str = Field(
-        min_length=1, max_length=32,
+        min_length=1,
+        max_length=32,
         description="1-32 characters after trimming spaces: printable characters and emoji sequences "
         "(zero-width joiners between emoji, flags, skin tones, keycaps); control characters, "
         "bidirectional overrides, zero-width spaces and other invisible formatting characters are refused",
@@ -57,19 +60,23 @@ class CreateTokenRequest(BaseModel):
         description="Whole tokens, > 0; an integer or a string of digits (for values past 2^53)"
     )
     creator: str = Field(
-        min_length=32, max_length=44, pattern=r"^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$",
+        min_length=32,
+        max_length=44,
+        pattern=r"^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$",
         description="EVM 0x address (EIP-55 checksum checked when mixed case) or Solana base58 public key",
     )
     description: str = Field(
-        default="", max_length=1000,
+        default="",
+        max_length=1000,
         description="Printable text, line breaks and tabs; the same invisible characters as `name` are refused",
     )
     image_url: str | None = Field(default=None, max_length=200, pattern=URL_PATTERN, description=_url_rules("Image"))
     website: str | None = Field(default=None, max_length=200, pattern=URL_PATTERN, description=_url_rules("Website"))
     twitter: str | None = Field(default=None, max_length=200, pattern=URL_PATTERN, description=_url_rules("X"))
     telegram: str | None = Field(default=None, max_length=200, pattern=URL_PATTERN, description=_url_rules("Telegram"))
-    metadata_uri: str | None = Field(default=None, max_length=200, pattern=URL_PATTERN,
-                                     description=_url_rules("Token metadata (Solana)"))
+    metadata_uri: str | None = Field(
+        default=None, max_length=200, pattern=URL_PATTERN, description=_url_rules("Token metadata (Solana)")
+    )
 
 
 class TokenOut(BaseModel):
@@ -151,10 +158,21 @@ def job_out(row: JobRow) -> JobOut:
 
     error = JobError(code=row.error_code, message=row.error_message or "") if row.error_code else None
     return JobOut(
-        id=row.id, kind=row.kind, token_id=row.token_id, chain=row.chain, status=JobStatus(row.status),
-        final=JobStatus(row.status) in FINAL, attempts=row.attempts, max_attempts=row.max_attempts,
-        error=error, tx_id=row.tx_id, nonce=row.nonce, token_address=row.token_address,
-        created_at=row.created_at, updated_at=row.updated_at, finished_at=row.finished_at,
+        id=row.id,
+        kind=row.kind,
+        token_id=row.token_id,
+        chain=row.chain,
+        status=JobStatus(row.status),
+        final=JobStatus(row.status) in FINAL,
+        attempts=row.attempts,
+        max_attempts=row.max_attempts,
+        error=error,
+        tx_id=row.tx_id,
+        nonce=row.nonce,
+        token_address=row.token_address,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        finished_at=row.finished_at,
         events_url=f"/v1/jobs/{row.id}/events",
     )
 
@@ -169,10 +187,21 @@ def launch_body(token: dict, job: dict) -> dict:
     token_body = {k: token[k] for k in TokenOut.model_fields if k not in ("created_at", "updated_at")}
     token_body.update(created_at=_iso(token["created_at"]), updated_at=_iso(token["updated_at"]))
     job_body = {
-        "id": job["id"], "kind": job["kind"], "token_id": job["token_id"], "chain": job["chain"],
-        "status": job["status"], "final": False, "attempts": job["attempts"], "max_attempts": job["max_attempts"],
-        "error": None, "tx_id": None, "nonce": None, "token_address": None,
-        "created_at": _iso(job["created_at"]), "updated_at": _iso(job["updated_at"]), "finished_at": None,
+        "id": job["id"],
+        "kind": job["kind"],
+        "token_id": job["token_id"],
+        "chain": job["chain"],
+        "status": job["status"],
+        "final": False,
+        "attempts": job["attempts"],
+        "max_attempts": job["max_attempts"],
+        "error": None,
+        "tx_id": None,
+        "nonce": None,
+        "token_address": None,
+        "created_at": _iso(job["created_at"]),
+        "updated_at": _iso(job["updated_at"]),
+        "finished_at": None,
         "events_url": f"/v1/jobs/{job['id']}/events",
     }
     return {"token": token_body, "job": job_body}

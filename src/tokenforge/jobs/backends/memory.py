@@ -139,7 +139,9 @@ class MemoryQueue:
         self._subscriptions.append(sub)
         return sub
 
-    def _nacker(self, t: _Topic, message_id: str, body: Body, deliveries: int) -> Callable[[bool, float], Awaitable[None]]:
+    def _nacker(
+        self, t: _Topic, message_id: str, body: Body, deliveries: int
+    ) -> Callable[[bool, float], Awaitable[None]]:
         async def nack(requeue: bool, delay_s: float = 0.0) -> None:
             if not requeue:
                 t.dead_letter(message_id, body, deliveries)

@@ -52,15 +52,28 @@ def launch_message(job_id: str) -> tuple[str, dict[str, Any]]:
 
 def outbox_row(job_id: str, *, delay_s: float = 0.0) -> RowValues:
     message_id, body = launch_message(job_id)
-    return {"topic": TOPIC, "message_id": message_id, "payload": body, "job_id": job_id,
-            "available_at": time.time() + delay_s, "created_at": utcnow()}
+    return {
+        "topic": TOPIC,
+        "message_id": message_id,
+        "payload": body,
+        "job_id": job_id,
+        "available_at": time.time() + delay_s,
+        "created_at": utcnow(),
+    }
 
 
 def enqueue_step(session: AsyncSession, job_id: str, *, delay_s: float = 0.0) -> None:
     """Stage the message that advances ``job_id`` in the caller's transaction."""
     row = outbox_row(job_id, delay_s=delay_s)
-    outbox_repo.add(session, topic=row["topic"], message_id=row["message_id"], payload=row["payload"],
-                    job_id=job_id, available_at_s=row["available_at"], now=row["created_at"])
+    outbox_repo.add(
+        session,
+        topic=row["topic"],
+        message_id=row["message_id"],
+        payload=row["payload"],
+        job_id=job_id,
+        available_at_s=row["available_at"],
+        now=row["created_at"],
+    )
 
 
 def launch_request(job: JobRow, token: TokenRow) -> LaunchRequest:
@@ -111,8 +124,15 @@ class _Step:
         self.event(message, data)
 
     def event(self, message: str, data: dict[str, Any] | None = None) -> None:
-        self.changes.events.append({"job_id": self.job.id, "status": self.status.value, "message": message,
-                                    "data": data or {}, "created_at": utcnow()})
+        self.changes.events.append(
+            {
+                "job_id": self.job.id,
+                "status": self.status.value,
+                "message": message,
+                "data": data or {},
+                "created_at": utcnow(),
+            }
+        )
 
     def build(self) -> Changes:
         self.changes.jobs.append({"id": self.job.id, **self.values})
@@ -250,22 +270,37 @@ class LaunchHandler:
     async def _record_replacement(self, job: JobRow, old: SignedLaunch, new: SignedLaunch, after_s: float) -> None:
         """Write-ahead for a replacement: recorded (with every earlier id) before broadcast."""
         step = _Step(job)
-        step.set(tx_id=new.tx_id, raw_tx=new.raw_tx, replaced_tx_ids=list(new.replaced_tx_ids),
-                 submitted_at=utcnow(), confirm_checks=0)
-        step.event(f"transaction not mined after {after_s:g}s; replaced with higher fees (same nonce)",
-                   {"tx_id": new.tx_id, "replaces": old.tx_id, "nonce": new.nonce,
-                    "replacement": len(new.replaced_tx_ids)})
+        step.set(
+            tx_id=new.tx_id,
+            raw_tx=new.raw_tx,
+            replaced_tx_ids=list(new.replaced_tx_ids),
+            submitted_at=utcnow(),
+            confirm_checks=0,
+        )
+        step.event(
+            f"transaction not mined after {after_s:g}s; replaced with higher fees (same nonce)",
+            {"tx_id": new.tx_id, "replaces": old.tx_id, "nonce": new.nonce, "replacement": len(new.replaced_tx_ids)},
+        )
         await self._commit(step)
 
     async def _record_signed(self, job: JobRow, signed: SignedLaunch) -> None:
         step = _Step(job)
         step.set(
-            tx_id=signed.tx_id, raw_tx=signed.raw_tx, signer=signed.signer, nonce=signed.nonce,
-            recent_blockhash=signed.recent_blockhash, last_valid_block_height=signed.last_valid_block_height,
-            token_address=signed.token_address, confirm_checks=0, replaced_tx_ids=None,
+            tx_id=signed.tx_id,
+            raw_tx=signed.raw_tx,
+            signer=signed.signer,
+            nonce=signed.nonce,
+            recent_blockhash=signed.recent_blockhash,
+            last_valid_block_height=signed.last_valid_block_height,
+            token_address=signed.token_address,
+            confirm_checks=0,
+            replaced_tx_ids=None,
         )
-        step.move(JobStatus.SUBMITTING, "transaction signed and recorded",
-                  {"tx_id": signed.tx_id, "token_address": signed.token_address, "nonce": signed.nonce})
+        step.move(
+            JobStatus.SUBMITTING,
+            "transaction signed and recorded",
+            {"tx_id": signed.tx_id, "token_address": signed.token_address, "nonce": signed.nonce},
+        )
         await self._commit(step)
 
     @staticmethod
@@ -285,8 +320,10 @@ class LaunchHandler:
             self._submitted(step)
         if held is not None and job.error_code != held.code.value:
             step.set(error_code=held.code.value, error_message=held.message)
-            step.event(f"held back by the fee cap: {held.message}; waiting at the fees it has (no attempt used)",
-                       {"code": held.code.value, "message": held.message, "tx_id": job.tx_id})
+            step.event(
+                f"held back by the fee cap: {held.message}; waiting at the fees it has (no attempt used)",
+                {"code": held.code.value, "message": held.message, "tx_id": job.tx_id},
+            )
         delay_s = min(self._policy.confirm_poll_max_s, self._policy.confirm_poll_s * 1.25 ** (checks - 1))
         step.set(confirm_checks=checks, lease_owner=None, lease_until=None)
         step.changes.outbox.append(outbox_row(job.id, delay_s=delay_s))
@@ -298,18 +335,29 @@ class LaunchHandler:
             self._submitted(step)
         tx_id = receipt.tx_id or job.tx_id
         step.set(token_address=receipt.token_address, tx_id=tx_id, error_code=None, error_message=None)
-        step.move(JobStatus.CONFIRMED, message, {
-            "token_address": receipt.token_address,
-            "tx_id": tx_id,
-            "block_number": receipt.block_number,
-            "gas_used": receipt.gas_used,
-            "fee_paid_base_units": str(receipt.fee_paid_base_units),
-        })
-        step.changes.tokens.append({
-            "id": job.token_id, "status": TokenStatus.LIVE.value, "address": receipt.token_address,
-            "tx_id": tx_id, "block_number": receipt.block_number, "gas_used": receipt.gas_used,
-            "fee_paid_base_units": str(receipt.fee_paid_base_units), "updated_at": utcnow(),
-        })
+        step.move(
+            JobStatus.CONFIRMED,
+            message,
+            {
+                "token_address": receipt.token_address,
+                "tx_id": tx_id,
+                "block_number": receipt.block_number,
+                "gas_used": receipt.gas_used,
+                "fee_paid_base_units": str(receipt.fee_paid_base_units),
+            },
+        )
+        step.changes.tokens.append(
+            {
+                "id": job.token_id,
+                "status": TokenStatus.LIVE.value,
+                "address": receipt.token_address,
+                "tx_id": tx_id,
+                "block_number": receipt.block_number,
+                "gas_used": receipt.gas_used,
+                "fee_paid_base_units": str(receipt.fee_paid_base_units),
+                "updated_at": utcnow(),
+            }
+        )
         await self._commit(step)
 
     async def _on_error(self, job_id: str, err: TokenForgeError) -> None:
@@ -337,14 +385,25 @@ class LaunchHandler:
         step.set(attempts=attempts, confirm_checks=0)
         if decision.move_to is JobStatus.QUEUED:
             step.move(JobStatus.QUEUED, "transaction dropped; will sign again", {**error, "dropped_tx_id": job.tx_id})
-            step.set(tx_id=None, raw_tx=None, nonce=None, recent_blockhash=None,
-                     last_valid_block_height=None, submitted_at=None, replaced_tx_ids=None)
+            step.set(
+                tx_id=None,
+                raw_tx=None,
+                nonce=None,
+                recent_blockhash=None,
+                last_valid_block_height=None,
+                submitted_at=None,
+                replaced_tx_ids=None,
+            )
         if decision.action is Action.DEAD:
             step.move(JobStatus.DEAD, decision.note, error)
             self._token_failed(step)
         else:
-            retry = {**error, "attempt": attempts, "uses_attempt": decision.uses_attempt,
-                     "retry_in_s": round(decision.delay_s, 3)}
+            retry = {
+                **error,
+                "attempt": attempts,
+                "uses_attempt": decision.uses_attempt,
+                "retry_in_s": round(decision.delay_s, 3),
+            }
             message = f"{decision.note}; retrying in {decision.delay_s:.2f}s"
             if decision.move_to is not None and decision.move_to is not JobStatus.QUEUED:
                 step.move(decision.move_to, message, retry)  # one event says both

@@ -46,11 +46,7 @@ def transition(
 
 
 async def events_after(session: AsyncSession, job_id: str, after_id: int) -> list[JobEventRow]:
-    stmt = (
-        select(JobEventRow)
-        .where(JobEventRow.job_id == job_id, JobEventRow.id > after_id)
-        .order_by(JobEventRow.id)
-    )
+    stmt = select(JobEventRow).where(JobEventRow.job_id == job_id, JobEventRow.id > after_id).order_by(JobEventRow.id)
     return list((await session.execute(stmt)).scalars())
 
 

@@ -24,8 +24,14 @@ def add(
 ) -> None:
     """Stage a message in the caller's transaction; the relay publishes it after commit."""
     session.add(
-        OutboxRow(topic=topic, message_id=message_id, payload=payload, job_id=job_id, available_at=available_at_s,
-                  created_at=now)
+        OutboxRow(
+            topic=topic,
+            message_id=message_id,
+            payload=payload,
+            job_id=job_id,
+            available_at=available_at_s,
+            created_at=now,
+        )
     )
 
 
