@@ -403,7 +403,7 @@ def percentile(values: list[float], p: float) -> float | None:
     if not values:
         return None
     values = sorted(values)
-    return round(values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))], 1)
+    return round(values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))], 1)
 
 
 # ----------------------------------------------------------------------------- main
@@ -528,7 +528,7 @@ async def run_scenario(args: argparse.Namespace) -> dict:
             if child is not None:
                 child.stop()
         if db is not None:
-            db.close()
+            await db.close()
         if args.keep:
             err.print(f"work dir kept: {workdir}")
         else:

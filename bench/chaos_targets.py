@@ -98,26 +98,29 @@ class SqliteDatabase:
 
     def __init__(self, path: Path) -> None:
         self.path, self.env = path, {}
-        self._locker: subprocess.Popen | None = None
+        self._locker: asyncio.subprocess.Process | None = None
 
     async def go_down(self) -> None:
-        self._locker = subprocess.Popen(
-            [sys.executable, "-c", SQLITE_LOCKER, str(self.path)],
-            text=True,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
+        self._locker = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            SQLITE_LOCKER,
+            str(self.path),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
         )
-        if (await asyncio.to_thread(self._locker.stdout.readline)).strip() != "locked":
+        if (await self._locker.stdout.readline()).strip() != b"locked":
             raise RuntimeError("could not take the SQLite write lock")
 
     async def come_back(self) -> None:
+        """Closing the locker's stdin makes it roll back and exit."""
         self._locker.stdin.close()
-        await asyncio.to_thread(self._locker.wait, 30)
+        await asyncio.wait_for(self._locker.wait(), timeout=30)
 
-    def close(self) -> None:
-        if self._locker is not None and self._locker.poll() is None:
+    async def close(self) -> None:
+        if self._locker is not None and self._locker.returncode is None:
             self._locker.kill()
-            self._locker.wait()
+            await self._locker.wait()
 
 
 class PostgresDatabase:
@@ -140,5 +143,5 @@ class PostgresDatabase:
     async def come_back(self) -> None:
         await asyncio.to_thread(self.cluster.start)
 
-    def close(self) -> None:
-        self.cluster.close()
+    async def close(self) -> None:
+        await asyncio.to_thread(self.cluster.close)

@@ -81,7 +81,7 @@ def percentile(values: list[float], p: float) -> float | None:
     if not values:
         return None
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
 
 
 def creator_for(chain: str) -> str:
@@ -178,6 +178,23 @@ def chain_settings(args: argparse.Namespace, rpc_url: str | None) -> dict:
     }
 
 
+def start_server(args: argparse.Namespace, workdir: str, rpc_url: str | None) -> tuple[subprocess.Popen, str]:
+    """Starts ``tokenforge serve`` on a free port; returns it and its base URL (not ready yet)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "TOKENFORGE_DATA_DIR": os.path.join(workdir, "data"),
+        "TOKENFORGE_CHAINS": json.dumps(chain_settings(args, rpc_url)),
+        "TOKENFORGE_LOG_LEVEL": "WARNING",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tokenforge.cli.main", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    return proc, f"http://127.0.0.1:{port}"
+
+
 def stop_process(proc: subprocess.Popen | None) -> None:
     if proc is None or proc.poll() is not None:
         return
@@ -198,20 +215,9 @@ async def run(args: argparse.Namespace) -> dict:
     base = args.api
     if base is None:
         tmp = tempfile.TemporaryDirectory(prefix="tokenforge-bench-")
-        node, rpc_url = start_node(args, tmp.name)
-        port = free_port()
-        env = {
-            **os.environ,
-            "TOKENFORGE_DATA_DIR": os.path.join(tmp.name, "data"),
-            "TOKENFORGE_CHAINS": json.dumps(chain_settings(args, rpc_url)),
-            "TOKENFORGE_LOG_LEVEL": "WARNING",
-        }
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tokenforge.cli.main", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
+        # starting processes (and waiting for the node to answer) blocks: off the event loop
+        node, rpc_url = await asyncio.to_thread(start_node, args, tmp.name)
+        proc, base = await asyncio.to_thread(start_server, args, tmp.name, rpc_url)
     limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
     try:
         async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:

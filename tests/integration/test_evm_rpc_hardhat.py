@@ -26,7 +26,7 @@ from tokenforge.chains.evm.deployer import EvmDeployer
 from tokenforge.chains.evm.fees import FeeOracle
 from tokenforge.chains.evm.keeper import NonceKeeper
 from tokenforge.chains.evm.open import open_rpc_evm_deployer
-from tokenforge.chains.ports import LaunchRequest
+from tokenforge.chains.ports import LaunchRequest, SignedLaunch
 from tokenforge.errors import ErrorCode, PermanentError, TransientError
 from tokenforge.store.db import make_engine, make_sessionmaker
 from tokenforge.store.migrate import upgrade_to_head
@@ -199,6 +199,15 @@ async def test_original_mined_after_a_replacement_was_recorded_still_counts(node
     await deployer.close()
 
 
+async def _replace_until_refused(deployer: EvmDeployer, signed: SignedLaunch, replacements: list[SignedLaunch]) -> None:
+    """Replaces the launch again and again, appending each replacement, until ``replace`` raises."""
+    for _ in range(20):
+        signed = await deployer.replace(signed)
+        assert signed is not None, "the launch was mined, but automine is off"
+        replacements.append(signed)
+    pytest.fail("replacement never reached the cap")
+
+
 async def test_replacement_stops_at_the_fee_cap(node, deployer_keys, sessions):
     w3 = AsyncWeb3(AsyncHTTPProvider(node.url))
     base = (await w3.eth.get_block("pending"))["baseFeePerGas"]
@@ -208,18 +217,12 @@ async def test_replacement_stops_at_the_fee_cap(node, deployer_keys, sessions):
     )
     set_automine(node.url, False)
     signed = await deployer.sign(request(Account.create().address))
-    bumped = signed
-    for _ in range(20):
-        try:
-            bumped = await deployer.replace(bumped)
-        except TransientError as err:
-            assert err.code is ErrorCode.FEE_ABOVE_CAP and str(cap) in err.message
-            break
-        assert bumped is not None
-    else:
-        pytest.fail("replacement never reached the cap")
-    assert bumped is not signed, "at least one replacement fitted under the cap"
-    assert decode_signed_tx(bumped.raw_tx).max_fee_per_gas_wei <= cap
+    replacements: list[SignedLaunch] = []
+    with pytest.raises(TransientError, match=f"more than the cap of {cap} wei per gas") as refused:
+        await _replace_until_refused(deployer, signed, replacements)
+    assert refused.value.code is ErrorCode.FEE_ABOVE_CAP
+    assert replacements, "at least one replacement fitted under the cap"
+    assert decode_signed_tx(replacements[-1].raw_tx).max_fee_per_gas_wei <= cap
     await deployer.close()
 
 

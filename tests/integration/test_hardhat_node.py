@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from eth_account import Account
 from web3 import AsyncHTTPProvider, AsyncWeb3
-from web3.exceptions import TransactionNotFound
+from web3.exceptions import TransactionNotFound, Web3RPCError
 
 from tests.support.hardhat import (
     CHAIN_ID,
@@ -58,7 +58,8 @@ def transfer(key: bytes, nonce: int, fees: Fees) -> bytes:
 
 
 async def rejection(w3: AsyncWeb3, raw: bytes) -> TokenForgeError:
-    with pytest.raises(Exception) as caught:
+    """The node's JSON-RPC refusal of ``raw``, as web3 raises it, translated."""
+    with pytest.raises(Web3RPCError) as caught:
         await w3.eth.send_raw_transaction(raw)
     return translate(caught.value, "broadcast")
 

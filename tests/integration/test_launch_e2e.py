@@ -50,7 +50,7 @@ async def test_evm_tokens_read_back_with_plain_web3(embedded_settings):
     ]
     async with running_stack(embedded_settings) as (container, client):
         tokens = await launch_all(client, bodies)
-        for token, body in zip(tokens, bodies):
+        for token, body in zip(tokens, bodies, strict=True):
             assert token["status"] == "live"
             assert token["gas_used"] <= 150_000
             deployer = await container.deployers.get(token["chain"])
@@ -106,7 +106,7 @@ async def test_solana_mints_decode_independently(embedded_settings):
     async with running_stack(embedded_settings) as (container, client):
         tokens = await launch_all(client, bodies)
         chain = (await container.deployers.get("solana")).embedded
-        for token, body, creator in zip(tokens, bodies, creators):
+        for token, body, creator in zip(tokens, bodies, creators, strict=True):
             supply_base_units = int(body["supply"]) * 10 ** body["decimals"]
             mint = Pubkey.from_string(token["address"])
             account = chain.get_account(mint)

@@ -459,12 +459,13 @@ async def test_first_choice_follows_the_weights(primary, secondary):
 
 
 def test_endpoint_config_is_validated_without_leaking_the_url():
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(ValueError, match="weight must be an integer >= 1") as caught:
         EndpointConfig(f"https://rpc.example.com/v3/{SECRET}", weight=0)
     assert SECRET not in str(caught.value) and "https://rpc.example.com/…" in str(caught.value)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^RPC endpoint wss://rpc\.example\.com/…: an http\(s\) URL") as caught:
         EndpointConfig(f"wss://rpc.example.com/{SECRET}")
-    with pytest.raises(ValueError):
+    assert SECRET not in str(caught.value)
+    with pytest.raises(ValueError, match="timeout_s must be > 0"):
         EndpointConfig("https://rpc.example.com", timeout_s=0)
 
 

@@ -8,7 +8,6 @@ is confirmed without a restart, or left alone while a live worker holds it.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import time
 
@@ -93,8 +92,11 @@ async def test_a_job_leased_by_a_live_worker_or_with_a_message_due_is_left_alone
 
 
 async def test_the_lease_of_an_exited_worker_process_is_released_and_its_job_resumed(sweep_settings):
-    exited = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    dead_pid = int(exited.stdout)
+    exited = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import os; print(os.getpid())", stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await exited.communicate()  # waits for the process to exit
+    dead_pid = int(out)
     fake = FakeDeployer()
     async with running_stack(sweep_settings, {"ethereum": fake}, start=False) as (container, client):
         job_id = (await client.post("/v1/tokens", json=BODY)).json()["job"]["id"]

@@ -79,7 +79,8 @@ def crash_and_resume(
     data_dir, chain: str, crash_point: str, body: dict, *, env: dict | None = None, before=None, between=None
 ) -> tuple[dict, dict, list[dict], dict]:
     """Launch on a server armed to exit abruptly at ``crash_point`` (``before()`` runs once it
-    is ready, before the launch), run ``between()`` while it is down, start it again on the same data and follow the job until it is final.
+    is ready, before the launch), run ``between()`` while it is down, start it again on the
+    same data and follow the job until it is final.
 
     Returns ``(accepted, job, events, token)``. Asserts the crash happened and that the
     successor signed nothing new: exactly one "signed" event, whose transaction is the

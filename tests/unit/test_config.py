@@ -20,7 +20,7 @@ def test_network_name_is_shorthand_and_endpoints_accept_strings(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "chains, field",
+    ("chains", "field"),
     [
         ({"ethereum": {"network": "testnet"}}, "endpoint"),
         ({"ethereum": {"network": "embedded", "endpoints": ["https://a.example"]}}, "embedded"),

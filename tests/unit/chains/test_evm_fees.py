@@ -33,10 +33,12 @@ class FakeEth:
         self.gas_price_wei = gas_price_wei
         self.calls: list[tuple] = []
         self.release: asyncio.Event | None = None  # when set, fee_history waits for it
+        self.fetching = asyncio.Event()  # set by the first fee_history call
         self.error: Exception | None = None
 
     async def fee_history(self, block_count, newest_block, reward_percentiles=None):
         self.calls.append(("eth_feeHistory", block_count, newest_block, reward_percentiles))
+        self.fetching.set()
         if self.release is not None:
             await self.release.wait()
         if self.error is not None:
@@ -182,8 +184,7 @@ async def test_concurrent_callers_share_one_fetch():
     w3.eth.release = asyncio.Event()
     fees = oracle(w3, clock=Clock())
     callers = [asyncio.create_task(fees.current()) for _ in range(20)]
-    while not w3.eth.calls:
-        await asyncio.sleep(0)
+    await asyncio.wait_for(w3.eth.fetching.wait(), timeout=5)
     w3.eth.release.set()
     results = await asyncio.gather(*callers)
     assert set(results) == {Fees(21 * GWEI, GWEI)}
@@ -236,16 +237,16 @@ def test_bump_refuses_less_than_ten_percent():
 
 
 @pytest.mark.parametrize(
-    "kw",
+    ("kw", "message"),
     [
-        {"max_fee_per_gas_cap_wei": 0},
-        {"priority_fee_wei": 600 * GWEI},
-        {"legacy": True, "priority_fee_wei": GWEI},
-        {"base_fee_multiplier": 0.5},
-        {"reward_percentile": 101},
-        {"history_blocks": 0},
+        ({"max_fee_per_gas_cap_wei": 0}, "max_fee_per_gas_cap_wei must be positive"),
+        ({"priority_fee_wei": 600 * GWEI}, "priority_fee_wei must be between 0 and max_fee_per_gas_cap_wei"),
+        ({"legacy": True, "priority_fee_wei": GWEI}, "priority_fee_wei has no meaning on a legacy chain"),
+        ({"base_fee_multiplier": 0.5}, "base_fee_multiplier must be at least 1"),
+        ({"reward_percentile": 101}, "reward_percentile must be between 0 and 100"),
+        ({"history_blocks": 0}, "history_blocks must be between 1 and 1024"),
     ],
 )
-def test_invalid_configuration_is_refused(kw):
-    with pytest.raises(ValueError):
+def test_invalid_configuration_is_refused(kw, message):
+    with pytest.raises(ValueError, match=message):
         oracle(FakeWeb3(), **kw)

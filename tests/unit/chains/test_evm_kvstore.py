@@ -19,14 +19,19 @@ def test_values_survive_reopening(tmp_path):
     again.close()
 
 
-def test_a_failed_transaction_leaves_nothing_behind(tmp_path):
-    db = SqliteKV(tmp_path / "chain.sqlite")
-    db[b"keep"] = b"1"
-    with pytest.raises(RuntimeError), db.transaction():
+def _write_then_crash(db: SqliteKV) -> None:
+    with db.transaction():
         db[b"keep"] = b"2"
         with db.transaction():  # nested: the outermost decides
             db[b"new"] = b"x"
         raise RuntimeError("crash in the middle of a block")
+
+
+def test_a_failed_transaction_leaves_nothing_behind(tmp_path):
+    db = SqliteKV(tmp_path / "chain.sqlite")
+    db[b"keep"] = b"1"
+    with pytest.raises(RuntimeError, match="crash in the middle of a block"):
+        _write_then_crash(db)
     assert db[b"keep"] == b"1" and b"new" not in db
     del db[b"keep"]
     assert b"keep" not in db

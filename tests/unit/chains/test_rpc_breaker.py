@@ -122,7 +122,13 @@ def test_threshold_one_and_zero_pause(clock):
     assert breaker.allow() and not breaker.allow()
 
 
-@pytest.mark.parametrize("kwargs", [{"failure_threshold": 0}, {"reset_after_s": -1.0}])
-def test_rejects_nonsense_settings(kwargs):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"failure_threshold": 0}, "failure_threshold must be >= 1"),
+        ({"reset_after_s": -1.0}, "reset_after_s must be >= 0"),
+    ],
+)
+def test_rejects_nonsense_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
         CircuitBreaker(**kwargs)

@@ -31,9 +31,7 @@ def chain():
 
 def test_slot_advances_with_time_and_never_backwards(chain, monkeypatch):
     monkeypatch.setattr(embedded, "SLOT_DURATION_S", 0.001)
-    seen = []
-    for _ in range(50):
-        seen.append(chain.slot())
+    seen = [chain.slot() for _ in range(50)]
     assert seen == sorted(seen)
     import time
 

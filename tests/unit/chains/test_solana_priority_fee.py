@@ -131,9 +131,19 @@ def test_explicit_limit_and_limit_without_price():
     assert budget_of(tx) == (90_000, 0) and len(tx.message.instructions) == 8
 
 
-@pytest.mark.parametrize("limit, price", [(0, 1), (1_400_001, 1), (None, -1), (None, 2**64), (True, 1), (None, 1.5)])
-def test_out_of_range_budget(limit, price):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("limit", "price", "refused"),
+    [
+        (0, 1, "compute_unit_limit"),
+        (1_400_001, 1, "compute_unit_limit"),
+        (True, 1, "compute_unit_limit"),
+        (None, -1, "compute_unit_price_micro_lamports"),
+        (None, 2**64, "compute_unit_price_micro_lamports"),
+        (None, 1.5, "compute_unit_price_micro_lamports"),
+    ],
+)
+def test_out_of_range_budget(limit, price, refused):
+    with pytest.raises(ValueError, match=f"^{refused} must be an integer from"):
         ix.compute_budget_instructions(limit, price, default_limit=1)
 
 
@@ -199,7 +209,7 @@ def test_default_limit_covers_measured_units():
 
 
 # ----------------------------------------------------------------------- on the embedded chain
-@pytest.mark.parametrize("price, limit", [(50_000, None), (1_234_567, 60_000), (1, 1_400_000)])
+@pytest.mark.parametrize(("price", "limit"), [(50_000, None), (1_234_567, 60_000), (1, 1_400_000)])
 async def test_launch_with_priority_fee_lands_and_pays_it(price, limit):
     d = await open_embedded_solana_deployer(
         "solana",

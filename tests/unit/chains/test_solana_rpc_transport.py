@@ -192,7 +192,7 @@ async def test_send_skips_preflight(node, transport):
 
 
 @pytest.mark.parametrize(
-    "reply, outcome",
+    ("reply", "outcome"),
     [
         (
             _preflight(
@@ -239,7 +239,7 @@ SEND_FAILURES = [
 ]
 
 
-@pytest.mark.parametrize("reply, kind, code", SEND_FAILURES)
+@pytest.mark.parametrize(("reply", "kind", "code"), SEND_FAILURES)
 async def test_send_failures_are_translated(node, transport, reply, kind, code):
     node.answers["sendTransaction"] = reply
     with pytest.raises(kind) as info:
@@ -425,7 +425,7 @@ async def test_processed_commitment_reads_history_at_confirmed(node):
 
 
 @pytest.mark.parametrize(
-    "err, expected",
+    ("err", "expected"),
     [
         (None, (None, None, None)),
         ({"InstructionError": [4, {"Custom": 1}]}, ("instruction 4 failed: custom program error 1", 4, 1)),

@@ -61,5 +61,5 @@ def test_seeded_rng_is_reproducible():
 
 @pytest.mark.parametrize("attempt", [0, -1, -100])
 def test_attempts_are_one_based(attempt):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="attempt is 1-based"):
         backoff_s(attempt, base_s=0.5, max_s=60.0)

@@ -116,9 +116,9 @@ def test_outage_delay_never_spins():
 
 def test_every_code_has_a_kind_and_registered_strings_only():
     assert all(isinstance(c.kind, ErrorKind) for c in ErrorCode)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="'not_a_code' is not a valid ErrorCode"):
         TransientError("x", code="not_a_code")
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"PermanentError cannot carry the .* code 'rpc_timeout'"):
         PermanentError("x", code=ErrorCode.RPC_TIMEOUT)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"TransientError cannot carry the .* code 'reverted'"):
         TransientError("x", code=ErrorCode.REVERTED)

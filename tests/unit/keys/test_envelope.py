@@ -116,7 +116,7 @@ def test_group_or_world_accessible_keyfile_refused(tmp_path, mode):
     with pytest.raises(PermanentError) as info:
         LocalMasterKey.from_keyfile(path)
     message = str(info.value)
-    assert "chmod 600" in message and oct(mode)[2:] in message
+    assert "chmod 600" in message and f"{mode:o}" in message
     assert key.hex() not in message and base64.b64encode(key).decode() not in message
     assert repr(key) not in message
 

@@ -138,7 +138,7 @@ def test_repr_and_str_have_no_key_material(paths):
     store = make(paths)
     keys = all_keys(store)
     text = repr(store) + str(store) + repr(store._master) + repr(vars(store))
-    assert_no_material(text, keys + [paths[1].read_bytes()], "repr")
+    assert_no_material(text, [*keys, paths[1].read_bytes()], "repr")
 
 
 def test_logs_have_no_key_material(paths, caplog):
