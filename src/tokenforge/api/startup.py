@@ -10,25 +10,29 @@ is a bug.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 from tokenforge.errors import TokenForgeError
 
-Receive = Callable[[], Awaitable[dict]]
-Send = Callable[[dict], Awaitable[None]]
-Asgi = Callable[[dict, Receive, Send], Awaitable[None]]
+# The ASGI callable's shape (the spec's scope and messages are mutable string-keyed mappings).
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Asgi = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def report_startup_failures(app: Asgi) -> Asgi:
     """``app`` with start-up failures reported in one line (see the module docstring)."""
 
-    async def wrapped(scope: dict, receive: Receive, send: Send) -> None:
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":
             await app(scope, receive, send)
             return
-        held: list[dict] = []
+        held: list[Message] = []
 
-        async def hold_startup_failure(message: dict) -> None:
+        async def hold_startup_failure(message: Message) -> None:
             if message.get("type") == "lifespan.startup.failed":
                 held.append(message)  # sent once the exception shows what failed
                 return

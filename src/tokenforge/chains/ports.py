@@ -95,7 +95,7 @@ class LaunchReceipt:
     block_number: int  # EVM block number or Solana slot
     gas_used: int | None  # EVM only
     fee_paid_base_units: int  # wei or lamports
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, object] = field(default_factory=dict)
 
 
 @runtime_checkable

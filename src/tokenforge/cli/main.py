@@ -148,7 +148,7 @@ def launch(
     if creator is None:
         creator = throwaway_creator(chain)
         err.print(f"[yellow]no --creator given: the supply goes to a fresh throwaway address {creator}[/]")
-    body = {
+    body: dict[str, str | int] = {
         "chain": chain,
         "name": name,
         "symbol": symbol,

@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
 from eth_tester.exceptions import BlockNotFound, TransactionFailed
 from eth_tester.exceptions import ValidationError as TesterValidationError
 from web3.providers.eth_tester.middleware import request_formatters, result_formatters
+from web3.types import RPCEndpoint
 
 import tokenforge
 from tokenforge.chains.evm.mempool import MempoolReject
@@ -57,6 +58,8 @@ log = logging.getLogger(__name__)
 GETH_WORDING = Wording(parse_error="parse error", invalid_request="invalid request", empty_batch="empty batch")
 #: Refusals a node answers as an invalid parameter rather than a server error.
 _PARAMETER_CODES = frozenset({ErrorCode.INVALID_PARAMETER, ErrorCode.ALREADY_MINED})
+#: eth-tester's result formatters (web3.py types the table as optional; it is always set).
+_RESULT_FORMATTERS: Mapping[RPCEndpoint, Callable[..., Any]] = result_formatters or {}
 
 # Served through eth-tester's endpoint table (with the embedded chain's node behaviour).
 _TESTER_METHODS = frozenset(
@@ -178,9 +181,9 @@ class EvmRpc:
         elif method == "eth_getLogs" and params and isinstance(params[0], dict) and "blockHash" in params[0]:
             params = [self._block_hash_filter(params[0]), *params[1:]]
         namespace, _, name = method.partition("_")
-        request_format = request_formatters.get(method)
+        request_format = request_formatters.get(RPCEndpoint(method))
         result = self._endpoints[namespace][name](self._tester, request_format(params) if request_format else params)
-        result_format = result_formatters.get(method)
+        result_format = _RESULT_FORMATTERS.get(RPCEndpoint(method))
         if result_format is not None:
             result = result_format(result)
         shape = SHAPES.get(method)

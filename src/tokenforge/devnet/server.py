@@ -104,7 +104,7 @@ class Devnet:
         spec = CHAINS[name]
         state_dir = self.config.state_dir(name)
         if spec.family is Family.EVM:
-            chain_id = spec.chain_id(Network.LOCAL)
+            chain_id = spec.evm_chain_id(Network.LOCAL)
             evm = await asyncio.to_thread(EmbeddedEvmChain, state_dir, chain_id)
             self._closers.append(lambda: asyncio.to_thread(evm.close))
             self.endpoints[name] = EvmRpc(evm)

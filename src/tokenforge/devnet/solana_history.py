@@ -26,6 +26,7 @@ import orjson
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import Transaction
+from solders.transaction_status import TransactionErrorType
 
 from tokenforge.chains.solana.embedded import TransactionObserver, error_json
 from tokenforge.chains.solana.embedded_store import status_from_row
@@ -107,7 +108,7 @@ class TransactionHistory:
         db: sqlite3.Connection,
         tx: Transaction,
         raw_tx: bytes,
-        err: object | None,
+        err: TransactionErrorType | None,
         meta: Any,
         pre_balances: list[int],
         post_balances: list[int],

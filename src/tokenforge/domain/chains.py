@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal, get_args
 
 
 class Family(StrEnum):
@@ -36,6 +37,12 @@ class ChainSpec:
     def chain_id(self, network: Network) -> int | None:
         return None if self.chain_ids is None else self.chain_ids[network]
 
+    def evm_chain_id(self, network: Network) -> int:
+        """The EVM chain id on ``network``; ``ValueError`` for a chain without ids (Solana)."""
+        if self.chain_ids is None:
+            raise ValueError(f"{self.name} is not an EVM chain: it has no chain id")
+        return self.chain_ids[network]
+
 
 def _evm(name: str, display: str, native: str, ids: dict[Network, int]) -> ChainSpec:
     return ChainSpec(name, Family.EVM, display, ids, 18, UINT256_MAX, native)
@@ -62,6 +69,12 @@ CHAINS: dict[str, ChainSpec] = {
     ),
     "solana": ChainSpec("solana", Family.SOLANA, "Solana", None, 9, U64_MAX, "SOL"),
 }
+
+
+#: The registered chain names as a type, in registry order (checked against ``CHAINS`` below).
+ChainName = Literal["ethereum", "bsc", "base", "solana"]
+if get_args(ChainName) != tuple(CHAINS):
+    raise RuntimeError(f"ChainName {get_args(ChainName)} must list the registered chains {tuple(CHAINS)}")
 
 
 def get_chain(name: str) -> ChainSpec:

@@ -131,7 +131,9 @@ class LaunchParams:
 
     @property
     def supply_base_units(self) -> int:
-        return self.supply * 10**self.decimals
+        # typeshed types ``int ** int`` as Any (a negative exponent gives a float); decimals >= 0
+        scale: int = 10**self.decimals
+        return self.supply * scale
 
 
 def _check_url(field: str, value: str | None) -> str | None:

@@ -37,7 +37,7 @@ async def list_chains(container: ContainerDep) -> dict:
                 "keys": keys,
                 "alerts": [f"{k['address']}: {k['alert']}" for k in keys if k.get("alert")]
                 + [f"endpoint {e['label']} is {e['state']}" for e in endpoints if e["state"] != "closed"],
-                **{k: v for k, v in details.items() if k not in ("keys",)},
+                **{k: v for k, v in details.items() if k != "keys"},
             }
         )
     return {"items": items}

@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from tokenforge.api.deps import ContainerDep
+from tokenforge.errors import TransientError
 
 router = APIRouter(tags=["operations"])
 
@@ -21,7 +23,9 @@ async def readyz(container: ContainerDep, response: Response) -> dict:
     try:
         async with container.sessions() as session:
             await session.execute(text("SELECT 1"))
-    except Exception:
+    # An outage leaves the session as DB_UNAVAILABLE (TransientError); a refusal that is not
+    # an outage (unknown role, no such database) as the SQLAlchemy error wrapping the driver's.
+    except (TransientError, SQLAlchemyError):
         response.status_code = 503
         return {"status": "unavailable", "database": "down"}
     return {

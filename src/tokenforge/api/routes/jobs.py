@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Path, Request
@@ -17,7 +17,9 @@ from tokenforge.errors import NotFound, TransientError
 from tokenforge.store.repositories import jobs as jobs_repo
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=PROBLEM_RESPONSES)
-NOT_FOUND = {404: {"model": Problem, "description": "No such job", "content": {PROBLEM_JSON: {}}}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No such job", "content": {PROBLEM_JSON: {}}}
+}
 KEEPALIVE_S = 15.0
 #: The largest event id a 64-bit integer column holds; a larger ``Last-Event-ID`` means "after all".
 MAX_EVENT_ID = 2**63 - 1
@@ -86,7 +88,12 @@ async def job_events(
             final = JobStatus(current.status) in FINAL
             for i, ev in enumerate(events):
                 out = JobEventOut(
-                    id=ev.id, job_id=ev.job_id, status=ev.status, message=ev.message, data=ev.data, at=ev.created_at
+                    id=ev.id,
+                    job_id=ev.job_id,
+                    status=JobStatus(ev.status),
+                    message=ev.message,
+                    data=ev.data,
+                    at=ev.created_at,
                 )
                 yield _sse(out, final and i == len(events) - 1)
                 after = ev.id

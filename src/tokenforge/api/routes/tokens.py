@@ -15,7 +15,6 @@ from tokenforge.api.problems import PROBLEM_JSON, PROBLEM_RESPONSES, Problem
 from tokenforge.api.responses import OrjsonResponse
 from tokenforge.api.schemas.tokens import (
     CURSOR_PATTERN,
-    ChainName,
     CreateTokenRequest,
     LaunchAccepted,
     TokenOut,
@@ -23,6 +22,7 @@ from tokenforge.api.schemas.tokens import (
     launch_body,
     token_out,
 )
+from tokenforge.domain.chains import ChainName
 from tokenforge.domain.jobs import TokenStatus
 from tokenforge.domain.tokens import validate_launch
 from tokenforge.errors import NotFound, ValidationFailed

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tokenforge.domain.chains import CHAINS
+from tokenforge.domain.chains import ChainName
 from tokenforge.domain.jobs import JobStatus, TokenStatus
 from tokenforge.domain.tokens import URL_PATTERN
 from tokenforge.store.models import JobRow, TokenRow
 
-ChainName = Literal[tuple(CHAINS)]  # type: ignore[valid-type]
 #: What a ``cursor`` may look like: the unpadded URL-safe base64 this API returns (or empty).
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"
 

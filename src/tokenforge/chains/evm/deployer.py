@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from eth_typing import Hash32
 from eth_utils import to_canonical_address, to_checksum_address
 from web3 import AsyncWeb3
 
@@ -41,7 +42,7 @@ from tokenforge.errors import ErrorCode, PermanentError, TokenForgeError, Transi
 from . import codec
 from .fees import DEFAULT_FEE_CAP_WEI, FeeOracle, Fees
 from .key_pool import KeyPool
-from .node import EvmNode
+from .node import EvmNode, checksummed
 from .nonces import NonceAllocator, NonceSource
 from .setup import FactoryInfo
 from .transactions import hex_id, sign_tx, unsigned_tx
@@ -334,8 +335,8 @@ class EvmDeployer:
             {
                 "fromBlock": from_block,
                 "toBlock": "latest",
-                "address": self.factory.address,
-                "topics": [codec.TOKEN_CREATED_TOPIC, b"\x00" * 12 + to_canonical_address(token)],
+                "address": checksummed(self.factory.address),
+                "topics": [Hash32(codec.TOKEN_CREATED_TOPIC), Hash32(b"\x00" * 12 + to_canonical_address(token))],
             }
         )
         if logs:

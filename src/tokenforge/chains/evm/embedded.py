@@ -44,13 +44,14 @@ from eth.db.atomic import AtomicDB
 from eth.exceptions import TransactionNotFound as EvmTransactionNotFound
 from eth_account import Account
 from eth_tester import EthereumTester
+from eth_typing import Address, Hash32
 from eth_utils import to_canonical_address, to_checksum_address
 from web3 import AsyncWeb3, Web3
 
 from tokenforge.errors import ErrorCode, TransientError
 
 from .embedded_rpc import EmbeddedAsyncProvider, IndexedBackend, LockedProvider
-from .embedded_store import FAUCET_ADDRESS, FAUCET_KEY, chain_class, open_kv, open_or_create
+from .embedded_store import FAUCET_ADDRESS, FAUCET_KEY, base_fee_wei, chain_class, open_kv, open_or_create
 from .mempool import Mempool, MempoolReject, PendingTx
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ class EmbeddedEvmChain:
     @property
     def next_base_fee_wei(self) -> int:
         """The base fee of the block being built (caller holds the lock)."""
-        return self._chain.header.base_fee_per_gas
+        return base_fee_wei(self._chain.header)
 
     def add_block_listener(self, listener: Callable[[int], None]) -> None:
         """Calls ``listener(head_number)`` after every block, on the thread that mined it
@@ -152,7 +153,7 @@ class EmbeddedEvmChain:
                 return
             faucet = to_canonical_address(FAUCET_ADDRESS)
             nonce = self.mempool.next_nonce(faucet, vm.state.get_nonce(faucet))
-            base_fee = self._chain.header.base_fee_per_gas
+            base_fee = base_fee_wei(self._chain.header)
             tx = {
                 "type": 2,
                 "chainId": self.chain_id,
@@ -198,14 +199,14 @@ class EmbeddedEvmChain:
     def is_mined(self, tx_hash: bytes) -> bool:
         """True when ``tx_hash`` is in a block (caller holds the lock)."""
         try:
-            self._chain.chaindb.get_transaction_index(tx_hash)
+            self._chain.chaindb.get_transaction_index(Hash32(tx_hash))
         except EvmTransactionNotFound:
             return False
         return True
 
     def pending_nonce(self, sender: bytes) -> int:
         """The next nonce for ``sender`` counting its queued transactions (caller holds the lock)."""
-        return self.mempool.next_nonce(sender, self._chain.get_vm().state.get_nonce(sender))
+        return self.mempool.next_nonce(sender, self._chain.get_vm().state.get_nonce(Address(sender)))
 
     def pending_transaction(self, tx_hash: bytes) -> PendingTx | None:
         return self.mempool.get(tx_hash)
@@ -283,12 +284,14 @@ class EmbeddedEvmChain:
         Without ``allow_empty`` nothing is mined when nothing is executable."""
         header = self._chain.header
         state = self._chain.get_vm().state
-        chosen = self.mempool.executable(state.get_nonce, header.base_fee_per_gas, header.gas_limit)
+        chosen = self.mempool.executable(state.get_nonce, base_fee_wei(header), header.gas_limit)
         chosen = chosen[: self._max_block_txs]
         if not chosen and not allow_empty:
             return 0
         parent = self._chain.get_canonical_head()
         timestamp = max(int(time.time()), parent.timestamp + 1)
+        included: list[PendingTx]
+        dropped: list[PendingTx]
         try:
             with self._db.transaction():
                 self._chain.header = header.copy(timestamp=timestamp)
@@ -301,7 +304,7 @@ class EmbeddedEvmChain:
             self.mempool.remove(ptx)
         state = self._chain.get_vm().state
         for sender in {p.sender for p in chosen}:
-            self.mempool.prune(sender, state.get_nonce(sender))
+            self.mempool.prune(sender, state.get_nonce(Address(sender)))
         self._after_block()
         return len(included)
 

@@ -39,6 +39,7 @@ from eth_tester.backends.pyevm.serializers import (
 )
 from eth_tester.exceptions import TransactionNotFound as TesterTransactionNotFound
 from eth_tester.exceptions import ValidationError
+from eth_typing import BlockNumber, Hash32
 from eth_utils import ValidationError as EthValidationError
 from eth_utils import to_canonical_address, to_checksum_address
 from web3.providers.async_base import AsyncBaseProvider
@@ -50,6 +51,7 @@ from web3.providers.eth_tester.middleware import (
     ethereum_tester_middleware,
 )
 
+from .embedded_store import base_fee_wei
 from .mempool import MempoolReject, PendingTx
 
 T = TypeVar("T")
@@ -97,7 +99,7 @@ class IndexedBackend(PyEVMBackend):
     def block_and_receipts(self, number: int) -> tuple[Any, Any]:
         cached = self._blocks.get(number)
         if cached is None:
-            block = self.chain.get_canonical_block_by_number(number)
+            block = self.chain.get_canonical_block_by_number(BlockNumber(number))
             cached = (block, block.get_receipts(self.chain.chaindb))
             self._blocks[number] = cached
             if len(self._blocks) > self._CACHE_BLOCKS:
@@ -106,7 +108,7 @@ class IndexedBackend(PyEVMBackend):
 
     def _locate(self, tx_hash: bytes) -> tuple[Any, Any, int]:
         try:
-            number, index = self.chain.chaindb.get_transaction_index(tx_hash)
+            number, index = self.chain.chaindb.get_transaction_index(Hash32(tx_hash))
         except EvmTransactionNotFound as exc:
             raise TesterTransactionNotFound(f"unknown transaction 0x{tx_hash.hex()}") from exc
         block, _ = self.block_and_receipts(number)
@@ -128,6 +130,7 @@ class IndexedBackend(PyEVMBackend):
         plus the next one, their gas-used ratios, and per block the effective tips at
         ``reward_percentiles`` of gas used."""
         head = self.chain.get_canonical_head().block_number
+        newest: int
         if newest_block in ("latest", "pending", "safe", "finalized"):
             newest = head
         elif newest_block == "earliest":
@@ -151,15 +154,15 @@ class IndexedBackend(PyEVMBackend):
         rewards: list[list[int]] = []
         chaindb = self.chain.chaindb
         for number in range(oldest, newest + 1):
-            header = chaindb.get_canonical_block_header_by_number(number)
-            base_fees.append(header.base_fee_per_gas)
+            header = chaindb.get_canonical_block_header_by_number(BlockNumber(number))
+            base_fees.append(base_fee_wei(header))
             ratios.append(header.gas_used / header.gas_limit)
             if percentiles:
                 rewards.append(self._rewards(number, header, percentiles))
         if newest == head:
-            base_fees.append(self.chain.header.base_fee_per_gas)  # the block being built
+            base_fees.append(base_fee_wei(self.chain.header))  # the block being built
         else:
-            base_fees.append(chaindb.get_canonical_block_header_by_number(newest + 1).base_fee_per_gas)
+            base_fees.append(base_fee_wei(chaindb.get_canonical_block_header_by_number(BlockNumber(newest + 1))))
         result = {"oldest_block": oldest, "base_fee_per_gas": base_fees, "gas_used_ratio": ratios}
         if percentiles:
             result["reward"] = rewards
@@ -221,7 +224,7 @@ class EmbeddedAsyncProvider(AsyncBaseProvider):
     async def make_request(self, method: Any, params: Any) -> Any:
         return await self._chain.run(self._chain.sync_provider.make_request, method, params)
 
-    async def is_connected(self, show_traceback: bool = False) -> bool:  # type: ignore[override]
+    async def is_connected(self, show_traceback: bool = False) -> bool:
         return not self._chain.closed
 
 

@@ -5,6 +5,8 @@ or the embedded chain's provider) and is what the deployer, the nonce keeper and
 factory set-up share. Every method raises only :class:`~tokenforge.errors.TokenForgeError`
 subclasses (see :mod:`.rpc_errors`); "not found" answers are ``None`` / ``False``, never
 errors. Receipts are returned as web3.py gives them (mapping access: ``receipt["status"]``).
+Addresses are passed as EIP-55 checksummed hex (web3.py refuses others) and transaction ids
+as 0x-prefixed hex.
 """
 
 from __future__ import annotations
@@ -12,10 +14,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from eth_typing import ChecksumAddress, HexAddress, HexStr
 from web3 import AsyncWeb3
 from web3.exceptions import TransactionNotFound
+from web3.types import FilterParams, LogReceipt, TxParams
 
 from .rpc_errors import translate, translating
+
+
+def checksummed(address: str) -> ChecksumAddress:
+    """``address`` (EIP-55 checksummed hex already) as the type web3.py's signatures ask for;
+    nothing is converted or checked here (web3.py checks it)."""
+    return ChecksumAddress(HexAddress(HexStr(address)))
 
 
 class EvmNode:
@@ -35,16 +45,16 @@ class EvmNode:
     async def pending_count(self, address: str) -> int:
         """The next nonce of ``address`` counting the node's pending transactions."""
         with translating("read nonce"):
-            return int(await self.w3.eth.get_transaction_count(address, "pending"))
+            return int(await self.w3.eth.get_transaction_count(checksummed(address), "pending"))
 
     async def mined_count(self, address: str) -> int:
         """How many transactions of ``address`` are mined (its next nonce at ``latest``)."""
         with translating("read nonce"):
-            return int(await self.w3.eth.get_transaction_count(address, "latest"))
+            return int(await self.w3.eth.get_transaction_count(checksummed(address), "latest"))
 
     async def balance_wei(self, address: str) -> int:
         with translating("read balance"):
-            return int(await self.w3.eth.get_balance(address))
+            return int(await self.w3.eth.get_balance(checksummed(address)))
 
     async def head_number(self) -> int:
         """The newest block number, at most :attr:`HEAD_CACHE_S` old."""
@@ -60,20 +70,20 @@ class EvmNode:
 
     async def code(self, address: str) -> bytes:
         with translating("read code"):
-            return bytes(await self.w3.eth.get_code(address))
+            return bytes(await self.w3.eth.get_code(checksummed(address)))
 
     async def call(self, to: str, data: bytes) -> bytes:
         with translating("call"):
             return bytes(await self.w3.eth.call({"to": to, "data": data}))
 
-    async def estimate_gas(self, tx: dict) -> int:
+    async def estimate_gas(self, tx: TxParams) -> int:
         with translating("estimate gas"):
             return int(await self.w3.eth.estimate_gas(tx))
 
     async def receipt(self, tx_id: str) -> Any:
         """The receipt of ``tx_id``, or None while it is not mined (or unknown)."""
         try:
-            return await self.w3.eth.get_transaction_receipt(tx_id)
+            return await self.w3.eth.get_transaction_receipt(HexStr(tx_id))
         except TransactionNotFound:
             return None
         except Exception as exc:  # noqa: BLE001 - every vendor failure is translated here
@@ -82,7 +92,7 @@ class EvmNode:
     async def is_known(self, tx_id: str) -> bool:
         """True while the node knows ``tx_id`` (pending or mined)."""
         try:
-            return await self.w3.eth.get_transaction(tx_id) is not None
+            return await self.w3.eth.get_transaction(HexStr(tx_id)) is not None
         except TransactionNotFound:
             return False
         except Exception as exc:  # noqa: BLE001 - every vendor failure is translated here
@@ -94,7 +104,7 @@ class EvmNode:
         with translating(action):
             await self.w3.eth.send_raw_transaction(raw_tx)
 
-    async def logs(self, log_filter: dict) -> list:
+    async def logs(self, log_filter: FilterParams) -> list[LogReceipt]:
         with translating("read logs"):
             return list(await self.w3.eth.get_logs(log_filter))
 

@@ -45,7 +45,7 @@ class PooledAsyncProvider(AsyncJSONBaseProvider):
         response = await self.pool.post_json(payload, method=method)
         if not isinstance(response, list):  # one error object for the whole batch
             return cast(RPCResponse, response)
-        return cast(list[RPCResponse], sort_batch_response_by_response_ids(response))
+        return sort_batch_response_by_response_ids(response)
 
     async def is_connected(self, show_traceback: bool = False) -> bool:
         """True when some endpoint of the pool answers ``eth_chainId``."""

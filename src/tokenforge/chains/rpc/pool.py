@@ -222,7 +222,7 @@ class RpcPool:
                     status = response.status
                     retry_after = response.headers.get("Retry-After")
             except TimeoutError:
-                fault = Fault("timeout", f"timeout after {endpoint.config.timeout_s:g}s")
+                fault: Fault | None = Fault("timeout", f"timeout after {endpoint.config.timeout_s:g}s")
             except (aiohttp.ClientError, OSError) as exc:
                 fault = Fault("unavailable", transport_reason(exc))
             else:

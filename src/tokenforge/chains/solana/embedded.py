@@ -57,7 +57,7 @@ from solders.system_program import ID as SYSTEM_PROGRAM_ID
 from solders.system_program import TransferParams, transfer
 from solders.transaction import Transaction
 from solders.transaction_metadata import FailedTransactionMetadata
-from solders.transaction_status import TransactionErrorFieldless
+from solders.transaction_status import TransactionErrorFieldless, TransactionErrorType
 
 from tokenforge.chains.solana.embedded_errors import (
     EXECUTED_ERRORS,
@@ -92,7 +92,7 @@ class TransactionObserver(Protocol):
         db: sqlite3.Connection,
         tx: Transaction,
         raw_tx: bytes,
-        err: object | None,
+        err: TransactionErrorType | None,
         meta: Any,
         pre_balances: list[int],
         post_balances: list[int],
@@ -335,7 +335,9 @@ class EmbeddedSolanaChain:
         self._record(tx, raw_tx, slot, err, meta, pre)
         return SendOutcome.ACCEPTED
 
-    def _record(self, tx: Transaction, raw_tx: bytes, slot: int, err: object | None, meta: Any, pre: list[int]) -> None:
+    def _record(
+        self, tx: Transaction, raw_tx: bytes, slot: int, err: TransactionErrorType | None, meta: Any, pre: list[int]
+    ) -> None:
         message = tx.message
         header = message.header
         keys = message.account_keys

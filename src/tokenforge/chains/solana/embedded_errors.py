@@ -16,6 +16,7 @@ from solders.transaction_status import (
     TransactionErrorFieldless,
     TransactionErrorInstructionError,
     TransactionErrorInsufficientFundsForRent,
+    TransactionErrorType,
     TransactionStatus,
 )
 
@@ -27,7 +28,7 @@ EXECUTED_ERRORS = (TransactionErrorInstructionError, TransactionErrorInsufficien
 _INSUFFICIENT_FUNDS = (TransactionErrorFieldless.AccountNotFound, TransactionErrorFieldless.InsufficientFundsForFee)
 
 
-def error_json(err: object) -> Any:
+def error_json(err: TransactionErrorType) -> Any:
     """A solders ``TransactionError`` in the JSON form Solana's RPC uses."""
     return orjson.loads(TransactionStatus(0, None, err, None, None).to_json())["status"]["Err"]
 
@@ -55,7 +56,7 @@ class TransactionRejected(PermanentError):
         self.units_consumed = units_consumed
 
 
-def err_fields(err: object) -> tuple[str, int | None, int | None]:
+def err_fields(err: TransactionErrorType) -> tuple[str, int | None, int | None]:
     """(readable text, failed instruction index, custom program error code) of a transaction error."""
     if isinstance(err, TransactionErrorInstructionError):
         inner = err.err
@@ -63,7 +64,7 @@ def err_fields(err: object) -> tuple[str, int | None, int | None]:
     return str(err), None, None
 
 
-def rejection(err: object, meta: Any, *, simulated: bool) -> TransactionRejected:
+def rejection(err: TransactionErrorType, meta: Any, *, simulated: bool) -> TransactionRejected:
     """The refusal of a transaction LiteSVM would not include (``meta``: its metadata)."""
     if any(err == e for e in _INSUFFICIENT_FUNDS):
         message, code = f"fee payer cannot pay: {err}", ErrorCode.INSUFFICIENT_FUNDS

@@ -12,7 +12,7 @@ methods provided here.
 from __future__ import annotations
 
 import logging
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast, get_args
 
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Commitment
@@ -23,7 +23,7 @@ from tokenforge.chains.rpc.pool import RpcPool
 
 T = TypeVar("T", bound=RPCResult)
 
-_RPC_ERROR_TYPES = RPCError.__args__  # type: ignore[attr-defined]
+_RPC_ERROR_TYPES: tuple[type, ...] = get_args(RPCError)
 
 
 def _method_name(body: Any) -> str:
@@ -51,10 +51,13 @@ class PooledSolanaProvider:
     async def make_request(self, body: Any, parser: type[T]) -> T:
         """Sends ``body``; parses the answer with ``parser``; a JSON-RPC error raises ``RPCException``."""
         raw = await self.make_request_unparsed(body)
+        # Every parser solana-py passes has ``from_json``; the RPCResult union it is bound by
+        # also holds RpcCustomErrorFieldless, which has none, and solders types each class's
+        # ``from_json`` as returning that class, not ``T``.
         parsed = parser.from_json(raw)  # type: ignore[attr-defined]
         if isinstance(parsed, _RPC_ERROR_TYPES):
             raise RPCException(parsed)
-        return parsed
+        return cast(T, parsed)
 
     async def make_request_unparsed(self, body: Any) -> str:
         raw = await self.pool.post(body.to_json().encode(), method=_method_name(body))

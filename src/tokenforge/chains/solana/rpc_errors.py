@@ -20,6 +20,7 @@ import httpx2
 from solana.exceptions import SolanaRpcException
 from solana.rpc.core import RPCException
 from solana.rpc.jsonrpc import SolanaJsonRpcError
+from solders.transaction_status import TransactionErrorInstructionError
 
 from tokenforge.chains.solana.transport import SendOutcome
 from tokenforge.errors import ErrorCode, PermanentError, TokenForgeError, TransientError
@@ -190,8 +191,8 @@ def _rpc_error_fields(exc: BaseException) -> tuple[int, str, Any] | None:
             return _FIELDLESS_ERROR_CODES.get(label, _INTERNAL_ERROR), label, None
         data = getattr(error, "data", None)
         err = getattr(data, "err", None)
-        if type(err).__name__ == "TransactionErrorInstructionError":
-            data_dict: dict | None = {"err": {"InstructionError": [err.index, str(err.err)]}}
+        if isinstance(err, TransactionErrorInstructionError):
+            data_dict: dict[str, Any] | None = {"err": {"InstructionError": [err.index, str(err.err)]}}
         else:
             data_dict = {"err": str(err).rsplit(".", 1)[-1]} if err is not None else None
         return _SOLDERS_ERROR_CODES.get(name, _INTERNAL_ERROR), str(getattr(error, "message", name)), data_dict
