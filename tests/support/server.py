@@ -11,7 +11,6 @@ import time
 
 import httpx
 
-
 _ISSUED_PORTS: set[int] = set()
 
 
