@@ -116,7 +116,6 @@ class ErrorCode(StrEnum):
     INVALID_TX = "invalid_tx", _P
     INVALID_TX_ID = "invalid_tx_id", _P
     SIGN_FAILED = "sign_failed", _P
-    EVM_ADAPTER_ERROR = "evm_adapter_error", _P
     EIP1559_UNSUPPORTED = "eip1559_unsupported", _P
     INVALID_COMPUTE_BUDGET = "invalid_compute_budget", _P
     INVALID_COMMITMENT = "invalid_commitment", _P

@@ -54,8 +54,9 @@ def test_node_messages(message, transient, code):
         (TooManyRequests("slow down"), True, "rate_limited"),
         (ContractLogicError("execution reverted"), False, "reverted"),
         (TransactionNotFound("no receipt"), True, "rpc_error"),
-        (ValueError("bad value"), False, "evm_adapter_error"),
-        (KeyError("x"), False, "evm_adapter_error"),
+        # not a node's answer: a bug, treated as everywhere (transient, bounded retries)
+        (ValueError("bad value"), True, "internal_error"),
+        (KeyError("x"), True, "internal_error"),
     ],
 )
 def test_exception_types(exc, transient, code):

@@ -94,7 +94,9 @@ def translate(exc: BaseException, action: str) -> TokenForgeError:
         return TransientError(detail, code=ErrorCode.RPC_ERROR)
     if _is_http_client_error(exc):
         return TransientError(detail, code=ErrorCode.RPC_UNAVAILABLE)
-    return PermanentError(detail, code=ErrorCode.EVM_ADAPTER_ERROR)
+    # Not a node's or a transport's answer: a bug or an untranslated failure, treated as
+    # everywhere (errors.py): INTERNAL_ERROR, transient, bounded retries.
+    return TransientError(detail, code=ErrorCode.INTERNAL_ERROR)
 
 
 def _is_http_client_error(exc: BaseException) -> bool:
