@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tokenforge.store.db import make_engine, make_sessionmaker
 from tokenforge.store.migrate import upgrade_to_head
 from tokenforge.store.nonce_cursors import SqlNonceSource
@@ -61,5 +63,34 @@ async def test_cursor_behind_the_node_moves_forward_on_first_use(any_db_settings
             return 20  # the key sent 13 transactions elsewhere meanwhile
 
         assert await SqlNonceSource(sessions, "ethereum", moved_on).allocate(SIGNER) == 20
+    finally:
+        await engine.dispose()
+
+
+async def test_nonces_an_outage_kept_from_being_given_back_are_given_back_before_the_next_allocation(any_db_settings):
+    from tokenforge.errors import ErrorCode, TransientError
+
+    engine = make_engine(any_db_settings.resolved_database_url)
+    try:
+        await upgrade_to_head(engine)
+        source = SqlNonceSource(make_sessionmaker(engine), "ethereum", _node_count)
+        first, second, third = [await source.allocate(SIGNER) for _ in range(3)]
+        real_release = source._release
+        down = True
+
+        async def release_while_down(signer, nonce):
+            if down:
+                raise TransientError("down", code=ErrorCode.DB_UNAVAILABLE)
+            await real_release(signer, nonce)
+
+        source._release = release_while_down  # the database is gone while two launches give back
+        for nonce in (second, third):
+            with pytest.raises(TransientError, match="down"):
+                await source.release(SIGNER, nonce)
+        assert await source.cursor(SIGNER) == third + 1  # nothing could be written
+        down = False
+        assert await source.allocate(SIGNER) == second  # no gap left behind for later launches
+        assert await source.allocate(SIGNER) == third
+        assert first == second - 1
     finally:
         await engine.dispose()

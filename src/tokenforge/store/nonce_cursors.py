@@ -9,7 +9,10 @@ fails if anybody allocated meanwhile.
 
 A nonce whose transaction was never recorded (the worker could not persist it) is given
 back only when it is the latest one handed out; otherwise it stays a gap, which
-:class:`tokenforge.chains.evm.keeper.NonceKeeper` fills with a no-op transaction.
+:class:`tokenforge.chains.evm.keeper.NonceKeeper` fills with a no-op transaction. When the
+database itself is why it could not be recorded, the give-back cannot be written either:
+the nonce is remembered and given back (newest first) before this process's next
+allocation for that signer, so an outage leaves no gap for later launches to wait behind.
 
 Implements :class:`tokenforge.chains.evm.nonces.NonceSource`.
 """
@@ -23,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tokenforge.domain.jobs import JobStatus
+from tokenforge.errors import ErrorCode, TransientError
 from tokenforge.store.db import dialect_name, rows_matched, utcnow
 from tokenforge.store.models import JobRow, NonceCursorRow
 
@@ -40,6 +44,8 @@ class SqlNonceSource:
         self._chain = chain
         self._fetch = fetch_pending_count
         self._known: set[str] = set()  # signers whose cursor row exists and was synced once
+        #: nonces whose give-back failed because the database was unavailable, per signer
+        self._unreleased: dict[str, set[int]] = {}
 
     def _row(self, signer: str) -> ColumnElement[bool]:
         return (NonceCursorRow.chain == self._chain) & (NonceCursorRow.signer == signer)
@@ -65,6 +71,7 @@ class SqlNonceSource:
 
     async def allocate(self, signer: str) -> int:
         await self._ensure(signer)
+        await self._release_remembered(signer)
         async with self._sessions.begin() as s:
             result = await s.execute(
                 update(NonceCursorRow)
@@ -75,12 +82,35 @@ class SqlNonceSource:
             return int(result.scalar_one()) - 1
 
     async def release(self, signer: str, nonce: int) -> None:
+        try:
+            await self._release(signer, nonce)
+        except TransientError as err:
+            if err.code is not ErrorCode.DB_UNAVAILABLE:
+                raise
+            self._unreleased.setdefault(signer, set()).add(nonce)
+            raise
+
+    async def _release(self, signer: str, nonce: int) -> None:
         async with self._sessions.begin() as s:
             await s.execute(
                 update(NonceCursorRow)
                 .where(self._row(signer), NonceCursorRow.next_nonce == nonce + 1)
                 .values(next_nonce=nonce, updated_at=utcnow())
             )
+
+    async def _release_remembered(self, signer: str) -> None:
+        """Give back the nonces an outage kept us from giving back, newest first (each
+        give-back is a compare-and-set, so only a run at the cursor's end moves it)."""
+        remembered = self._unreleased.pop(signer, None)
+        if not remembered:
+            return
+        try:
+            for nonce in sorted(remembered, reverse=True):
+                await self._release(signer, nonce)
+                remembered.discard(nonce)
+        finally:
+            if remembered:
+                self._unreleased.setdefault(signer, set()).update(remembered)
 
     async def resync(self, signer: str) -> None:
         self._known.discard(signer)
