@@ -67,7 +67,7 @@ async def test_cursor_behind_the_node_moves_forward_on_first_use(any_db_settings
         await engine.dispose()
 
 
-async def test_nonces_an_outage_kept_from_being_given_back_are_given_back_before_the_next_allocation(any_db_settings):
+async def test_a_nonce_given_back_behind_the_cursor_or_during_an_outage_is_handed_out_again_first(any_db_settings):
     from tokenforge.errors import ErrorCode, TransientError
 
     engine = make_engine(any_db_settings.resolved_database_url)
@@ -75,22 +75,18 @@ async def test_nonces_an_outage_kept_from_being_given_back_are_given_back_before
         await upgrade_to_head(engine)
         source = SqlNonceSource(make_sessionmaker(engine), "ethereum", _node_count)
         first, second, third = [await source.allocate(SIGNER) for _ in range(3)]
-        real_release = source._release
-        down = True
+        await source.release(SIGNER, first)  # behind the cursor: kept, not a gap
+        real_move_back = source._move_back
 
-        async def release_while_down(signer, nonce):
-            if down:
-                raise TransientError("down", code=ErrorCode.DB_UNAVAILABLE)
-            await real_release(signer, nonce)
+        async def database_down(signer, nonce):
+            raise TransientError("down", code=ErrorCode.DB_UNAVAILABLE)
 
-        source._release = release_while_down  # the database is gone while two launches give back
-        for nonce in (second, third):
-            with pytest.raises(TransientError, match="down"):
-                await source.release(SIGNER, nonce)
+        source._move_back = database_down  # the database is gone while another launch gives back
+        with pytest.raises(TransientError, match="down"):
+            await source.release(SIGNER, third)
+        source._move_back = real_move_back
         assert await source.cursor(SIGNER) == third + 1  # nothing could be written
-        down = False
-        assert await source.allocate(SIGNER) == second  # no gap left behind for later launches
-        assert await source.allocate(SIGNER) == third
-        assert first == second - 1
+        assert [await source.allocate(SIGNER) for _ in range(3)] == [first, third, third + 1]
+        assert second == first + 1
     finally:
         await engine.dispose()

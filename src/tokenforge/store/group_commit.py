@@ -27,6 +27,7 @@ from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tokenforge.domain.jobs import FINAL
+from tokenforge.errors import ErrorCode, TransientError
 from tokenforge.store.models import JobEventRow, JobRow, OutboxRow, TokenRow, table
 
 _FINAL_VALUES = [s.value for s in FINAL]
@@ -99,7 +100,14 @@ class GroupCommitter:
                 results = await self._run(batch)
             except BaseException as exc:  # handed to every waiter (cancellation is re-raised)
                 if not isinstance(exc, asyncio.CancelledError):
-                    log.warning("group commit of %d items failed: %s", len(batch), type(exc).__name__)
+                    # an outage is reported once by whoever waits it out (worker, relay, API)
+                    outage = isinstance(exc, TransientError) and exc.code is ErrorCode.DB_UNAVAILABLE
+                    log.log(
+                        logging.DEBUG if outage else logging.WARNING,
+                        "group commit of %d items failed: %s",
+                        len(batch),
+                        exc if outage else type(exc).__name__,
+                    )
                 for item in batch:
                     if not item.future.done():
                         item.future.set_exception(exc)

@@ -7,12 +7,13 @@ ever handed out twice. The cursor starts at the node's ``pending`` transaction c
 only moves forward on a resync; moving it back (``rewind``) is a compare-and-set that
 fails if anybody allocated meanwhile.
 
-A nonce whose transaction was never recorded (the worker could not persist it) is given
-back only when it is the latest one handed out; otherwise it stays a gap, which
-:class:`tokenforge.chains.evm.keeper.NonceKeeper` fills with a no-op transaction. When the
-database itself is why it could not be recorded, the give-back cannot be written either:
-the nonce is remembered and given back (newest first) before this process's next
-allocation for that signer, so an outage leaves no gap for later launches to wait behind.
+A nonce whose transaction was never recorded (the worker could not persist it, so it was
+never broadcast) is given back: when it is the latest one handed out, the cursor moves back
+(compare-and-set); otherwise — or when the database itself is why it could not be recorded
+and the give-back cannot be written either — this process keeps it and hands it out again
+at its next allocation for that signer, lowest first. Either way no gap is left for later
+launches to wait behind; only a process that dies holding one leaves a gap, which
+:class:`tokenforge.chains.evm.keeper.NonceKeeper` fills with a no-op transaction.
 
 Implements :class:`tokenforge.chains.evm.nonces.NonceSource`.
 """
@@ -44,8 +45,9 @@ class SqlNonceSource:
         self._chain = chain
         self._fetch = fetch_pending_count
         self._known: set[str] = set()  # signers whose cursor row exists and was synced once
-        #: nonces whose give-back failed because the database was unavailable, per signer
-        self._unreleased: dict[str, set[int]] = {}
+        #: nonces handed out and given back that the cursor could not take back, per signer:
+        #: ours alone (the cursor is past them), never broadcast, handed out again first
+        self._spare: dict[str, set[int]] = {}
 
     def _row(self, signer: str) -> ColumnElement[bool]:
         return (NonceCursorRow.chain == self._chain) & (NonceCursorRow.signer == signer)
@@ -71,7 +73,11 @@ class SqlNonceSource:
 
     async def allocate(self, signer: str) -> int:
         await self._ensure(signer)
-        await self._release_remembered(signer)
+        spare = self._spare.get(signer)
+        if spare:
+            nonce = min(spare)  # the lowest first: it blocks every higher one on the node
+            spare.discard(nonce)
+            return nonce
         async with self._sessions.begin() as s:
             result = await s.execute(
                 update(NonceCursorRow)
@@ -83,34 +89,22 @@ class SqlNonceSource:
 
     async def release(self, signer: str, nonce: int) -> None:
         try:
-            await self._release(signer, nonce)
+            moved_back = await self._move_back(signer, nonce)
         except TransientError as err:
-            if err.code is not ErrorCode.DB_UNAVAILABLE:
-                raise
-            self._unreleased.setdefault(signer, set()).add(nonce)
+            if err.code is ErrorCode.DB_UNAVAILABLE:
+                self._spare.setdefault(signer, set()).add(nonce)
             raise
+        if not moved_back:  # others were handed out after it: keep it for our next launch
+            self._spare.setdefault(signer, set()).add(nonce)
 
-    async def _release(self, signer: str, nonce: int) -> None:
+    async def _move_back(self, signer: str, nonce: int) -> bool:
         async with self._sessions.begin() as s:
-            await s.execute(
+            result = await s.execute(
                 update(NonceCursorRow)
                 .where(self._row(signer), NonceCursorRow.next_nonce == nonce + 1)
                 .values(next_nonce=nonce, updated_at=utcnow())
             )
-
-    async def _release_remembered(self, signer: str) -> None:
-        """Give back the nonces an outage kept us from giving back, newest first (each
-        give-back is a compare-and-set, so only a run at the cursor's end moves it)."""
-        remembered = self._unreleased.pop(signer, None)
-        if not remembered:
-            return
-        try:
-            for nonce in sorted(remembered, reverse=True):
-                await self._release(signer, nonce)
-                remembered.discard(nonce)
-        finally:
-            if remembered:
-                self._unreleased.setdefault(signer, set()).update(remembered)
+            return rows_matched(result) == 1
 
     async def resync(self, signer: str) -> None:
         self._known.discard(signer)
