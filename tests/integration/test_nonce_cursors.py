@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from tokenforge.store.db import make_engine, make_sessionmaker
 from tokenforge.store.migrate import upgrade_to_head
 from tokenforge.store.nonce_cursors import SqlNonceSource
@@ -63,30 +61,5 @@ async def test_cursor_behind_the_node_moves_forward_on_first_use(any_db_settings
             return 20  # the key sent 13 transactions elsewhere meanwhile
 
         assert await SqlNonceSource(sessions, "ethereum", moved_on).allocate(SIGNER) == 20
-    finally:
-        await engine.dispose()
-
-
-async def test_a_nonce_given_back_behind_the_cursor_or_during_an_outage_is_handed_out_again_first(any_db_settings):
-    from tokenforge.errors import ErrorCode, TransientError
-
-    engine = make_engine(any_db_settings.resolved_database_url)
-    try:
-        await upgrade_to_head(engine)
-        source = SqlNonceSource(make_sessionmaker(engine), "ethereum", _node_count)
-        first, second, third = [await source.allocate(SIGNER) for _ in range(3)]
-        await source.release(SIGNER, first)  # behind the cursor: kept, not a gap
-        real_move_back = source._move_back
-
-        async def database_down(signer, nonce):
-            raise TransientError("down", code=ErrorCode.DB_UNAVAILABLE)
-
-        source._move_back = database_down  # the database is gone while another launch gives back
-        with pytest.raises(TransientError, match="down"):
-            await source.release(SIGNER, third)
-        source._move_back = real_move_back
-        assert await source.cursor(SIGNER) == third + 1  # nothing could be written
-        assert [await source.allocate(SIGNER) for _ in range(3)] == [first, third, third + 1]
-        assert second == first + 1
     finally:
         await engine.dispose()

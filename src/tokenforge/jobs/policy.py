@@ -9,6 +9,8 @@ error                       decision
 ==========================  =====================================================================
 ``DB_UNAVAILABLE``          ``REQUEUE``: nothing can be recorded; the delivery comes back after a
                             backoff that grows with the outage (no attempt is used)
+anything, job unreadable    ``REQUEUE`` after a backoff up to ``max_s`` (a bug in recording a step:
+                            it is logged every time and can never spin)
 ``PERMANENT`` kind          ``FAIL`` at once
 ``WAIT`` kind               ``RETRY`` after the source's hint or a backoff, no attempt used
                             (no funded key, fees above the cap: the platform's condition)
@@ -18,7 +20,7 @@ error                       decision
                             (``submitting``), no attempt used — it may still be mined
 other ``TRANSIENT``         ``RETRY`` with backoff, one attempt used; when the attempts are used
                             up: ``DEAD`` — unless a transaction of the job can still land (it
-                            was signed and recorded), then keep checking at the longest backoff
+                            was signed and recorded), then keep checking with backoff
 ==========================  =====================================================================
 
 A launch is therefore dead only when no transaction of it can still be mined: with nothing
@@ -127,10 +129,13 @@ def decide(
     ``REQUEUE`` backoff)."""
     code = err.code
     hint_s = err.retry_after_s if isinstance(err, TransientError) else None
-    if code is ErrorCode.DB_UNAVAILABLE or job is None:
+    if code is ErrorCode.DB_UNAVAILABLE:
         return Decision(
             Action.REQUEUE, outage_delay_s(outages, policy, rng=rng), note="the database is unavailable; trying again"
         )
+    if job is None:  # the error could not even be recorded, and not for an outage: a bug
+        delay_s = max(0.1, backoff_s(outages, base_s=policy.base_s, max_s=policy.max_s, rng=rng))
+        return Decision(Action.REQUEUE, delay_s, note=f"the step could not be recorded ({code}); trying again")
     if err.kind is ErrorKind.PERMANENT:
         return Decision(Action.FAIL, note=f"failed: {err.message}")
     next_attempt = job.attempts + 1

@@ -156,18 +156,13 @@ class Sweeper:
         transaction again at its next step (the mempool that had it may be gone)."""
         now = utcnow()
         async with self._sessions() as s:
-            ids = (
-                (
-                    await s.execute(
-                        select(JobRow.id).where(
-                            JobRow.status == JobStatus.SUBMITTED.value,
-                            or_(JobRow.lease_until.is_(None), JobRow.lease_until < time.time()),
-                        )
-                    )
-                )
-                .scalars()
-                .all()
+            stmt = select(JobRow.id).where(
+                JobRow.status == JobStatus.SUBMITTED.value,
+                or_(JobRow.lease_until.is_(None), JobRow.lease_until < time.time()),
             )
+            if dialect_name(s) == "postgresql":  # rows a live worker is writing are skipped, the rest held
+                stmt = stmt.with_for_update(skip_locked=True)
+            ids = (await s.execute(stmt)).scalars().all()
             changes = Changes(
                 jobs=[
                     {"id": i, "status": JobStatus.SUBMITTING.value, "confirm_checks": 0, "updated_at": now} for i in ids

@@ -18,7 +18,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tokenforge.domain.jobs import FINAL
-from tokenforge.errors import TokenForgeError
+from tokenforge.errors import ErrorCode, TokenForgeError
 from tokenforge.jobs.handlers.launch import TOPIC, LaunchHandler
 from tokenforge.jobs.policy import RetryPolicy, as_tokenforge_error, decide
 from tokenforge.jobs.ports import Delivery, JobQueue, Subscription
@@ -68,7 +68,7 @@ class Worker:
             self._outages += 1
             decision = decide(err, None, self._policy, outages=self._outages)
             STEPS.labels("requeued").inc()
-            if self._outages == 1 or not isinstance(exc, TokenForgeError):
+            if self._outages == 1 or err.code is not ErrorCode.DB_UNAVAILABLE:  # an outage: once
                 log.warning(
                     "job %s: %s; its message comes back in %.1f s",
                     job_id,

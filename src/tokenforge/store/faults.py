@@ -29,11 +29,14 @@ _SQLITE_OUTAGE_WORDS = (
     "unable to open database",
     "database or disk is full",
     "readonly database",
-    "database disk image is malformed",
 )
-#: SQLSTATE classes of PostgreSQL that mean the server, not the statement, is the problem:
-#: connection exception, insufficient resources, operator intervention (shutdown, restart).
-_PG_OUTAGE_CLASSES = ("08", "53", "57")
+#: SQLSTATEs of PostgreSQL that mean the server, not the statement, is the problem: classes
+#: connection exception (08), insufficient resources (53), system error (58); shutdown,
+#: crash and start-up (57P01-57P03); a read-only transaction (25006: the primary became a
+#: standby in a failover). Any other SQLSTATE is an answer about the statement (a statement
+#: timeout 57014 included) and is never an outage.
+_PG_OUTAGE_CLASSES = ("08", "53", "58")
+_PG_OUTAGE_STATES = frozenset({"57P01", "57P02", "57P03", "25006"})
 #: Seconds a client should wait before trying again (the API's Retry-After).
 RETRY_AFTER_S = 2.0
 
@@ -60,9 +63,6 @@ def _is_outage(exc: BaseException) -> bool:
         return True
     if isinstance(exc, (OSError, asyncio.TimeoutError)) and _raised_by_database(exc):
         return True  # refused / reset connections, connect timeouts, name resolution
-    sqlstate = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
-    if isinstance(sqlstate, str) and sqlstate[:2] in _PG_OUTAGE_CLASSES:
-        return True
     module = type(exc).__module__ or ""
     if module.startswith("asyncpg") and type(exc).__name__ in (
         "ConnectionDoesNotExistError",
@@ -83,21 +83,44 @@ def _is_outage(exc: BaseException) -> bool:
     return False
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps (``orig``, ``__cause__``), outermost first."""
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not f for f in found) and not isinstance(current, TokenForgeError):
+        found.append(current)
+        current = getattr(current, "orig", None) or current.__cause__
+    return found
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    for link in _chain(exc):
+        state = getattr(link, "sqlstate", None) or getattr(link, "pgcode", None)
+        if isinstance(state, str) and len(state) == 5:
+            return state
+    return None
+
+
+def _outage(exc: BaseException) -> TransientError:
+    return TransientError(
+        f"the database is unavailable ({type(exc).__name__})",
+        code=ErrorCode.DB_UNAVAILABLE,
+        retry_after_s=RETRY_AFTER_S,
+    )
+
+
 def db_fault(exc: BaseException) -> TransientError | None:
     """The TokenForge error for a database outage, or None when ``exc`` is something else.
 
     Looks through ``__cause__``/``orig`` so a driver error wrapped by SQLAlchemy is found."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen and not isinstance(current, TokenForgeError):
-        seen.add(id(current))
-        if _is_outage(current):
-            return TransientError(
-                f"the database is unavailable ({type(current).__name__})",
-                code=ErrorCode.DB_UNAVAILABLE,
-                retry_after_s=RETRY_AFTER_S,
-            )
-        current = getattr(current, "orig", None) or current.__cause__
+    sqlstate = _sqlstate(exc)
+    if sqlstate is not None:  # the server said what happened: that decides
+        if sqlstate[:2] in _PG_OUTAGE_CLASSES or sqlstate in _PG_OUTAGE_STATES:
+            return _outage(exc)
+        return None
+    for link in _chain(exc):
+        if _is_outage(link):
+            return _outage(link)
     return None
 
 

@@ -7,12 +7,8 @@ ever handed out twice. The cursor starts at the node's ``pending`` transaction c
 only moves forward on a resync; moving it back (``rewind``) is a compare-and-set that
 fails if anybody allocated meanwhile.
 
-A nonce whose transaction was never recorded (the worker could not persist it, so it was
-never broadcast) is given back: when it is the latest one handed out, the cursor moves back
-(compare-and-set); otherwise — or when the database itself is why it could not be recorded
-and the give-back cannot be written either — this process keeps it and hands it out again
-at its next allocation for that signer, lowest first. Either way no gap is left for later
-launches to wait behind; only a process that dies holding one leaves a gap, which
+A nonce whose transaction was never recorded (the worker could not persist it) is given
+back only when it is the latest one handed out; otherwise it stays a gap, which
 :class:`tokenforge.chains.evm.keeper.NonceKeeper` fills with a no-op transaction.
 
 Implements :class:`tokenforge.chains.evm.nonces.NonceSource`.
@@ -27,7 +23,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tokenforge.domain.jobs import JobStatus
-from tokenforge.errors import ErrorCode, TransientError
 from tokenforge.store.db import dialect_name, rows_matched, utcnow
 from tokenforge.store.models import JobRow, NonceCursorRow
 
@@ -45,9 +40,6 @@ class SqlNonceSource:
         self._chain = chain
         self._fetch = fetch_pending_count
         self._known: set[str] = set()  # signers whose cursor row exists and was synced once
-        #: nonces handed out and given back that the cursor could not take back, per signer:
-        #: ours alone (the cursor is past them), never broadcast, handed out again first
-        self._spare: dict[str, set[int]] = {}
 
     def _row(self, signer: str) -> ColumnElement[bool]:
         return (NonceCursorRow.chain == self._chain) & (NonceCursorRow.signer == signer)
@@ -56,7 +48,7 @@ class SqlNonceSource:
         if signer in self._known:
             return
         pending = await self._fetch(signer)
-        async with self._sessions.begin() as s:
+        async with self._sessions() as s, s.begin():
             insert = postgresql.insert if dialect_name(s) == "postgresql" else sqlite.insert
             await s.execute(
                 insert(NonceCursorRow)
@@ -73,12 +65,7 @@ class SqlNonceSource:
 
     async def allocate(self, signer: str) -> int:
         await self._ensure(signer)
-        spare = self._spare.get(signer)
-        if spare:
-            nonce = min(spare)  # the lowest first: it blocks every higher one on the node
-            spare.discard(nonce)
-            return nonce
-        async with self._sessions.begin() as s:
+        async with self._sessions() as s, s.begin():
             result = await s.execute(
                 update(NonceCursorRow)
                 .where(self._row(signer))
@@ -88,23 +75,12 @@ class SqlNonceSource:
             return int(result.scalar_one()) - 1
 
     async def release(self, signer: str, nonce: int) -> None:
-        try:
-            moved_back = await self._move_back(signer, nonce)
-        except TransientError as err:
-            if err.code is ErrorCode.DB_UNAVAILABLE:
-                self._spare.setdefault(signer, set()).add(nonce)
-            raise
-        if not moved_back:  # others were handed out after it: keep it for our next launch
-            self._spare.setdefault(signer, set()).add(nonce)
-
-    async def _move_back(self, signer: str, nonce: int) -> bool:
-        async with self._sessions.begin() as s:
-            result = await s.execute(
+        async with self._sessions() as s, s.begin():
+            await s.execute(
                 update(NonceCursorRow)
                 .where(self._row(signer), NonceCursorRow.next_nonce == nonce + 1)
                 .values(next_nonce=nonce, updated_at=utcnow())
             )
-            return rows_matched(result) == 1
 
     async def resync(self, signer: str) -> None:
         self._known.discard(signer)
@@ -115,7 +91,7 @@ class SqlNonceSource:
             return (await s.execute(select(NonceCursorRow.next_nonce).where(self._row(signer)))).scalar_one_or_none()
 
     async def advance(self, signer: str, to: int) -> bool:
-        async with self._sessions.begin() as s:
+        async with self._sessions() as s, s.begin():
             result = await s.execute(
                 update(NonceCursorRow)
                 .where(self._row(signer), NonceCursorRow.next_nonce < to)
@@ -124,7 +100,7 @@ class SqlNonceSource:
             return rows_matched(result) == 1
 
     async def rewind(self, signer: str, expected: int, to: int) -> bool:
-        async with self._sessions.begin() as s:
+        async with self._sessions() as s, s.begin():
             result = await s.execute(
                 update(NonceCursorRow)
                 .where(self._row(signer), NonceCursorRow.next_nonce == expected)

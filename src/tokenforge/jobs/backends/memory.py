@@ -1,7 +1,7 @@
 """In-process queue for the embedded default (no broker).
 
 Same contract as every backend (``jobs/ports.py``), minus durability across process
-restarts: the database outbox and the startup recovery sweep (``jobs.worker.recover``)
+restarts: the database outbox and the sweeper's start-up pass (``jobs/sweeper.py``)
 cover that. A message nacked with a delay waits on the event loop's clock; ``close()``
 drops such messages (the sweeper re-enqueues their jobs from the database).
 
