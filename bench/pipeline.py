@@ -26,7 +26,6 @@ import asyncio
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,9 +33,12 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests/support
+
 import httpx
 from eth_account import Account
 from solders.keypair import Keypair
+from tests.support.server import free_port
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -69,20 +71,6 @@ def cpu_s(pid: int) -> float:
         except OSError:
             pass
     return total
-
-
-_ISSUED_PORTS: set[int] = set()
-
-
-def free_port() -> int:
-    """A free loopback port, never one handed out before (the node and the server differ)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port not in _ISSUED_PORTS:
-            _ISSUED_PORTS.add(port)
-            return port
 
 
 def percentile(values: list[float], p: float) -> float | None:
