@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from tokenforge.chains.registry import DeployerFactory, DeployerRegistry
 from tokenforge.config import ChainSettings, Settings
 from tokenforge.domain.chains import CHAINS, Family, Network
-from tokenforge.errors import ErrorCode, PermanentError
+from tokenforge.jobs.backends import open_queue
 from tokenforge.jobs.backends.memory import MemoryQueue
 from tokenforge.jobs.events import JobEventHub
 from tokenforge.jobs.handlers.launch import LaunchHandler
@@ -27,8 +27,9 @@ from tokenforge.jobs.worker import Worker
 from tokenforge.keys.local import LocalKeyStore
 from tokenforge.keys.ports import KeyStore
 from tokenforge.store.db import make_engine, make_sessionmaker
+from tokenforge.store.feed import ChangeFeed
 from tokenforge.store.group_commit import GroupCommitter
-from tokenforge.store.migrate import upgrade_to_head
+from tokenforge.store.migrate import require_head, upgrade_to_head
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ class Container:
     worker: Worker
     committer: GroupCommitter
     sweeper: Sweeper
+    #: committed changes of this process, announced to caches, streams and metrics
+    feed: ChangeFeed
     #: RPC pools of the chains this process opened, by chain (for health reports).
     pools: dict = field(default_factory=dict)
     _tasks: list[asyncio.Task] = field(default_factory=list)
@@ -242,18 +245,28 @@ def deployer_factories(
     return factories
 
 
-async def build_container(settings: Settings, *, deployers: DeployerRegistry | None = None) -> Container:
-    """Wire every adapter from ``settings``; ``deployers`` overrides the chain adapters."""
+async def build_container(
+    settings: Settings, *, deployers: DeployerRegistry | None = None, migrate: bool = True
+) -> Container:
+    """Wire every adapter from ``settings``; ``deployers`` overrides the chain adapters.
+
+    ``migrate``: bring the schema to the newest revision first (the one-process embedded
+    default); otherwise refuse to start unless ``tokenforge migrate`` has done it."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
-    await upgrade_to_head(engine)
+    try:
+        if migrate:
+            await upgrade_to_head(engine)
+        else:
+            await require_head(engine)
+        queue = await open_queue(settings.broker_url, delivery_limit=max(20, settings.max_attempts * 4))
+    except BaseException:
+        await engine.dispose()
+        raise
     sessions = make_sessionmaker(engine)
-    if settings.queue_backend != "memory":
-        raise PermanentError(
-            f"queue backend {settings.queue_backend!r} is not available", code=ErrorCode.QUEUE_UNSUPPORTED
-        )
-    queue = MemoryQueue(delivery_limit=max(20, settings.max_attempts * 4))
+    feed = ChangeFeed()
     hub = JobEventHub()
+    feed.subscribe(hub.on_committed)
     policy = RetryPolicy(
         max_attempts=settings.max_attempts,
         base_s=settings.retry_base_s,
@@ -268,24 +281,24 @@ async def build_container(settings: Settings, *, deployers: DeployerRegistry | N
     if deployers is None:
         deployers = DeployerRegistry(deployer_factories(settings, keystore, sessions, pools))
     owner = lease_owner_id()
-    committer = GroupCommitter(sessions, owner=owner, lease_s=settings.job_lease_s)
+    committer = GroupCommitter(sessions, owner=owner, lease_s=settings.job_lease_s, feed=feed)
     handler = LaunchHandler(
         sessions,
         deployers,
         policy=policy,
-        hub=hub,
         wake_relay=relay.notify,
         committer=committer,
         crash_point=settings.fault_crash_point,
     )
-    worker = Worker(sessions, queue, handler, concurrency=settings.worker_concurrency, policy=policy, owner=owner)
+    worker = Worker(sessions, queue, handler, prefetch=settings.worker_prefetch(), policy=policy, owner=owner)
     sweeper = Sweeper(
         sessions,
         policy=policy,
         interval_s=settings.sweep_interval_s,
         stale_s=settings.sweep_stale_s,
         wake_relay=relay.notify,
+        feed=feed,
     )
     return Container(
-        settings, engine, sessions, queue, hub, relay, keystore, deployers, worker, committer, sweeper, pools
+        settings, engine, sessions, queue, hub, relay, keystore, deployers, worker, committer, sweeper, feed, pools
     )

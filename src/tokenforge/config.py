@@ -79,6 +79,10 @@ class ChainSettings(BaseModel):
     #: Factory address to use instead of deploying one from the first key (EVM).
     factory_address: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{40}$")
 
+    #: Launches of this chain one worker process handles at once; default:
+    #: ``worker_concurrency``.
+    prefetch: int | None = Field(default=None, ge=1, le=1024)
+
     # -- Solana fees -----------------------------------------------------------------
     compute_unit_price_micro_lamports: int = Field(default=0, ge=0, le=10**9)
     compute_unit_limit: int | None = Field(default=None, ge=1, le=1_400_000)
@@ -117,10 +121,27 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
 
-    #: Queue backend: ``memory`` (in-process, the embedded default).
-    queue_backend: str = "memory"
-    #: Launches one worker process handles at once.
+    #: Message broker: ``memory://`` (in-process, the embedded default) or
+    #: ``amqp://user:pass@host:5672/vhost`` (RabbitMQ). May carry a password: never logged.
+    broker_url: str = Field(default="memory://", pattern=r"^(memory://|amqps?://)")
+    #: Cache for hot reads: ``memory://`` (per process) or ``redis://host:6379/0``.
+    cache_url: str = Field(default="memory://", pattern=r"^(memory://|rediss?://|none://)")
+    #: Chains a worker process serves (``tokenforge worker --chains``); default: all.
+    worker_chains: list[str] | None = None
+    #: Launches of one chain a worker process handles at once (its broker prefetch);
+    #: a chain's ``prefetch`` overrides it.
     worker_concurrency: int = Field(default=64, ge=1, le=1024)
+    #: How long a stopping process waits for in-flight steps before handing them back.
+    drain_timeout_s: float = Field(default=20.0, gt=0, le=600)
+    #: Where relay, worker and sweeper processes serve /healthz, /readyz and /metrics
+    #: (0 = a free port, printed at start; None = not served).
+    health_port: int | None = Field(default=None, ge=0, le=65535)
+    #: Prometheus multiprocess directory shared by the processes of one host; default:
+    #: ``PROMETHEUS_MULTIPROC_DIR`` if set, else single-process metrics.
+    metrics_dir: Path | None = None
+    #: OpenTelemetry span exporter: ``none`` (default), ``console`` or ``otlp``
+    #: (``OTEL_EXPORTER_OTLP_ENDPOINT`` and the other standard variables apply).
+    otel_exporter: Literal["none", "console", "otlp"] = "none"
     #: Attempts before a job is dead-lettered.
     max_attempts: int = Field(default=5, ge=1, le=100)
     retry_base_s: float = Field(default=0.5, gt=0)
@@ -183,6 +204,25 @@ class Settings(BaseSettings):
             if CHAINS[name].family is Family.SOLANA and chain.legacy_fees:
                 raise ValueError(f"{name}: legacy_fees applies to EVM chains only")
         return value
+
+    @field_validator("worker_chains", mode="before")
+    @classmethod
+    def _chain_list(cls, value):
+        if isinstance(value, str):
+            return [c.strip() for c in value.split(",") if c.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _worker_chains_configured(self) -> Settings:
+        unknown = set(self.worker_chains or ()) - set(self.chains)
+        if unknown:
+            raise ValueError(f"worker_chains names chains that are not configured: {', '.join(sorted(unknown))}")
+        return self
+
+    def worker_prefetch(self) -> dict[str, int]:
+        """The chains a worker of this process serves, with each one's prefetch."""
+        chains = self.worker_chains or list(self.chains)
+        return {c: self.chains[c].prefetch or self.worker_concurrency for c in chains}
 
     def network(self, chain: str) -> Network:
         return self.chains[chain].network

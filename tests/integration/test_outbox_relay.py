@@ -15,7 +15,7 @@ class RecordingQueue:
         self.published: list[str] = []
         self.fail_after = fail_after
 
-    async def publish(self, topic, body, *, message_id):
+    async def publish(self, topic, body, *, message_id, headers=None):
         if self.fail_after is not None and len(self.published) >= self.fail_after:
             raise ConnectionError("broker went away")
         self.published.append(message_id)

@@ -38,11 +38,11 @@ class LosingQueue:
         self._queue, self.lost = queue, n
         self._publish = queue.publish
 
-    async def publish(self, topic, body, *, message_id):
+    async def publish(self, topic, body, *, message_id, headers=None):
         if self.lost > 0:
             self.lost -= 1
             return
-        await self._publish(topic, body, message_id=message_id)
+        await self._publish(topic, body, message_id=message_id, headers=headers)
 
 
 async def events(container, job_id) -> list[str]:

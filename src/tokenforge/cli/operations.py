@@ -42,7 +42,7 @@ async def requeue_job(settings: Settings, job_id: str) -> None:
             job.finished_at = None
             job.error_code = job.error_message = None
             await tokens_repo.set_outcome(s, job.token_id, now=now, status=TokenStatus.PENDING)
-            enqueue_step(s, job_id)
+            enqueue_step(s, job_id, job.chain)
             await s.commit()
     finally:
         await engine.dispose()

@@ -7,11 +7,22 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tokenforge.store.group_commit import Changes
 
 
 class JobEventHub:
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+
+    def on_committed(self, changes: list[Changes]) -> None:
+        """:class:`~tokenforge.store.feed.ChangeFeed` subscriber: wake the streams of every
+        job that got an event."""
+        for c in changes:
+            for event in c.events:
+                self.notify(event["job_id"])
 
     def notify(self, job_id: str) -> None:
         for event in self._waiters.pop(job_id, ()):

@@ -54,7 +54,9 @@ class OutboxRelay:
                 sent: list[int] = []
                 try:
                     for row in rows:
-                        await self._queue.publish(row.topic, row.payload, message_id=row.message_id)
+                        await self._queue.publish(
+                            row.topic, row.payload, message_id=row.message_id, headers=row.headers
+                        )
                         sent.append(row.id)
                 finally:
                     await outbox_repo.mark_sent(session, sent, now_s=time.time())

@@ -4,7 +4,8 @@ Contract (tested for every backend by ``tests/contract/test_queue_contract.py``)
 
 * ``publish`` returns only once the broker has accepted the message (publisher
   confirm); messages are persistent where the backend can persist. ``message_id`` lets
-  consumers de-duplicate; delivery is at-least-once.
+  consumers de-duplicate; delivery is at-least-once. ``headers`` (string to string:
+  request id, trace context) arrive unchanged in ``Delivery.headers``.
 * ``consume`` runs ``handler`` for each delivery with at most ``prefetch`` deliveries
   in flight (handed to the handler and not yet finished) at a time. The handler must
   call exactly one of ``ack()`` (after its DB commit) or ``nack(requeue=...)``; a second
@@ -48,6 +49,7 @@ class Delivery:
     message_id: str
     body: Body
     delivery_count: int  # 1 on first delivery
+    headers: dict[str, str] = field(default_factory=dict)
     _ack: Callable[[], Awaitable[None]] = field(repr=False, default=None)  # type: ignore[assignment]
     _nack: Callable[[bool, float], Awaitable[None]] = field(repr=False, default=None)  # type: ignore[assignment]
     settled: bool = False
@@ -77,7 +79,9 @@ class Subscription(Protocol):
 
 
 class JobQueue(Protocol):
-    async def publish(self, topic: str, body: Body, *, message_id: str) -> None: ...
+    async def publish(
+        self, topic: str, body: Body, *, message_id: str, headers: dict[str, str] | None = None
+    ) -> None: ...
 
     async def consume(self, topic: str, handler: Handler, *, prefetch: int) -> Subscription: ...
 

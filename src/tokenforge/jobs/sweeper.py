@@ -45,6 +45,7 @@ from tokenforge.errors import TokenForgeError
 from tokenforge.jobs.handlers.launch import outbox_row
 from tokenforge.jobs.policy import RetryPolicy, as_tokenforge_error, outage_delay_s
 from tokenforge.store.db import dialect_name, rows_matched, utcnow
+from tokenforge.store.feed import ChangeFeed
 from tokenforge.store.group_commit import Changes, RowValues, write_changes
 from tokenforge.store.models import JobRow, OutboxRow
 
@@ -94,8 +95,10 @@ class Sweeper:
         stale_s: float,
         wake_relay: Callable[[], None],
         batch: int = 500,
+        feed: ChangeFeed | None = None,
     ) -> None:
         self._sessions = sessions
+        self._feed = feed or ChangeFeed()
         self._policy = policy
         self._interval_s = interval_s
         self._stale_s = stale_s
@@ -180,6 +183,7 @@ class Sweeper:
             )
             await write_changes(s, [changes])
             await s.commit()
+        self._feed.committed([changes])
 
     async def _reenqueue_batch(self, *, queue_empty: bool) -> int:
         now_s = time.time()
@@ -217,9 +221,10 @@ class Sweeper:
                 changes.events.append(
                     {"job_id": job.id, "status": status, "message": message, "data": {}, "created_at": now}
                 )
-                changes.outbox.append(outbox_row(job.id))
+                changes.outbox.append(outbox_row(job.id, job.chain))
             await write_changes(s, [changes])
             await s.commit()
+        self._feed.committed([changes])
         return len(jobs)
 
     async def _outbox_housekeeping(self) -> tuple[int, int]:

@@ -10,18 +10,21 @@ limit); the sweeper covers a delivery lost with its process.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
+import structlog
 from prometheus_client import Counter, Histogram
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tokenforge.domain.jobs import FINAL
 from tokenforge.errors import ErrorCode, TokenForgeError
-from tokenforge.jobs.handlers.launch import TOPIC, LaunchHandler
+from tokenforge.jobs.handlers.launch import LaunchHandler, launch_topic
 from tokenforge.jobs.policy import RetryPolicy, as_tokenforge_error, decide
 from tokenforge.jobs.ports import Delivery, JobQueue, Subscription
+from tokenforge.observability.context import bind_headers
 from tokenforge.store.models import JobRow
 
 log = logging.getLogger(__name__)
@@ -39,17 +42,19 @@ class Worker:
         queue: JobQueue,
         handler: LaunchHandler,
         *,
-        concurrency: int,
+        prefetch: dict[str, int],
         policy: RetryPolicy,
         owner: str,
     ) -> None:
+        """``prefetch``: the chains this worker serves, each with the most of its launches
+        handled at once."""
         self._sessions = sessions
         self._queue = queue
         self._handler = handler
-        self._concurrency = concurrency
+        self._prefetch = dict(prefetch)
         self._policy = policy
         self._owner = owner
-        self._subscription: Subscription | None = None
+        self._subscriptions: list[Subscription] = []
         #: database failures in a row (process-wide: an outage is not one job's problem)
         self._outages = 0
 
@@ -61,6 +66,8 @@ class Worker:
             STEPS.labels("malformed").inc()
             await delivery.nack(requeue=False)
             return
+        structlog.contextvars.clear_contextvars()  # each delivery runs in a task of its own
+        bind_headers(delivery.headers, job_id=job_id)
         try:
             await self._handler.handle(job_id)
         except Exception as exc:  # the step could not be recorded at all
@@ -84,14 +91,17 @@ class Worker:
         STEP_SECONDS.observe(time.perf_counter() - started)
 
     async def start(self) -> None:
-        self._subscription = await self._queue.consume(TOPIC, self._instrumented, prefetch=self._concurrency)
+        for chain, prefetch in self._prefetch.items():
+            self._subscriptions.append(
+                await self._queue.consume(launch_topic(chain), self._instrumented, prefetch=prefetch)
+            )
 
     async def stop(self) -> None:
         """Stop taking deliveries, wait for running steps, then release this worker's leases
         so another worker (or the next start) can take its jobs at once."""
-        if self._subscription is not None:
-            await self._subscription.stop()
-            self._subscription = None
+        if self._subscriptions:
+            await asyncio.gather(*(sub.stop() for sub in self._subscriptions))
+            self._subscriptions.clear()
             try:
                 async with self._sessions() as s:
                     await s.execute(

@@ -84,7 +84,8 @@ def _first_writes(token: dict, job: dict, now: datetime) -> Changes:
         events=[
             {"job_id": job["id"], "status": job["status"], "message": "launch accepted", "data": {}, "created_at": now}
         ],
-        outbox=[outbox_row(job["id"])],
+        outbox=[outbox_row(job["id"], job["chain"])],
+        transitions=[(job["id"], job["chain"], job["status"])],
     )
 
 
@@ -119,7 +120,8 @@ async def accept_launch(
         await idem_repo.purge_expired(session, now=utcnow())
         now = utcnow()
         token, job = _new_rows(params, network=network, max_attempts=max_attempts, now=now)
-        await write_changes(session, [_first_writes(token, job, now)])
+        first = _first_writes(token, job, now)
+        await write_changes(session, [first])
         body = render(token, job)
         idem_repo.add(
             session,
@@ -139,4 +141,5 @@ async def accept_launch(
             if replay is None:
                 raise
             return replay
+    committer.feed.committed([first])
     return Accepted(202, body, replayed=False)

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tokenforge.domain.jobs import FINAL
 from tokenforge.errors import ErrorCode, TransientError
+from tokenforge.store.feed import ChangeFeed
 from tokenforge.store.models import JobEventRow, JobRow, OutboxRow, TokenRow, table
 
 _FINAL_VALUES = [s.value for s in FINAL]
@@ -50,6 +51,13 @@ class Changes:
     tokens: list[RowValues] = field(default_factory=list)
     events: list[RowValues] = field(default_factory=list)
     outbox: list[RowValues] = field(default_factory=list)
+    #: Not written: (job id, chain, new status) of each job state change, for the
+    #: :class:`~tokenforge.store.feed.ChangeFeed` subscribers (metrics) after commit.
+    transitions: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def token_ids(self) -> set[str]:
+        """Tokens these changes create or update (cache entries to drop)."""
+        return {r["id"] for r in self.new_tokens} | {r["id"] for r in self.tokens}
 
 
 @dataclass
@@ -66,9 +74,17 @@ class _Write:
 
 class GroupCommitter:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], *, owner: str, lease_s: float, max_batch: int = 256
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        owner: str,
+        lease_s: float,
+        max_batch: int = 256,
+        feed: ChangeFeed | None = None,
     ) -> None:
         self._sessions = sessions
+        #: where committed changes are announced (:mod:`tokenforge.store.feed`)
+        self.feed = feed or ChangeFeed()
         self._owner = owner
         self._lease_s = lease_s
         self._max_batch = max_batch
@@ -153,6 +169,7 @@ class GroupCommitter:
                 for item in leases:
                     results[id(item)] = loaded.pop(item.job_id, None)  # a duplicate in one batch gets None
             await session.commit()
+        self.feed.committed(writes)
         return results
 
 

@@ -168,6 +168,8 @@ class OutboxRow(Base):
     topic: Mapped[str] = mapped_column(String(64))
     message_id: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: Message headers (request id, trace context: :mod:`tokenforge.observability.context`).
+    headers: Mapped[dict[str, str] | None] = mapped_column(JSON)
     #: The job the message advances (None for messages that are not about one job).
     job_id: Mapped[str | None] = mapped_column(String(32))
     available_at: Mapped[float] = mapped_column(Float)  # unix seconds; delayed delivery
@@ -178,6 +180,23 @@ class OutboxRow(Base):
         Index("ix_outbox_pending", "sent_at", "available_at"),
         Index("ix_outbox_job", "job_id", "sent_at"),
     )
+
+
+class ChainHealthRow(Base):
+    """The last reported health of one RPC endpoint or deployer key, written by the
+    process that uses it, so that any API process can report it (``GET /v1/chains``)."""
+
+    __tablename__ = "chain_health"
+
+    chain: Mapped[str] = mapped_column(String(32), primary_key=True)
+    #: ``endpoint`` or ``key``
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    #: the endpoint's redacted URL or the key's address
+    name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: the reporting process (``host:pid``)
+    reporter: Mapped[str] = mapped_column(String(96))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class IdempotencyKeyRow(Base):

@@ -7,9 +7,11 @@ import time
 
 from tokenforge.errors import ErrorCode, TransientError
 from tokenforge.jobs.backends.memory import MemoryQueue
-from tokenforge.jobs.handlers.launch import TOPIC
+from tokenforge.jobs.handlers.launch import launch_topic
 from tokenforge.jobs.policy import RetryPolicy
 from tokenforge.jobs.worker import Worker
+
+TOPIC = launch_topic("solana")
 
 
 class DownThenUp:
@@ -29,11 +31,11 @@ class DownThenUp:
 
 async def run(handler: DownThenUp, policy: RetryPolicy) -> MemoryQueue:
     queue = MemoryQueue(delivery_limit=2)
-    worker = Worker(None, queue, handler, concurrency=4, policy=policy, owner="test:1:x")  # type: ignore[arg-type]
+    worker = Worker(None, queue, handler, prefetch={"solana": 4}, policy=policy, owner="test:1:x")  # type: ignore[arg-type]
     await worker.start()
     await queue.publish(TOPIC, {"job_id": "j1"}, message_id="m1")
     await asyncio.wait_for(handler.done.wait(), 30)
-    await worker._subscription.stop()  # type: ignore[union-attr]
+    await worker._subscriptions[0].stop()
     return queue
 
 

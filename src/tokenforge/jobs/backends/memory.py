@@ -28,6 +28,8 @@ class _Topic:
         self.ready: deque[tuple[str, Body, int]] = deque()
         self.available = asyncio.Condition()
         self.dead: list[Delivery] = []
+        #: headers of messages not yet acked, by message id
+        self.headers: dict[str, dict[str, str]] = {}
         self.delayed = 0  # nacked with a delay, not yet back in ``ready``
         self.in_flight = 0  # taken by a consumer, handler not finished
         self._changed = asyncio.Event()
@@ -43,7 +45,9 @@ class _Topic:
         await self._changed.wait()
 
     def dead_letter(self, message_id: str, body: Body, deliveries: int) -> None:
-        self.dead.append(Delivery(self.name, message_id, body, deliveries, settled=True))
+        self.dead.append(
+            Delivery(self.name, message_id, body, deliveries, self.headers.get(message_id, {}), settled=True)
+        )
 
 
 class MemorySubscription:
@@ -84,8 +88,11 @@ class MemoryQueue:
             topic = self._topics[name] = _Topic(name)
         return topic
 
-    async def publish(self, topic: str, body: Body, *, message_id: str) -> None:
-        await self._put(self._topic(topic), message_id, body, 0)
+    async def publish(self, topic: str, body: Body, *, message_id: str, headers: dict[str, str] | None = None) -> None:
+        t = self._topic(topic)
+        if headers:
+            t.headers[message_id] = dict(headers)
+        await self._put(t, message_id, body, 0)
 
     async def _put(self, t: _Topic, message_id: str, body: Body, deliveries: int, *, delayed: bool = False) -> None:
         async with t.available:
@@ -128,8 +135,8 @@ class MemoryQueue:
                     slots.release()
                     raise
                 deliveries += 1
-                delivery = Delivery(topic, message_id, body, deliveries)
-                delivery._ack = _noop
+                delivery = Delivery(topic, message_id, body, deliveries, t.headers.get(message_id, {}))
+                delivery._ack = self._acker(t, message_id)
                 delivery._nack = self._nacker(t, message_id, body, deliveries)
                 task = asyncio.create_task(run(delivery), name=f"queue-handler-{topic}")
                 sub._running.add(task)
@@ -138,6 +145,13 @@ class MemoryQueue:
         sub._task = asyncio.create_task(loop(), name=f"queue-consumer-{topic}")
         self._subscriptions.append(sub)
         return sub
+
+    @staticmethod
+    def _acker(t: _Topic, message_id: str) -> Callable[[], Awaitable[None]]:
+        async def ack() -> None:
+            t.headers.pop(message_id, None)
+
+        return ack
 
     def _nacker(
         self, t: _Topic, message_id: str, body: Body, deliveries: int
@@ -195,7 +209,3 @@ class MemoryQueue:
         for sub in self._subscriptions:
             await sub.stop()
         self._subscriptions.clear()
-
-
-async def _noop() -> None:
-    return None

@@ -33,16 +33,21 @@ from tokenforge.chains.ports import LaunchReceipt, LaunchRequest, ReplaceableDep
 from tokenforge.chains.registry import DeployerRegistry
 from tokenforge.domain.jobs import FINAL, JobStatus, TokenStatus, check_transition
 from tokenforge.errors import ErrorCode, TokenForgeError, TransientError
-from tokenforge.jobs.events import JobEventHub
 from tokenforge.jobs.policy import Action, JobFacts, RetryPolicy, as_tokenforge_error, decide
+from tokenforge.observability.context import headers as trace_headers
 from tokenforge.store.db import utcnow
 from tokenforge.store.group_commit import Changes, GroupCommitter, RowValues
-from tokenforge.store.models import JobRow, TokenRow
+from tokenforge.store.models import JobRow, OutboxRow, TokenRow
 from tokenforge.store.repositories import jobs as jobs_repo
-from tokenforge.store.repositories import outbox as outbox_repo
 
-TOPIC = "jobs.launch"
+#: Launch messages of chain ``c`` go to topic ``jobs.launch.<c>``: a worker process can
+#: serve some chains only (``tokenforge worker --chains``), each with its own prefetch.
+TOPIC_PREFIX = "jobs.launch."
 log = logging.getLogger(__name__)
+
+
+def launch_topic(chain: str) -> str:
+    return TOPIC_PREFIX + chain
 
 
 def launch_message(job_id: str) -> tuple[str, dict[str, Any]]:
@@ -50,30 +55,24 @@ def launch_message(job_id: str) -> tuple[str, dict[str, Any]]:
     return f"{job_id}:{uuid.uuid4().hex[:12]}", {"job_id": job_id}
 
 
-def outbox_row(job_id: str, *, delay_s: float = 0.0) -> RowValues:
+def outbox_row(job_id: str, chain: str, *, delay_s: float = 0.0) -> RowValues:
+    """The outbox row that asks a worker to advance ``job_id``; it carries the trace
+    context of the current request or job (:func:`tokenforge.observability.context.headers`)."""
     message_id, body = launch_message(job_id)
     return {
-        "topic": TOPIC,
+        "topic": launch_topic(chain),
         "message_id": message_id,
         "payload": body,
+        "headers": trace_headers(),
         "job_id": job_id,
         "available_at": time.time() + delay_s,
         "created_at": utcnow(),
     }
 
 
-def enqueue_step(session: AsyncSession, job_id: str, *, delay_s: float = 0.0) -> None:
+def enqueue_step(session: AsyncSession, job_id: str, chain: str, *, delay_s: float = 0.0) -> None:
     """Stage the message that advances ``job_id`` in the caller's transaction."""
-    row = outbox_row(job_id, delay_s=delay_s)
-    outbox_repo.add(
-        session,
-        topic=row["topic"],
-        message_id=row["message_id"],
-        payload=row["payload"],
-        job_id=job_id,
-        available_at_s=row["available_at"],
-        now=row["created_at"],
-    )
+    session.add(OutboxRow(**outbox_row(job_id, chain, delay_s=delay_s)))
 
 
 def launch_request(job: JobRow, token: TokenRow) -> LaunchRequest:
@@ -118,6 +117,7 @@ class _Step:
         check_transition(self.status, new)
         now = utcnow()
         self.status = new
+        self.changes.transitions.append((self.job.id, self.job.chain, new.value))
         self.values.update(status=new.value, updated_at=now)
         if new in FINAL:
             self.values.update(finished_at=now, lease_owner=None, lease_until=None)
@@ -151,7 +151,6 @@ class LaunchHandler:
         deployers: DeployerRegistry,
         *,
         policy: RetryPolicy,
-        hub: JobEventHub,
         wake_relay: Callable[[], None],
         committer: GroupCommitter,
         crash_point: str | None = None,
@@ -159,7 +158,6 @@ class LaunchHandler:
         self._sessions = sessions
         self._deployers = deployers
         self._policy = policy
-        self._hub = hub
         self._wake_relay = wake_relay
         self._crash_point = crash_point
         self._store = committer
@@ -174,7 +172,6 @@ class LaunchHandler:
     async def _commit(self, step: _Step) -> None:
         await self._store.commit(step.build())
         step.applied()
-        self._hub.notify(step.job.id)
         if step.changes.outbox:
             self._wake_relay()
 
@@ -326,7 +323,7 @@ class LaunchHandler:
             )
         delay_s = min(self._policy.confirm_poll_max_s, self._policy.confirm_poll_s * 1.25 ** (checks - 1))
         step.set(confirm_checks=checks, lease_owner=None, lease_until=None)
-        step.changes.outbox.append(outbox_row(job.id, delay_s=delay_s))
+        step.changes.outbox.append(outbox_row(job.id, job.chain, delay_s=delay_s))
         await self._commit(step)
 
     async def _finish(self, job: JobRow, receipt: LaunchReceipt, message: str, *, broadcast: bool = False) -> None:
@@ -410,7 +407,7 @@ class LaunchHandler:
             else:
                 step.set(updated_at=utcnow())
                 step.event(message, retry)
-            step.changes.outbox.append(outbox_row(job_id, delay_s=decision.delay_s))
+            step.changes.outbox.append(outbox_row(job_id, job.chain, delay_s=decision.delay_s))
         await self._commit(step)
 
     @staticmethod
