@@ -2,8 +2,10 @@
 
 A backend enters the suite through ``BACKENDS``: an async context manager that opens it
 with a given delivery limit and yields a :class:`Backend`, the queue plus a ``join``
-that waits until a topic has nothing ready, delayed or in flight. Every case uses its own
-topic, so a broker shared by the whole run (RabbitMQ) needs no cleaning between cases.
+that waits until a topic has nothing ready, delayed or in flight, and a ``drop`` that
+deletes a topic's broker state. Every case uses its own topic, so a broker shared by the
+whole run (RabbitMQ) needs no cleaning between cases; each case's queues are deleted after
+it, so run after run leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -17,11 +19,17 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.conftest import require_service
 from tokenforge.jobs.backends.memory import MemoryQueue
 from tokenforge.jobs.ports import Delivery, JobQueue
 
 DELIVERY_LIMIT = 3
 JOIN_TIMEOUT_S = 5.0
+RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+async def _nothing_to_drop(topic: str) -> None:
+    pass
 
 
 @dataclass
@@ -29,6 +37,8 @@ class Backend:
     queue: JobQueue
     #: waits until the topic has nothing ready, delayed or in flight (TimeoutError after 5 s)
     join: Callable[[str], Awaitable[None]]
+    #: deletes whatever the topic left in the broker
+    drop: Callable[[str], Awaitable[None]] = _nothing_to_drop
 
 
 @asynccontextmanager
@@ -40,13 +50,28 @@ async def memory_backend(delivery_limit: int) -> AsyncIterator[Backend]:
         await queue.close()
 
 
-BACKENDS = {"memory": memory_backend}
+@asynccontextmanager
+async def rabbitmq_backend(delivery_limit: int) -> AsyncIterator[Backend]:
+    require_service("RabbitMQ", "127.0.0.1", 5672)
+    from tokenforge.jobs.backends.rabbitmq import RabbitQueue
+
+    queue = await RabbitQueue.connect(RABBITMQ_URL, delivery_limit=delivery_limit)
+    try:
+        yield Backend(queue, lambda topic: queue.join(topic, timeout_s=JOIN_TIMEOUT_S), queue.delete_topic)
+    finally:
+        await queue.close()
+
+
+BACKENDS = {"memory": memory_backend, "rabbitmq": rabbitmq_backend}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-async def backend(request):
+async def backend(request, topic):
     async with BACKENDS[request.param](DELIVERY_LIMIT) as opened:
-        yield opened
+        try:
+            yield opened
+        finally:
+            await opened.drop(topic)
 
 
 @pytest.fixture
@@ -215,6 +240,27 @@ async def test_a_delayed_message_is_kept_when_its_consumer_stops(backend, topic)
     assert later[0][1] - nacked_at[0] >= delay_s
 
 
+async def test_a_delayed_message_that_keeps_failing_dies_after_the_limit_counted_from_its_fresh_delivery(
+    backend, topic
+):
+    counts: list[int] = []
+
+    async def handler(delivery):
+        counts.append(delivery.delivery_count)
+        if len(counts) == 1:
+            await delivery.nack(requeue=True, delay_s=0.01)
+        else:
+            raise RuntimeError("handler bug")
+
+    await publish(backend, topic, 1, prefix="poison")
+    sub = await backend.queue.consume(topic, handler, prefetch=10)
+    await backend.join(topic)
+    await sub.stop()
+    assert counts == [1, 1, 2, 3]
+    [dead] = await backend.queue.dead_letters(topic)
+    assert (dead.message_id, dead.delivery_count) == ("poison0", DELIVERY_LIMIT)
+
+
 # ---------------------------------------------------------------- flow control and shutdown
 
 
@@ -324,3 +370,76 @@ async def test_join_times_out_while_messages_wait_for_a_consumer(backend, topic)
     await publish(backend, topic, 1)
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(backend.join(topic), 0.1)
+
+
+# ---------------------------------------------------------------- message properties, dead letters, depth
+
+
+async def test_message_id_and_headers_arrive_unchanged_also_on_dead_letters(backend, topic):
+    headers = {"x-request-id": "req-1", "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    got: list[Delivery] = []
+
+    async def handler(delivery):
+        got.append(delivery)
+        await delivery.nack(requeue=False)
+
+    await backend.queue.publish(topic, {"job_id": "j1", "n": [1, 2]}, message_id="launch-j1", headers=headers)
+    sub = await backend.queue.consume(topic, handler, prefetch=1)
+    await backend.join(topic)
+    await sub.stop()
+    assert [(d.message_id, d.body, d.headers) for d in got] == [("launch-j1", {"job_id": "j1", "n": [1, 2]}, headers)]
+    [dead] = await backend.queue.dead_letters(topic)
+    assert (dead.message_id, dead.body, dead.headers) == ("launch-j1", {"job_id": "j1", "n": [1, 2]}, headers)
+
+
+async def dead_letter_all(backend: Backend, topic: str, n: int) -> None:
+    async def handler(delivery):
+        await delivery.nack(requeue=False)
+
+    await publish(backend, topic, n, prefix="dead")
+    sub = await backend.queue.consume(topic, handler, prefetch=10)
+    await backend.join(topic)
+    await sub.stop()
+
+
+async def test_listing_dead_letters_leaves_them_settled_and_in_place(backend, topic):
+    await dead_letter_all(backend, topic, 2)
+    listed = await backend.queue.dead_letters(topic)
+    for delivery in listed:
+        await delivery.ack()  # settled: does nothing
+    assert sorted(d.message_id for d in listed) == ["dead0", "dead1"]
+    assert sorted(await dead_ids(backend, topic)) == ["dead0", "dead1"], "listing twice shows the same"
+
+
+async def test_taken_dead_letters_are_removed_by_ack_and_put_back_by_nack(backend, topic):
+    await dead_letter_all(backend, topic, 3)
+    taken = await backend.queue.take_dead_letters(topic, limit=2)
+    assert len(taken) == 2 and not any(d.settled for d in taken)
+    assert {d.body["i"] for d in taken} <= {0, 1, 2}
+    acked, put_back = taken
+    await acked.ack()
+    await put_back.nack()
+    left = sorted(await dead_ids(backend, topic))
+    assert acked.message_id not in left
+    assert left == sorted({"dead0", "dead1", "dead2"} - {acked.message_id})
+
+    rest = await backend.queue.take_dead_letters(topic, limit=10)
+    assert sorted(d.message_id for d in rest) == left
+    for delivery in rest:
+        await delivery.ack()
+    assert await dead_ids(backend, topic) == []
+    assert await backend.queue.take_dead_letters(topic, limit=10) == []
+
+
+async def test_depth_counts_the_messages_ready_for_a_consumer(backend, topic):
+    assert await backend.queue.depth(topic) == 0
+    await publish(backend, topic, 3)
+    assert await backend.queue.depth(topic) == 3
+
+    async def handler(delivery):
+        await delivery.ack()
+
+    sub = await backend.queue.consume(topic, handler, prefetch=10)
+    await backend.join(topic)
+    await sub.stop()
+    assert await backend.queue.depth(topic) == 0

@@ -1,4 +1,4 @@
-"""The queue port: the in-process backend implements it now, RabbitMQ next.
+"""The queue port: the in-process backend (``backends/memory.py``) and RabbitMQ (``backends/rabbitmq.py``).
 
 Contract (tested for every backend by ``tests/contract/test_queue_contract.py``):
 
@@ -23,7 +23,11 @@ Contract (tested for every backend by ``tests/contract/test_queue_contract.py``)
 * A message is handed to handlers at most ``delivery_limit`` times (counted since its
   last fresh delivery); when a delivery with that count is requeued, the message goes to
   the dead-letter store instead. ``dead_letters(topic)`` lists the dead-lettered
-  deliveries (settled: ``ack``/``nack`` on them do nothing).
+  deliveries (settled: ``ack``/``nack`` on them do nothing) and leaves them in place.
+  ``take_dead_letters(topic, limit=n)`` hands out up to ``n`` of them unsettled: ``ack()``
+  removes one from the dead-letter store for good, ``nack()`` (any arguments) puts it back
+  (so the database can record the job dead before the broker forgets the message).
+* ``depth(topic)`` (optional, for the queue-depth gauge): messages ready for a consumer.
 * ``Subscription.stop(timeout_s=...)`` stops taking deliveries at once (no handler starts
   after it is called) and waits for the running handlers to finish; their ``ack`` and
   ``nack`` still count. A handler still running after ``timeout_s`` is cancelled and its
@@ -86,5 +90,9 @@ class JobQueue(Protocol):
     async def consume(self, topic: str, handler: Handler, *, prefetch: int) -> Subscription: ...
 
     async def dead_letters(self, topic: str) -> list[Delivery]: ...
+
+    async def take_dead_letters(self, topic: str, *, limit: int) -> list[Delivery]: ...
+
+    async def depth(self, topic: str) -> int: ...
 
     async def close(self) -> None: ...

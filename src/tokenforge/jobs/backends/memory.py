@@ -192,6 +192,28 @@ class MemoryQueue:
     async def dead_letters(self, topic: str) -> list[Delivery]:
         return list(self._topic(topic).dead)
 
+    async def take_dead_letters(self, topic: str, *, limit: int) -> list[Delivery]:
+        """Up to ``limit`` dead letters, unsettled: ``ack()`` drops one, ``nack()`` puts it back."""
+        t = self._topic(topic)
+        taken, t.dead[:limit] = t.dead[:limit], []
+        out = []
+        for dead in taken:
+            delivery = Delivery(topic, dead.message_id, dead.body, dead.delivery_count, dead.headers)
+
+            async def drop() -> None:
+                pass
+
+            async def put_back(requeue: bool, delay_s: float = 0.0, dead: Delivery = dead) -> None:
+                t.dead.append(dead)
+
+            delivery._ack, delivery._nack = drop, put_back
+            out.append(delivery)
+        return out
+
+    async def depth(self, topic: str) -> int:
+        """Messages ready (not delayed, not in a handler)."""
+        return len(self._topic(topic).ready)
+
     async def join(self, topic: str, *, timeout_s: float) -> None:
         """Wait until ``topic`` has no message ready, delayed or in a running handler.
 

@@ -1,0 +1,145 @@
+"""One consumer of a RabbitMQ work queue, and settling deliveries on a channel that may die.
+
+A subscription has a channel of its own (``basic.qos`` = prefetch) and a semaphore of the
+same size, so at most ``prefetch`` handlers run. Handlers run in tasks of their own:
+aiormq runs consumer callbacks in channel tasks, which die with the channel. When the
+channel is reopened (a reconnect, or the broker closed it after a channel error) the
+subscription consumes again itself (``reopen_callbacks``) rather than relying on
+aio-pika's ``RobustQueue`` restore (decision 0011 lists the aio-pika issues).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustQueue
+from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+
+from tokenforge.jobs.ports import STOP_TIMEOUT_S, Delivery, Handler
+
+log = logging.getLogger(__name__)
+
+#: What aio-pika raises when the broker, the channel or the connection fails.
+BROKER_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_EXCEPTIONS, asyncio.TimeoutError)
+#: Bound on round trips that must not wait for a reconnect (consumer cancel, channel close).
+RPC_TIMEOUT_S = 5.0
+
+#: Turns a message into the port's delivery, or settles it itself and returns None.
+Deliver = Callable[[str, AbstractIncomingMessage], Awaitable[Delivery | None]]
+
+
+async def settle(action: str, op: Awaitable[None], message_id: str | None) -> None:
+    """Run an ack/nack/reject; on a dead channel log it (the broker redelivers) and go on."""
+    try:
+        await op
+    except BROKER_ERRORS as exc:
+        log.warning(
+            "could not %s message %s (%s); the broker delivers it again", action, message_id, type(exc).__name__
+        )
+
+
+class RabbitSubscription:
+    """Consumes ``topic`` until :meth:`stop`; ``busy`` counts its deliveries not yet finished."""
+
+    def __init__(
+        self,
+        topic: str,
+        handler: Handler,
+        channel: AbstractRobustChannel,
+        queue: AbstractRobustQueue,
+        prefetch: int,
+        *,
+        deliver: Deliver,
+        busy: Counter[str],
+        on_stopped: Callable[[RabbitSubscription], None],
+    ) -> None:
+        self._topic = topic
+        self._handler = handler
+        self._channel = channel
+        self._queue = queue
+        self._slots = asyncio.Semaphore(prefetch)
+        self._deliver = deliver
+        self._busy = busy
+        self._on_stopped = on_stopped
+        self._running: set[asyncio.Task[None]] = set()
+        self._tag: str | None = None
+        self._stopped = False
+        channel.reopen_callbacks.add(self._on_reopen)
+
+    async def start(self) -> None:
+        # robust=False: consuming again after a reopen is this class's job (_on_reopen).
+        self._tag = await self._queue.consume(self._on_message, no_ack=False, robust=False)
+
+    async def _on_reopen(self, channel: Any) -> None:
+        """The channel is back: consume again, declaring the queue first in case the broker
+        lost it. A stopped subscription's channel (aio-pika reopens closed channels too on a
+        reconnect) is closed again."""
+        if self._stopped:
+            await self._close()
+            return
+        await self._queue.declare()
+        await self.start()
+        log.info("consuming %s again after the channel was reopened", self._topic)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        if self._stopped:  # arrived after stop(): no handler may start
+            await settle("requeue", message.nack(requeue=True), message.message_id)
+            return
+        self._busy[self._topic] += 1
+        task = asyncio.create_task(self._run(message), name=f"queue-handler-{self._topic}")
+        self._running.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._busy[self._topic] -= 1
+
+    async def _run(self, message: AbstractIncomingMessage) -> None:
+        async with self._slots:
+            if self._stopped:
+                await settle("requeue", message.nack(requeue=True), message.message_id)
+                return
+            delivery = await self._deliver(self._topic, message)
+            if delivery is None:
+                return
+            try:
+                await self._handler(delivery)
+            except Exception:
+                log.exception("handler failed for message %s", delivery.message_id)
+            finally:
+                if not delivery.settled:  # raised, returned unsettled, or cancelled by stop()
+                    await delivery.nack(requeue=True)
+
+    async def stop(self, *, timeout_s: float | None = STOP_TIMEOUT_S) -> None:
+        """Cancel the consumer at once, give running handlers ``timeout_s`` to finish, then
+        cancel the rest (their deliveries are requeued) and close the channel."""
+        if not self._stopped:
+            self._stopped = True
+            if self._tag is not None and not self._channel.is_closed:
+                try:
+                    await asyncio.wait_for(self._queue.cancel(self._tag), RPC_TIMEOUT_S)
+                except BROKER_ERRORS as exc:  # the channel died: its consumer went with it
+                    log.warning("could not cancel the consumer of %s (%s)", self._topic, type(exc).__name__)
+        running = set(self._running)
+        if running:
+            _, late = await asyncio.wait(running, timeout=timeout_s)
+            if late:
+                log.warning("cancelling %d queue handlers still running after %.1fs", len(late), timeout_s or 0)
+                for task in late:
+                    task.cancel()
+                await asyncio.wait(late)
+        await self._close()
+        self._on_stopped(self)
+
+    async def _close(self) -> None:
+        """Close the channel (unacked deliveries go back to the queue); a dead one is left."""
+        if self._channel.is_closed:
+            return
+        try:
+            await asyncio.wait_for(self._channel.close(), RPC_TIMEOUT_S)
+        except BROKER_ERRORS as exc:
+            log.warning("could not close the channel of %s (%s)", self._topic, type(exc).__name__)
