@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the container and a DB session, as ``Annotated`` aliases."""
+"""FastAPI dependencies: the container, a DB session and the cache, as ``Annotated`` aliases."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from tokenforge.cache import Cache
 
 if TYPE_CHECKING:
     from tokenforge.bootstrap import Container
@@ -21,5 +23,14 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+_NO_CACHE = Cache(None)
+
+
+async def get_cache(request: Request) -> Cache:
+    """The container's cache; a container without one caches nothing."""
+    return getattr(request.app.state.container, "cache", None) or _NO_CACHE
+
+
 ContainerDep = Annotated["Container", Depends(get_container)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+CacheDep = Annotated[Cache, Depends(get_cache)]

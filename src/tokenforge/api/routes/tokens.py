@@ -1,4 +1,8 @@
-"""/v1/tokens: launch a token, list and read tokens."""
+"""/v1/tokens: launch a token, list and read tokens.
+
+Reads answer from the cache (:mod:`tokenforge.cache`): a body is rendered once from the
+database, as JSON bytes, and served as those bytes until a committed change to a token
+invalidates it, cached or not the same bytes and headers."""
 
 from __future__ import annotations
 
@@ -7,10 +11,12 @@ import binascii
 from datetime import timedelta
 from typing import Annotated
 
+import orjson
 from eth_utils import is_hex_address, to_checksum_address
 from fastapi import APIRouter, Header, Path, Query, Response
+from pydantic import BaseModel
 
-from tokenforge.api.deps import ContainerDep, SessionDep
+from tokenforge.api.deps import CacheDep, ContainerDep, SessionDep
 from tokenforge.api.problems import PROBLEM_JSON, PROBLEM_RESPONSES, Problem
 from tokenforge.api.responses import OrjsonResponse
 from tokenforge.api.schemas.tokens import (
@@ -22,6 +28,7 @@ from tokenforge.api.schemas.tokens import (
     launch_body,
     token_out,
 )
+from tokenforge.cache import TOKEN, TOKEN_LIST
 from tokenforge.domain.chains import ChainName
 from tokenforge.domain.jobs import TokenStatus
 from tokenforge.domain.tokens import validate_launch
@@ -100,9 +107,19 @@ def _decode_cursor(cursor: str) -> int:
     raise ValidationFailed("query.cursor", "is not a cursor this API returned")
 
 
+def json_body(model: BaseModel) -> bytes:
+    """The JSON a cached read stores and answers with."""
+    return orjson.dumps(model.model_dump(mode="json"))
+
+
+def json_response(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
+
+
 @router.get("", response_model=TokenPage, summary="List tokens, newest first")
 async def list_tokens(
     session: SessionDep,
+    cache: CacheDep,
     chain: Annotated[ChainName | None, Query(description="Only tokens on this chain")] = None,
     creator: Annotated[
         str | None,
@@ -126,11 +143,17 @@ async def list_tokens(
     before = _decode_cursor(cursor) if cursor else None
     if creator is not None and creator.startswith("0x") and is_hex_address(creator):
         creator = to_checksum_address(creator)  # stored in EIP-55 form
-    rows = await tokens_repo.list_page(
-        session, limit=limit + 1, before_seq=before, chain=chain, creator=creator, status=status
-    )
-    next_cursor = _encode_cursor(rows[limit - 1].seq) if len(rows) > limit else None
-    return TokenPage(items=[token_out(r) for r in rows[:limit]], next_cursor=next_cursor)
+
+    async def load() -> bytes:
+        rows = await tokens_repo.list_page(
+            session, limit=limit + 1, before_seq=before, chain=chain, creator=creator, status=status
+        )
+        next_cursor = _encode_cursor(rows[limit - 1].seq) if len(rows) > limit else None
+        return json_body(TokenPage(items=[token_out(r) for r in rows[:limit]], next_cursor=next_cursor))
+
+    # the creator (free text) last: no other part can contain the separator
+    key = f"{chain or ''}|{status or ''}|{limit}|{'' if before is None else before}|{creator or ''}"
+    return json_response(await cache.read(TOKEN_LIST, key, load))
 
 
 @router.get(
@@ -139,8 +162,15 @@ async def list_tokens(
     summary="Read one token",
     responses={404: {"model": Problem, "description": "No such token", "content": {PROBLEM_JSON: {}}}},
 )
-async def get_token(token_id: Annotated[str, Path(description="A token `id` this API returned")], session: SessionDep):
-    row = await tokens_repo.get(session, token_id) if len(token_id) <= 64 else None
-    if row is None:
+async def get_token(
+    token_id: Annotated[str, Path(description="A token `id` this API returned")], session: SessionDep, cache: CacheDep
+):
+    async def load() -> bytes:
+        row = await tokens_repo.get(session, token_id)
+        if row is None:
+            raise NotFound(f"token {token_id} does not exist")
+        return json_body(token_out(row))
+
+    if len(token_id) > 64:
         raise NotFound(f"token {token_id[:64]} does not exist")
-    return token_out(row)
+    return json_response(await cache.read(TOKEN, token_id, load))

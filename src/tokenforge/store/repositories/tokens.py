@@ -56,7 +56,8 @@ async def list_page(
     creator: str | None = None,
     status: str | None = None,
 ) -> list[TokenRow]:
-    """Newest first; ``before_seq`` is the cursor (exclusive)."""
+    """Newest first; ``before_seq`` is the cursor (exclusive). One statement whatever
+    ``limit``: a row carries everything a listed token shows (no per-row reads)."""
     stmt = select(TokenRow).order_by(TokenRow.seq.desc()).limit(limit)
     if before_seq is not None:
         stmt = stmt.where(TokenRow.seq < before_seq)
