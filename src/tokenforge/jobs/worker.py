@@ -15,7 +15,6 @@ import logging
 import time
 
 import structlog
-from prometheus_client import Counter, Histogram
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -23,16 +22,14 @@ from tokenforge.domain.jobs import FINAL
 from tokenforge.errors import ErrorCode, TokenForgeError
 from tokenforge.jobs.handlers.launch import LaunchHandler, launch_topic
 from tokenforge.jobs.policy import RetryPolicy, as_tokenforge_error, decide
-from tokenforge.jobs.ports import Delivery, JobQueue, Subscription
+from tokenforge.jobs.ports import STOP_TIMEOUT_S, Delivery, JobQueue, Subscription
 from tokenforge.observability.context import bind_headers
+from tokenforge.observability.metrics import JOB_STEP_SECONDS as STEP_SECONDS
+from tokenforge.observability.metrics import JOB_STEPS as STEPS
+from tokenforge.observability.tracing import span
 from tokenforge.store.models import JobRow
 
 log = logging.getLogger(__name__)
-
-STEPS = Counter("tokenforge_job_steps_total", "Job steps handled", ["outcome"])
-STEP_SECONDS = Histogram(
-    "tokenforge_job_step_seconds", "Time to handle one job step", buckets=(0.001, 0.005, 0.02, 0.05, 0.1, 0.5, 1, 5, 30)
-)
 
 
 class Worker:
@@ -69,7 +66,10 @@ class Worker:
         structlog.contextvars.clear_contextvars()  # each delivery runs in a task of its own
         bind_headers(delivery.headers, job_id=job_id)
         try:
-            await self._handler.handle(job_id)
+            attributes = {"messaging.destination.name": delivery.topic, "tokenforge.job_id": job_id}
+            parent = delivery.headers or {}  # the relay's publish span, if the message carries one
+            with span(f"process {delivery.topic}", kind="consumer", parent=parent, attributes=attributes):
+                await self._handler.handle(job_id)
         except Exception as exc:  # the step could not be recorded at all
             err = as_tokenforge_error(exc)
             self._outages += 1
@@ -96,11 +96,12 @@ class Worker:
                 await self._queue.consume(launch_topic(chain), self._instrumented, prefetch=prefetch)
             )
 
-    async def stop(self) -> None:
-        """Stop taking deliveries, wait for running steps, then release this worker's leases
-        so another worker (or the next start) can take its jobs at once."""
+    async def stop(self, *, timeout_s: float | None = STOP_TIMEOUT_S) -> None:
+        """Stop taking deliveries, wait up to ``timeout_s`` for running steps (the rest are
+        cancelled and their deliveries handed back), then release this worker's leases so
+        another worker (or the next start) can take its jobs at once."""
         if self._subscriptions:
-            await asyncio.gather(*(sub.stop() for sub in self._subscriptions))
+            await asyncio.gather(*(sub.stop(timeout_s=timeout_s) for sub in self._subscriptions))
             self._subscriptions.clear()
             try:
                 async with self._sessions() as s:

@@ -1,16 +1,24 @@
-"""Liveness, readiness and Prometheus metrics."""
+"""Liveness, readiness and Prometheus metrics of an API process.
+
+``/healthz`` answers while the process runs. ``/readyz`` checks the database, the broker,
+the cache and each chain's RPC pool (:mod:`tokenforge.observability.readiness`): 503 when
+the database is down, 200 with ``"degraded"`` when something it can live without is (the
+broker too: launches wait in the outbox). ``/metrics`` samples the queue and outbox backlog, then serves every metric
+(of every process on the host in multiprocess mode: :mod:`tokenforge.observability.prometheus`).
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
+from fastapi.responses import JSONResponse
 
 from tokenforge.api.deps import ContainerDep
-from tokenforge.errors import TransientError
+from tokenforge.observability.backlog import BacklogSampler
+from tokenforge.observability.prometheus import render
+from tokenforge.observability.readiness import check_readiness
 
 router = APIRouter(tags=["operations"])
+API_REQUIRED = ("database",)
 
 
 @router.get("/healthz", summary="Liveness")
@@ -18,23 +26,16 @@ async def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: the database answers")
-async def readyz(container: ContainerDep, response: Response) -> dict:
-    try:
-        async with container.sessions() as session:
-            await session.execute(text("SELECT 1"))
-    # An outage leaves the session as DB_UNAVAILABLE (TransientError); a refusal that is not
-    # an outage (unknown role, no such database) as the SQLAlchemy error wrapping the driver's.
-    except (TransientError, SQLAlchemyError):
-        response.status_code = 503
-        return {"status": "unavailable", "database": "down"}
-    return {
-        "status": "ok",
-        "database": "up",
-        "chains": {k: v.network.value for k, v in container.settings.chains.items()},
-    }
+@router.get("/readyz", summary="Readiness: database, broker, cache and chains, each ok, degraded or down")
+async def readyz(container: ContainerDep) -> JSONResponse:
+    # the API writes launches to the outbox, not to the broker: it serves while the broker is
+    # down (degraded), and only a database outage makes it unready
+    report = await check_readiness(container, required=API_REQUIRED)
+    return JSONResponse(report.as_dict(), status_code=report.http_status)
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
-async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(container: ContainerDep) -> Response:
+    await BacklogSampler(container).sample()
+    body, content_type = render()
+    return Response(body, media_type=content_type)

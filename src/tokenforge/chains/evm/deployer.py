@@ -38,6 +38,7 @@ from web3 import AsyncWeb3
 
 from tokenforge.chains.ports import LaunchReceipt, LaunchRequest, SignedLaunch
 from tokenforge.errors import ErrorCode, PermanentError, TokenForgeError, TransientError
+from tokenforge.observability.metrics import TX_REPLACEMENTS
 
 from . import codec
 from .fees import DEFAULT_FEE_CAP_WEI, FeeOracle, Fees
@@ -207,6 +208,7 @@ class EvmDeployer:
             nonce=old.nonce, to=old.to or self.factory.address, data=old.data, gas=old.gas, fees=fees, value=old.value
         )
         new = await sign_tx(key, tx)
+        TX_REPLACEMENTS.labels(self.chain).inc()
         return replace(
             signed, tx_id=new.tx_id, raw_tx=new.raw_tx, replaced_tx_ids=(*signed.replaced_tx_ids, signed.tx_id)
         )

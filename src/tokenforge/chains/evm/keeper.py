@@ -29,9 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from prometheus_client import Counter
-
 from tokenforge.errors import ErrorCode, TokenForgeError
+from tokenforge.observability.metrics import NONCE_GAPS_FILLED as GAPS_FILLED
+from tokenforge.observability.metrics import NONCE_RESYNCS
 
 from .transactions import sign_tx
 
@@ -42,11 +42,6 @@ log = logging.getLogger(__name__)
 
 #: Answers to a gap filler meaning something else took the nonce meanwhile.
 _NONCE_TAKEN = frozenset({ErrorCode.NONCE_TOO_LOW, ErrorCode.ALREADY_KNOWN, ErrorCode.UNDERPRICED})
-
-GAPS_FILLED = Counter("tokenforge_nonce_gaps_filled_total", "Nonce gaps filled with a no-op transaction", ["chain"])
-NONCE_RESYNCS = Counter(
-    "tokenforge_nonce_resyncs_total", "Nonce cursor moves to match the chain", ["chain", "direction"]
-)
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Launches are spread round-robin over the keys that are enabled. A key whose balance, as
 last read by the keeper, is below ``min_balance_wei`` (or that the node refused a launch
 for lack of funds, until its balance rises) is disabled and an alert is raised
-(a WARNING log line, the ``tokenforge_deployer_key_low_balance`` gauge, and the key's
+(a WARNING log line, the ``tokenforge_deployer_low_balance`` gauge, and the key's
 entry in ``GET /v1/chains``); it is enabled again once its balance is back above the
 threshold. Launches already signed by a disabled key still finish with it.
 """
@@ -17,17 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account import Account
-from prometheus_client import Gauge
 
 from tokenforge.errors import ErrorCode, PermanentError, TransientError
+from tokenforge.observability.metrics import DEPLOYER_BALANCE, DEPLOYER_LOW_BALANCE
 
 log = logging.getLogger(__name__)
-
-LOW_BALANCE = Gauge(
-    "tokenforge_deployer_key_low_balance",
-    "1 while a deployer key holds less than its chain's minimum balance and takes no launches",
-    ["chain", "address"],
-)
 
 
 def account_from_key(deployer_key: bytes) -> Any:
@@ -114,7 +108,8 @@ class KeyPool:
                 "deployer key %s on %s is funded again (%d wei): taking launches", address, self.chain, balance_wei
             )
         key.enabled = not low
-        LOW_BALANCE.labels(self.chain, address).set(1 if low else 0)
+        DEPLOYER_BALANCE.labels(self.chain, address).set(balance_wei)
+        DEPLOYER_LOW_BALANCE.labels(self.chain, address).set(1 if low else 0)
 
     def health(self) -> list[dict]:
         return [

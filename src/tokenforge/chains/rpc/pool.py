@@ -11,7 +11,9 @@ is the node's real answer and is returned unchanged for the chain adapters to cl
 When every endpoint tried was at fault the request fails with a
 :class:`~tokenforge.errors.TransientError` (``rate_limited``, ``rpc_timeout`` or
 ``rpc_unavailable``). Endpoint URLs often carry API keys, so only :func:`redact_url` labels
-(scheme, host and port) ever appear in logs, errors and :meth:`RpcPool.health`.
+(scheme, host and port) ever appear in logs, errors, metrics (requests, latency and
+breaker state per endpoint: :mod:`tokenforge.observability.metrics`) and
+:meth:`RpcPool.health`. Each request is one client span (:mod:`tokenforge.observability.tracing`).
 
 One pool belongs to one event loop: its aiohttp session is created lazily inside the
 running loop and re-created if the pool is used from another loop later.
@@ -31,6 +33,8 @@ import aiohttp
 import orjson
 
 from tokenforge.errors import ErrorCode, TransientError
+from tokenforge.observability.metrics import RPC_BREAKER_OPEN, RPC_DURATION, RPC_REQUESTS
+from tokenforge.observability.tracing import span
 
 from .breaker import BreakerState, CircuitBreaker
 from .endpoints import EndpointConfig, redact_url
@@ -110,6 +114,7 @@ class RpcPool:
                 on_change=self._breaker_listener(label),
             )
             self._endpoints.append(_Endpoint(config, label, breaker))
+            RPC_BREAKER_OPEN.labels(chain, label).set(0)
 
     # -- public API --------------------------------------------------------------------------
 
@@ -178,15 +183,16 @@ class RpcPool:
         session = self._session_for_running_loop()
         batch = is_batch(payload)
         faults: list[tuple[_Endpoint, Fault]] = []
-        for endpoint, forced in self._order():
-            if not forced and not endpoint.breaker.allow():  # opened or trial taken meanwhile
-                continue
-            outcome = await self._attempt(session, endpoint, payload, batch, method)
-            if isinstance(outcome, Fault):
-                faults.append((endpoint, outcome))
-                continue
-            return outcome
-        raise self._exhausted(method, faults)
+        with span(f"rpc {method}", kind="client", attributes={"rpc.system": "jsonrpc", "rpc.method": method}):
+            for endpoint, forced in self._order():
+                if not forced and not endpoint.breaker.allow():  # opened or trial taken meanwhile
+                    continue
+                outcome = await self._attempt(session, endpoint, payload, batch, method)
+                if isinstance(outcome, Fault):
+                    faults.append((endpoint, outcome))
+                    continue
+                return outcome
+            raise self._exhausted(method, faults)
 
     def _order(self) -> list[tuple[_Endpoint, bool]]:
         """Endpoints to try, each with ``forced`` (True only for the all-open fallback)."""
@@ -227,8 +233,11 @@ class RpcPool:
                 fault = Fault("unavailable", transport_reason(exc))
             else:
                 fault, answer = self._judge(status, retry_after, raw, batch)
-            endpoint.last_latency_ms = round((time.perf_counter() - started) * 1000, 1)
+            elapsed_s = time.perf_counter() - started
+            endpoint.last_latency_ms = round(elapsed_s * 1000, 1)
             settled = True
+            RPC_REQUESTS.labels(self.chain, endpoint.label, "ok" if fault is None else "error").inc()
+            RPC_DURATION.labels(self.chain, endpoint.label).observe(elapsed_s)
             if fault is None:
                 endpoint.breaker.record_success()
                 return raw, answer
@@ -288,6 +297,7 @@ class RpcPool:
 
     def _breaker_listener(self, label: str) -> Callable[[BreakerState, BreakerState], None]:
         def on_change(old_state: BreakerState, new_state: BreakerState) -> None:
+            RPC_BREAKER_OPEN.labels(self.chain, label).set(1 if new_state == "open" else 0)
             if new_state == "open" and old_state == "closed":
                 log.warning(
                     "rpc circuit opened for %s endpoint %s: it keeps failing; sending elsewhere", self.chain, label

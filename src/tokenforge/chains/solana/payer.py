@@ -2,10 +2,11 @@
 
 The payer pays every launch (fees and rent). :class:`PayerAccount` keeps what was last
 read of its balance and raises the alert the same way an EVM deployer key does (a
-WARNING log line and the entry in ``GET /v1/chains``): below ``min_balance_lamports``, or
-after the chain refused a launch for lack of funds, until the balance rises above what it
-was then. It never stops launches: a payer that cannot pay fails them with
-``insufficient_funds``. :func:`watch_balance` refreshes the balance periodically.
+WARNING log line, the ``tokenforge_deployer_low_balance`` gauge and the entry in
+``GET /v1/chains``): below ``min_balance_lamports``, or after the chain refused a launch
+for lack of funds, until the balance rises above what it was then. It never stops
+launches: a payer that cannot pay fails them with ``insufficient_funds``.
+:func:`watch_balance` refreshes the balance periodically.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from tokenforge.errors import TokenForgeError
+from tokenforge.observability.metrics import DEPLOYER_BALANCE, DEPLOYER_LOW_BALANCE
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ class PayerAccount:
         elif not low and self.low:
             log.info("solana payer %s on %s is funded again (%d lamports)", self.address, self.chain, balance_lamports)
         self.low = low
+        DEPLOYER_BALANCE.labels(self.chain, self.address).set(balance_lamports)
+        DEPLOYER_LOW_BALANCE.labels(self.chain, self.address).set(1 if low else 0)
 
     def health(self) -> dict:
         """The payer in the shape of an EVM deployer key's entry (``role`` tells them apart)."""

@@ -60,3 +60,12 @@ async def next_available_at(session: AsyncSession) -> float | None:
 async def pending_count(session: AsyncSession) -> int:
     stmt = select(func.count()).select_from(OutboxRow).where(OutboxRow.sent_at.is_(None))
     return (await session.execute(stmt)).scalar_one()
+
+
+async def backlog(session: AsyncSession, *, now_s: float) -> tuple[int, float | None]:
+    """Unsent rows due at ``now_s``: how many, and the oldest one's ``available_at``."""
+    stmt = select(func.count(), func.min(OutboxRow.available_at)).where(
+        OutboxRow.sent_at.is_(None), OutboxRow.available_at <= now_s
+    )
+    count, oldest = (await session.execute(stmt)).one()
+    return int(count), oldest
