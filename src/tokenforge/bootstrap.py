@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from tokenforge.cache import Cache, install_cache_invalidation, open_cache
+from tokenforge.chains.health import ChainHealthReporter
 from tokenforge.chains.registry import DeployerFactory, DeployerRegistry
 from tokenforge.config import ChainSettings, Settings
 from tokenforge.domain.chains import CHAINS, Family, Network
 from tokenforge.jobs.backends import open_queue
 from tokenforge.jobs.backends.memory import MemoryQueue
 from tokenforge.jobs.events import JobEventHub
-from tokenforge.jobs.handlers.launch import LaunchHandler
+from tokenforge.jobs.handlers.launch import LaunchHandler, launch_topic
 from tokenforge.jobs.outbox import OutboxRelay
 from tokenforge.jobs.policy import RetryPolicy
 from tokenforge.jobs.ports import JobQueue
@@ -26,12 +29,18 @@ from tokenforge.jobs.sweeper import Sweeper, lease_owner_id
 from tokenforge.jobs.worker import Worker
 from tokenforge.keys.local import LocalKeyStore
 from tokenforge.keys.ports import KeyStore
+from tokenforge.observability.job_metrics import install_job_metrics
 from tokenforge.store.db import make_engine, make_sessionmaker
 from tokenforge.store.feed import ChangeFeed
 from tokenforge.store.group_commit import GroupCommitter
 from tokenforge.store.migrate import require_head, upgrade_to_head
+from tokenforge.store.notify import JOB_EVENTS_CHANNEL, OUTBOX_CHANNEL, PgListener
 
 log = logging.getLogger(__name__)
+
+#: The relay's fallback poll while PostgreSQL notifications wake it (``relay_poll_s`` when
+#: they do not: SQLite, or the LISTEN connection is down).
+RELAY_LISTEN_POLL_S = 1.0
 
 
 @dataclass
@@ -49,29 +58,87 @@ class Container:
     sweeper: Sweeper
     #: committed changes of this process, announced to caches, streams and metrics
     feed: ChangeFeed
+    #: hot reads (token detail, lists, chains); invalidated through ``feed``
+    cache: Cache
+    #: writes the RPC endpoint and key health of this process's chains (worker role)
+    health_reporter: ChainHealthReporter
     #: RPC pools of the chains this process opened, by chain (for health reports).
     pools: dict = field(default_factory=dict)
+    #: PostgreSQL only: wake-ups from other processes (outbox rows, job events).
+    listener: PgListener | None = None
     _tasks: list[asyncio.Task] = field(default_factory=list)
+    _relay_task: asyncio.Task | None = None
     _worker_started: bool = False
 
     def wake_relay(self) -> None:
         self.relay.notify()
 
-    async def start(self, *, relay: bool = True, worker: bool = True, warm_chains: bool = True) -> None:
-        """Start background roles. The worker role first re-enqueues unfinished jobs that
-        nothing will advance (the sweeper's start-up pass: this process's in-process queue
-        is new and empty), then keeps sweeping periodically."""
+    async def start(
+        self,
+        *,
+        relay: bool = True,
+        worker: bool = True,
+        warm_chains: bool = True,
+        sweeper: bool | None = None,
+        job_events: bool = False,
+    ) -> None:
+        """Start background roles. ``sweeper`` (default: with the worker) first re-enqueues
+        unfinished jobs that nothing will advance (its start-up pass; only a worker on the
+        in-process queue knows that queue is new and empty), then keeps sweeping
+        periodically. ``job_events``: wake this process's SSE streams on job events of
+        every process (PostgreSQL)."""
+        sweeper = worker if sweeper is None else sweeper
+        self._listen(relay=relay, job_events=job_events)
+        if worker and warm_chains:  # the chains this worker serves (``worker_chains``)
+            served = self.settings.worker_prefetch()
+            await asyncio.gather(*(self.deployers.get(c) for c in self.deployers.chains if c in served))
+        if sweeper:
+            await self.sweeper.sweep(queue_empty=worker and isinstance(self.queue, MemoryQueue))
         if worker:
-            if warm_chains:
-                await asyncio.gather(*(self.deployers.get(c) for c in self.deployers.chains))
-            await self.sweeper.sweep(queue_empty=isinstance(self.queue, MemoryQueue))
             await self.worker.start()
             self._worker_started = True
+            self._tasks.append(asyncio.create_task(self.health_reporter.run(), name="chain-health"))
+        if sweeper:
             self._tasks.append(asyncio.create_task(self.sweeper.run(), name="sweeper"))
         if relay:
-            self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
+            self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
+            self._tasks.append(self._relay_task)
+
+    def _listen(self, *, relay: bool, job_events: bool) -> None:
+        """Subscribe the relay and the event hub to PostgreSQL notifications."""
+        if self.listener is None or not (relay or job_events):
+            return
+        if relay:
+            self.listener.listen(OUTBOX_CHANNEL, lambda _payload: self.relay.notify())
+        if job_events:
+            self.listener.listen(JOB_EVENTS_CHANNEL, self.hub.on_notification)
+
+        def on_state(connected: bool) -> None:
+            if relay:
+                self.relay.set_listening(connected)
+            if job_events:
+                self.hub.set_cross_process(connected)
+
+        self.listener.on_state = on_state
+        self.listener.start()
+
+    async def drain(self, timeout_s: float) -> None:
+        """Stop taking work and let in-flight work end (a graceful stop before ``close``):
+        the worker stops its subscriptions, waits up to ``timeout_s`` for running steps
+        (the rest are cancelled and handed back to the queue) and releases its leases; the
+        relay finishes the batch it is publishing."""
+        self.relay.stop()
+        waits: list[Awaitable[object]] = []
+        if self._worker_started:
+            self._worker_started = False
+            waits.append(self.worker.stop(timeout_s=timeout_s))
+        if self._relay_task is not None:
+            waits.append(asyncio.wait([self._relay_task], timeout=timeout_s))
+        await asyncio.gather(*waits)
 
     async def close(self) -> None:
+        if self.listener is not None:
+            await self.listener.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -83,6 +150,7 @@ class Container:
         if self._worker_started:
             await self.worker.stop()
         await self.queue.close()
+        await self.cache.close()  # sends the invalidations still pending (up to 1 s)
         await self.deployers.close()
         await self.engine.dispose()
 
@@ -246,12 +314,21 @@ def deployer_factories(
 
 
 async def build_container(
-    settings: Settings, *, deployers: DeployerRegistry | None = None, migrate: bool = True
+    settings: Settings,
+    *,
+    deployers: DeployerRegistry | None = None,
+    migrate: bool = True,
+    broker_at_start: bool = True,
+    sees_all_writes: bool = True,
 ) -> Container:
     """Wire every adapter from ``settings``; ``deployers`` overrides the chain adapters.
 
     ``migrate``: bring the schema to the newest revision first (the one-process embedded
-    default); otherwise refuse to start unless ``tokenforge migrate`` has done it."""
+    default); otherwise refuse to start unless ``tokenforge migrate`` has done it.
+    ``broker_at_start``: connect to the broker now (relays, workers) or at first use (the
+    API, which must accept launches into the outbox while the broker is down).
+    ``sees_all_writes``: every write happens in this process (``tokenforge serve``), so a
+    per-process ``memory://`` cache stays true; otherwise ``memory://`` caches nothing."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
     try:
@@ -259,7 +336,9 @@ async def build_container(
             await upgrade_to_head(engine)
         else:
             await require_head(engine)
-        queue = await open_queue(settings.broker_url, delivery_limit=max(20, settings.max_attempts * 4))
+        queue = await open_queue(
+            settings.broker_url, delivery_limit=max(20, settings.max_attempts * 4), lazy=not broker_at_start
+        )
     except BaseException:
         await engine.dispose()
         raise
@@ -267,6 +346,13 @@ async def build_container(
     feed = ChangeFeed()
     hub = JobEventHub()
     feed.subscribe(hub.on_committed)
+    install_job_metrics(feed)
+    cache_url = settings.cache_url
+    if cache_url.startswith("memory://") and not sees_all_writes:
+        log.info("memory:// cache is per process and other processes write here: caching nothing")
+        cache_url = "none://"
+    cache = open_cache(cache_url)
+    install_cache_invalidation(feed, cache)
     policy = RetryPolicy(
         max_attempts=settings.max_attempts,
         base_s=settings.retry_base_s,
@@ -275,7 +361,13 @@ async def build_container(
         max_confirm_checks=settings.max_confirm_checks,
         outage_max_s=settings.outage_max_s,
     )
-    relay = OutboxRelay(sessions, queue, poll_s=settings.relay_poll_s, policy=policy)
+    relay = OutboxRelay(
+        sessions,
+        queue,
+        poll_s=settings.relay_poll_s,
+        listen_poll_s=max(settings.relay_poll_s, RELAY_LISTEN_POLL_S),
+        policy=policy,
+    )
     keystore = LocalKeyStore(settings.data_dir, master_keyfile=settings.master_keyfile)
     pools: dict = {}
     if deployers is None:
@@ -298,7 +390,26 @@ async def build_container(
         stale_s=settings.sweep_stale_s,
         wake_relay=relay.notify,
         feed=feed,
+        queue=queue,
+        dead_letter_topics=[launch_topic(c) for c in settings.chains],
     )
+    health_reporter = ChainHealthReporter(sessions, deployers, pools, interval_s=settings.chain_health_interval_s)
+    listener = None if settings.is_sqlite else PgListener(settings.resolved_database_url)
     return Container(
-        settings, engine, sessions, queue, hub, relay, keystore, deployers, worker, committer, sweeper, feed, pools
+        settings,
+        engine,
+        sessions,
+        queue,
+        hub,
+        relay,
+        keystore,
+        deployers,
+        worker,
+        committer,
+        sweeper,
+        feed,
+        cache,
+        health_reporter,
+        pools,
+        listener,
     )

@@ -12,9 +12,11 @@ from fastapi.responses import HTMLResponse
 from tokenforge import __version__
 from tokenforge.api import problems
 from tokenforge.api.limits import RequestLimits, cap_recursion_limit
-from tokenforge.api.routes import chains, health, jobs, tokens
+from tokenforge.api.middleware import ObservabilityMiddleware
+from tokenforge.api.routes import chains, health, jobs, ops, tokens
 from tokenforge.bootstrap import Container, build_container
 from tokenforge.config import Settings
+from tokenforge.observability.tracing import fastapi_telemetry
 
 # The imports above pull in py_ecc, which raises the recursion limit to 100,000.
 cap_recursion_limit()
@@ -27,9 +29,12 @@ def create_app(
     run_relay: bool = True,
     run_worker: bool = True,
     on_shutdown: Callable[[], None] | None = None,
+    migrate: bool = True,
 ) -> FastAPI:
-    """Build the app. With no ``container`` one is built at startup from ``settings``; the
-    process then also runs the relay and the worker unless told otherwise.
+    """Build the app. With no ``container`` one is built at startup from ``settings``
+    (migrating the database unless ``migrate`` is False: then an unmigrated one is refused);
+    the process then also runs the relay and the worker unless told otherwise, and its SSE
+    streams wake on job events of every process (PostgreSQL).
 
     Request bodies are limited by ``settings.max_body_bytes`` and ``body_timeout_s`` (the
     container's settings when one is given) and JSON nesting by
@@ -43,11 +48,14 @@ def create_app(
             app.state.container = container
             yield
             return
-        built = await build_container(settings)
+        # a process without the worker must start, and take launches into the outbox, while
+        # the broker is down; and it does not see the worker's writes to drop cache entries
+        built = await build_container(
+            settings, migrate=migrate, broker_at_start=run_worker or run_relay, sees_all_writes=run_worker
+        )
         app.state.container = built
         try:
-            if run_relay or run_worker:
-                await built.start(relay=run_relay, worker=run_worker)
+            await built.start(relay=run_relay, worker=run_worker, job_events=True)
             cap_recursion_limit()  # opening the chains imports py-evm and its crypto
             yield
         finally:
@@ -61,15 +69,18 @@ def create_app(
         description="Launch tokens on EVM chains and Solana. Launches are queued and deployed by workers; "
         "follow them over Server-Sent Events.",
         lifespan=lifespan,
+        telemetry=fastapi_telemetry(),  # server spans while tracing is on (observability/tracing.py)
     )
     if container is not None:
         app.state.container = container
     problems.install(app)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes, body_timeout_s=settings.body_timeout_s)
+    app.add_middleware(ObservabilityMiddleware)  # outermost: ids and metrics for refused requests too
     app.include_router(tokens.router)
     app.include_router(jobs.router)
     app.include_router(health.router)
     app.include_router(chains.router)
+    app.include_router(ops.router)
 
     def openapi() -> dict:
         if app.openapi_schema is None:
@@ -84,3 +95,11 @@ def create_app(
         return HTMLResponse(page)
 
     return app
+
+
+def create_api_app(settings: Settings | None = None) -> FastAPI:
+    """The stateless API of ``tokenforge api`` (settings from the environment): no relay, no
+    worker, and a database ``tokenforge migrate`` has brought up to date. An import-string
+    factory, so ``uvicorn --workers N`` can build it in every worker process:
+    ``uvicorn --factory tokenforge.api.app:create_api_app``."""
+    return create_app(settings or Settings(), run_relay=False, run_worker=False, migrate=False)

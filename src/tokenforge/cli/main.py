@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -15,13 +14,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from tokenforge.cli.client import ApiError, create_token, follow_job, get_json, throwaway_creator
+from tokenforge.cli.jobs import jobs_app
 from tokenforge.cli.keys import keys_app
+from tokenforge.cli.processes import processes_app
 from tokenforge.config import Settings
 
 app = typer.Typer(help="TokenForge: launch tokens on EVM chains and Solana.", no_args_is_help=True)
-jobs_app = typer.Typer(help="Operate on jobs (dead letters, re-queue).", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(keys_app, name="keys")
+app.add_typer(processes_app)  # migrate, api, relay, worker, sweeper
 console = Console()
 err = Console(stderr=True)
 
@@ -56,19 +57,17 @@ def serve(
     """
     import uvicorn
 
-    from tokenforge.api.app import create_app
-    from tokenforge.api.http_server import BoundedHttpToolsProtocol
-    from tokenforge.api.startup import report_startup_failures
-    from tokenforge.observability import configure_logging
-    from tokenforge.roles import BackgroundProcess
+    from tokenforge.roles import BackgroundProcess, configure_process
 
     settings = Settings()
     host = settings.host if host is None else host
     port = settings.port if port is None else port
-    configure_logging(settings)
-    # The database driver and the embedded chains run in helper threads; hand the GIL over
-    # sooner than the default 5 ms so their results do not wait behind the event loop.
-    sys.setswitchinterval(settings.gil_switch_interval_s)
+    configure_process(settings, "serve")  # before the app's modules create their metrics
+
+    from tokenforge.api.app import create_app
+    from tokenforge.api.http_server import BoundedHttpToolsProtocol
+    from tokenforge.api.startup import report_startup_failures
+
     background = None
     if worker_process:
         background = BackgroundProcess(settings)
@@ -297,43 +296,6 @@ def devnet(
     except TokenForgeError as exc:
         err.print(f"[red]devnet:[/] {exc.message}")
         raise typer.Exit(2) from None
-
-
-@jobs_app.command("list")
-def jobs_list(
-    status: Annotated[str, typer.Option(help="queued, submitting, submitted, confirmed, failed or dead.")] = "dead",
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
-) -> None:
-    """List jobs in a state (default: dead letters) from the database."""
-    from tokenforge.cli.operations import list_jobs
-
-    rows = asyncio.run(list_jobs(Settings(), status, limit))
-    table = Table(title=f"{status} jobs")
-    for col in ("job", "chain", "attempts", "error", "updated"):
-        table.add_column(col)
-    for row in rows:
-        table.add_row(
-            row.id,
-            row.chain,
-            str(row.attempts),
-            f"{row.error_code or ''} {row.error_message or ''}"[:80],
-            row.updated_at.isoformat(timespec="seconds"),
-        )
-    console.print(table)
-
-
-@jobs_app.command("requeue")
-def jobs_requeue(job_id: Annotated[str, typer.Argument(help="A dead job's id.")]) -> None:
-    """Send a dead job back to the queue with a fresh attempt budget."""
-    from tokenforge.cli.operations import requeue_job
-    from tokenforge.errors import TokenForgeError
-
-    try:
-        asyncio.run(requeue_job(Settings(), job_id))
-    except TokenForgeError as exc:
-        err.print(f"[red]{exc.message}[/]")
-        raise typer.Exit(1) from None
-    console.print(f"re-queued {job_id}")
 
 
 if __name__ == "__main__":  # pragma: no cover

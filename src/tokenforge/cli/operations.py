@@ -1,48 +1,67 @@
-"""Operator actions that work directly on the database (dead letters, re-queue)."""
+"""Operator actions that work directly on the database (``tokenforge jobs ...``).
+
+They never migrate: a database whose schema is not the newest is refused with the message
+of :func:`tokenforge.store.migrate.require_head` (run ``tokenforge migrate``). The logic
+itself is :mod:`tokenforge.services.operations`, shared with the operator API. A job
+re-queued here is published by whichever relay runs against the same database.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from tokenforge.config import Settings
-from tokenforge.domain.jobs import JobStatus, TokenStatus
-from tokenforge.errors import NotFound, ValidationFailed
-from tokenforge.jobs.handlers.launch import enqueue_step
-from tokenforge.store.db import make_engine, make_sessionmaker, utcnow
-from tokenforge.store.migrate import upgrade_to_head
+from tokenforge.domain.jobs import JobStatus
+from tokenforge.errors import ValidationFailed
+from tokenforge.services import operations
+from tokenforge.store.db import make_engine, make_sessionmaker
+from tokenforge.store.migrate import require_head
 from tokenforge.store.models import JobRow
 from tokenforge.store.repositories import jobs as jobs_repo
-from tokenforge.store.repositories import tokens as tokens_repo
+
+
+@asynccontextmanager
+async def database(settings: Settings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the configured database, which must be migrated already."""
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        await require_head(engine)
+        yield make_sessionmaker(engine)
+    finally:
+        await engine.dispose()
 
 
 async def list_jobs(settings: Settings, status: str, limit: int) -> list[JobRow]:
+    """The newest ``limit`` jobs in ``status``."""
     try:
         wanted = JobStatus(status)
     except ValueError:
         raise ValidationFailed("status", f"must be one of {', '.join(JobStatus)}") from None
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        await upgrade_to_head(engine)
-        async with make_sessionmaker(engine)() as s:
-            return await jobs_repo.list_by_status(s, wanted, limit)
-    finally:
-        await engine.dispose()
+    async with database(settings) as sessions, sessions() as s:
+        return await jobs_repo.list_by_status(s, wanted, limit)
 
 
-async def requeue_job(settings: Settings, job_id: str) -> None:
-    """dead → queued with attempts reset; a running relay publishes it."""
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        await upgrade_to_head(engine)
-        async with make_sessionmaker(engine)() as s:
-            job = await jobs_repo.get(s, job_id, for_update=True)
-            if job is None:
-                raise NotFound(f"job {job_id} does not exist")
-            now = utcnow()
-            jobs_repo.transition(s, job, JobStatus.QUEUED, now=now, message="re-queued by an operator")
-            job.attempts = 0
-            job.finished_at = None
-            job.error_code = job.error_message = None
-            await tokens_repo.set_outcome(s, job.token_id, now=now, status=TokenStatus.PENDING)
-            enqueue_step(s, job_id, job.chain)
-            await s.commit()
-    finally:
-        await engine.dispose()
+async def dead_jobs(settings: Settings, limit: int) -> tuple[list[JobRow], int]:
+    """The ``limit`` most recently dead jobs, and how many jobs are dead in all."""
+    async with database(settings) as sessions:
+        async with sessions() as s:
+            page = await operations.dead_page(s, limit=limit)
+        return page.jobs, await operations.count_dead(sessions)
+
+
+async def retry_job(settings: Settings, job_id: str) -> JobRow:
+    """dead → queued with a fresh attempt budget (see :func:`operations.retry_job`)."""
+    async with database(settings) as sessions:
+        return await operations.retry_job(sessions, job_id)
+
+
+async def retry_all(
+    settings: Settings, *, on_total: Callable[[int], None], progress: Callable[[int], None], batch: int = 200
+) -> int:
+    """Re-queue every dead job in batches; ``on_total(n)`` first, then ``progress(k)`` per batch."""
+    async with database(settings) as sessions:
+        on_total(await operations.count_dead(sessions))
+        return await operations.retry_all(sessions, batch=batch, progress=progress)

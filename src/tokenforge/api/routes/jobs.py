@@ -21,6 +21,8 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No such job", "content": {PROBLEM_JSON: {}}}
 }
 KEEPALIVE_S = 15.0
+#: How soon a client whose stream ended because the server stops should reconnect.
+RECONNECT_MS = 500
 #: The largest event id a 64-bit integer column holds; a larger ``Last-Event-ID`` means "after all".
 MAX_EVENT_ID = 2**63 - 1
 
@@ -45,8 +47,8 @@ def _sse(event: JobEventOut, final: bool) -> bytes:
         "Sends every recorded state change as an `status` event (JSON data: status, message, "
         "data, at, final), oldest first, then each new one as it happens; the stream ends after "
         "the job reaches a final state (confirmed, failed, dead). Reconnect with `Last-Event-ID` "
-        "to resume. If the database becomes unavailable mid-stream, the stream ends with a "
-        "`retry:` field (milliseconds to wait before reconnecting)."
+        "to resume. If the database becomes unavailable mid-stream, or the serving process "
+        "stops, the stream ends with a `retry:` field (milliseconds to wait before reconnecting)."
     ),
     responses={**NOT_FOUND, 200: {"content": {"text/event-stream": {}}, "description": "event stream"}},
 )
@@ -101,8 +103,12 @@ async def job_events(
                 return
             if await request.is_disconnected():
                 return
-            # woken at once by a worker in this process, else re-read after event_poll_s
-            recheck_s = container.settings.event_poll_s
+            if container.hub.closed:  # the server is stopping: resume on another process
+                yield b"retry: %d\n\n" % RECONNECT_MS
+                return
+            # woken at once by a writer in this process or (PostgreSQL NOTIFY) in any other,
+            # else re-read after event_poll_s (longer while notifications flow)
+            recheck_s = container.hub.recheck_s(container.settings.event_poll_s)
             woke = await container.hub.wait(job_id, recheck_s)
             idle_s = 0.0 if woke else idle_s + recheck_s
             if idle_s >= KEEPALIVE_S:
