@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tokenforge.domain.chains import CHAINS, Family, Network
@@ -142,6 +142,11 @@ class Settings(BaseSettings):
     #: OpenTelemetry span exporter: ``none`` (default), ``console`` or ``otlp``
     #: (``OTEL_EXPORTER_OTLP_ENDPOINT`` and the other standard variables apply).
     otel_exporter: Literal["none", "console", "otlp"] = "none"
+    #: Bearer token of the operator endpoints (``/v1/ops/...``); unset = they answer 403.
+    ops_token: SecretStr | None = None
+    #: How often worker processes write RPC endpoint and key health to the database; an
+    #: entry older than three intervals is reported as stale (``GET /v1/chains``).
+    chain_health_interval_s: float = Field(default=10.0, gt=0, le=3600)
     #: Attempts before a job is dead-lettered.
     max_attempts: int = Field(default=5, ge=1, le=100)
     retry_base_s: float = Field(default=0.5, gt=0)

@@ -135,6 +135,8 @@ class ErrorCode(StrEnum):
     SCHEMA_NOT_MIGRATED = "schema_not_migrated", _P
     BROKER_UNAVAILABLE = "broker_unavailable", _T
     JOB_NOT_DEAD = "job_not_dead", _P
+    #: the broker gave up on a job's message (its delivery limit was exceeded)
+    DELIVERY_LIMIT = "delivery_limit", _P
 
     # -- keys -----------------------------------------------------------------------------
     INVALID_KEY = "invalid_key", _P

@@ -1,5 +1,5 @@
 """The CLI as a user runs it: demo on the embedded default, launch against a server,
-re-queue of a dead job."""
+retry of a dead job."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from tests.support.fake_deployer import FakeDeployer
 from tests.support.server import serve, stop
 from tests.support.stack import running_stack, wait_final
-from tokenforge.cli.operations import requeue_job
+from tokenforge.cli.operations import retry_job
 from tokenforge.errors import TransientError
 
 pytestmark = pytest.mark.slow
@@ -75,7 +75,7 @@ def test_launch_prints_the_address_and_refuses_bad_input_naming_the_field(tmp_pa
     assert "symbol" in bad.stderr
 
 
-async def test_operator_requeue_revives_a_dead_job(settings):
+async def test_operator_retry_revives_a_dead_job(settings):
     settings.max_attempts = 1
     fake = FakeDeployer()
     fake.fail_next("sign", TransientError("rpc down", code="rpc_unavailable"))
@@ -89,7 +89,7 @@ async def test_operator_requeue_revives_a_dead_job(settings):
         }
         job_id = (await client.post("/v1/tokens", json=body)).json()["job"]["id"]
         assert (await wait_final(client, job_id))["status"] == "dead"
-        await requeue_job(settings, job_id)
+        await retry_job(settings, job_id)
         job = await wait_final(client, job_id)
         assert job["status"] == "confirmed"
         assert job["attempts"] == 0
@@ -98,6 +98,7 @@ async def test_operator_requeue_revives_a_dead_job(settings):
 
 
 def test_jobs_list_shows_dead_letters(tmp_path):
+    assert _cli("migrate", data_dir=tmp_path / "data").returncode == 0
     result = _cli("jobs", "list", "--status", "dead", data_dir=tmp_path / "data")
     assert result.returncode == 0, result.stderr
     assert "dead jobs" in result.stdout

@@ -99,6 +99,8 @@ def _message_of(err: dict) -> str:
 
 _STATUS_TITLES = {
     400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
     406: "Not acceptable",
@@ -196,7 +198,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Conflict)
     async def _conflict(request: Request, exc: Conflict) -> OrjsonResponse:
-        return problem_response(request, 409, "conflict", "Conflict", exc.message)
+        return problem_response(request, 409, exc.code.replace("_", "-"), "Conflict", exc.message)
 
     @app.exception_handler(TokenForgeError)
     async def _tokenforge(request: Request, exc: TokenForgeError) -> OrjsonResponse:

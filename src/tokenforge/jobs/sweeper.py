@@ -17,6 +17,18 @@ recorded transaction is broadcast again (a mempool may have lost it); that is id
 It also reports outbox rows that stay unsent past ``stale_s`` (a relay that is down) and
 purges rows sent long ago.
 
+Dead letters: the database is the record of what is dead. A message the broker itself
+dead-lettered (its delivery limit was exceeded: e.g. a step that crashes its process every
+time) leaves its job unfinished in the database, and the pass above would re-enqueue it
+forever. So each pass first takes the dead letters of ``dead_letter_topics`` from the
+queue; every job they name that is not final becomes ``dead`` with the code
+``delivery_limit`` and an event saying after how many deliveries the broker gave up, and
+each dead letter is acked (removed from the broker) only after that commit. A crash in
+between leaves the dead letter in the broker, and the next pass takes it again: marking a
+job dead twice is a no-op. ``tokenforge jobs retry`` re-queues such a job once the cause is
+fixed (every step is idempotent, so a transaction it had already sent is found, not
+doubled).
+
 Safe with several workers on one database: the candidate rows are locked with ``FOR UPDATE
 SKIP LOCKED`` on PostgreSQL (SQLite has one writer at a time) and touched (``updated_at``)
 in the same transaction, so a second sweeper skips them. Start-up recovery is the same
@@ -36,14 +48,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from prometheus_client import Counter, Gauge
 from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tokenforge.domain.jobs import FINAL, JobStatus
-from tokenforge.errors import TokenForgeError
+from tokenforge.domain.jobs import FINAL, JobStatus, TokenStatus
+from tokenforge.errors import ErrorCode, TokenForgeError
 from tokenforge.jobs.handlers.launch import outbox_row
 from tokenforge.jobs.policy import RetryPolicy, as_tokenforge_error, outage_delay_s
+from tokenforge.jobs.ports import Delivery, JobQueue
+from tokenforge.observability.metrics import OUTBOX_STUCK
+from tokenforge.observability.metrics import SWEEPER_REENQUEUED as REENQUEUED
 from tokenforge.store.db import dialect_name, rows_matched, utcnow
 from tokenforge.store.feed import ChangeFeed
 from tokenforge.store.group_commit import Changes, RowValues, write_changes
@@ -52,8 +66,6 @@ from tokenforge.store.models import JobRow, OutboxRow
 log = logging.getLogger(__name__)
 
 _FINAL_VALUES = [s.value for s in FINAL]
-REENQUEUED = Counter("tokenforge_sweeper_reenqueued_total", "Jobs the sweeper re-enqueued")
-OUTBOX_STUCK = Gauge("tokenforge_outbox_stuck_rows", "Outbox rows due for longer than the stale time and unsent")
 #: Sent outbox rows older than this are deleted.
 SENT_ROWS_KEPT = timedelta(days=1)
 
@@ -83,6 +95,8 @@ class SweepReport:
     leases_released: int = 0
     outbox_stuck: int = 0
     outbox_purged: int = 0
+    #: jobs moved to dead because the broker dead-lettered their message
+    dead_lettered: int = 0
 
 
 class Sweeper:
@@ -96,7 +110,11 @@ class Sweeper:
         wake_relay: Callable[[], None],
         batch: int = 500,
         feed: ChangeFeed | None = None,
+        queue: JobQueue | None = None,
+        dead_letter_topics: list[str] | None = None,
     ) -> None:
+        """``queue`` and ``dead_letter_topics`` (``launch_topic(chain)`` of every configured
+        chain): where the broker's dead letters are reconciled from; without them, they are not."""
         self._sessions = sessions
         self._feed = feed or ChangeFeed()
         self._policy = policy
@@ -105,11 +123,14 @@ class Sweeper:
         self._wake_relay = wake_relay
         self._batch = batch
         self._host = socket.gethostname()
+        self._queue = queue
+        self._dead_letter_topics = list(dead_letter_topics or ())
 
     async def sweep(self, *, queue_empty: bool = False) -> SweepReport:
         """One pass. ``queue_empty``: no message sent earlier can still be delivered (a new
         in-process queue), so only unsent outbox rows count as pending and every unleased
         unfinished job without one is re-enqueued at once."""
+        dead_lettered = await self.reconcile_dead_letters()
         released = await self._release_dead_leases()
         if queue_empty:
             await self._resubmit_unleased()
@@ -124,7 +145,78 @@ class Sweeper:
             REENQUEUED.inc(total)
             log.info("sweeper re-enqueued %d unfinished jobs", total)
             self._wake_relay()
-        return SweepReport(total, released, stuck, purged)
+        return SweepReport(total, released, stuck, purged, dead_lettered)
+
+    async def reconcile_dead_letters(self) -> int:
+        """Take the broker's dead letters; jobs they name that are not final become dead.
+        Returns how many jobs were moved to dead."""
+        if self._queue is None:
+            return 0
+        moved = 0
+        for topic in self._dead_letter_topics:
+            while True:
+                letters = await self._queue.take_dead_letters(topic, limit=self._batch)
+                if not letters:
+                    break
+                try:
+                    moved += await self._bury(letters)
+                except BaseException:  # not recorded (e.g. the database is down): keep them in the broker
+                    for letter in letters:
+                        await letter.nack()
+                    raise
+                for letter in letters:  # only after the commit
+                    await letter.ack()
+                if len(letters) < self._batch:
+                    break
+        if moved:
+            log.warning("%d jobs are dead: the broker dead-lettered their messages (delivery limit)", moved)
+        return moved
+
+    async def _bury(self, letters: list[Delivery]) -> int:
+        deliveries: dict[str, int] = {}
+        for letter in letters:
+            job_id = letter.body.get("job_id") if isinstance(letter.body, dict) else None
+            if isinstance(job_id, str):
+                deliveries[job_id] = max(deliveries.get(job_id, 0), letter.delivery_count)
+        if not deliveries:
+            return 0
+        now = utcnow()
+        async with self._sessions() as s:
+            stmt = select(JobRow).where(JobRow.id.in_(list(deliveries)), JobRow.status.not_in(_FINAL_VALUES))
+            if dialect_name(s) == "postgresql":  # wait for a worker writing one of them
+                stmt = stmt.with_for_update(of=JobRow)
+            jobs = list((await s.execute(stmt)).scalars())
+            changes = Changes()
+            for job in jobs:
+                count = deliveries[job.id]
+                message = f"the broker gave up on this job's message after {count} deliveries (its delivery limit)"
+                changes.jobs.append(
+                    {
+                        "id": job.id,
+                        "status": JobStatus.DEAD.value,
+                        "error_code": ErrorCode.DELIVERY_LIMIT.value,
+                        "error_message": message,
+                        "finished_at": now,
+                        "lease_owner": None,
+                        "lease_until": None,
+                        "updated_at": now,
+                    }
+                )
+                changes.tokens.append({"id": job.token_id, "status": TokenStatus.FAILED.value, "updated_at": now})
+                changes.events.append(
+                    {
+                        "job_id": job.id,
+                        "status": JobStatus.DEAD.value,
+                        "message": message,
+                        "data": {"code": ErrorCode.DELIVERY_LIMIT.value, "message": message, "deliveries": count},
+                        "created_at": now,
+                    }
+                )
+                changes.transitions.append((job.id, job.chain, JobStatus.DEAD.value))
+            await write_changes(s, [changes])
+            await s.commit()
+        self._feed.committed([changes])
+        return len(jobs)
 
     async def _release_dead_leases(self) -> int:
         async with self._sessions() as s:

@@ -4,40 +4,37 @@
 an EVM chain's deployer keys (``"role": "deployer"``), a Solana chain's payer
 (``"role": "payer"``). ``alerts`` repeats every key alert and every endpoint whose circuit is
 not closed.
+
+Any API process can answer: worker processes persist what they see
+(:mod:`tokenforge.chains.health`), and each endpoint and key entry says who reported it
+(``reporter``), when (``reported_at``, ``age_s``), and whether that report is ``stale``.
+Breaker state is per worker process; an entry shows the view of the worker that reported last.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import orjson
+from fastapi import APIRouter, Response
 
-from tokenforge.api.deps import ContainerDep
-from tokenforge.domain.chains import CHAINS
+from tokenforge.api.deps import CacheDep, ContainerDep
+from tokenforge.cache import CHAIN_LIST
+from tokenforge.chains.health import chain_report, reporter_id
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/v1/chains", summary="Chains, RPC endpoint health (circuit breakers), deployer keys and payers")
-async def list_chains(container: ContainerDep) -> dict:
-    items = []
-    for name, cs in sorted(container.settings.chains.items()):
-        deployer = container.deployers.opened(name)
-        pool = container.pools.get(name)
-        health = getattr(deployer, "health", None)
-        details = health() if health is not None else {}
-        keys = details.get("keys", [])
-        endpoints = pool.health() if pool is not None else []
-        items.append(
-            {
-                "chain": name,
-                "family": CHAINS[name].family.value,
-                "network": cs.network.value,
-                # Deployers open in the worker; a process without one reports nothing it has not seen.
-                "open_in_this_process": deployer is not None,
-                "endpoints": endpoints,
-                "keys": keys,
-                "alerts": [f"{k['address']}: {k['alert']}" for k in keys if k.get("alert")]
-                + [f"endpoint {e['label']} is {e['state']}" for e in endpoints if e["state"] != "closed"],
-                **{k: v for k, v in details.items() if k != "keys"},
-            }
-        )
-    return {"items": items}
+@router.get(
+    "/v1/chains",
+    response_model=dict,
+    summary="Chains, RPC endpoint health (circuit breakers), deployer keys and payers",
+)
+async def list_chains(container: ContainerDep, cache: CacheDep) -> Response:
+    async def load() -> bytes:
+        items = await chain_report(container.settings, container.sessions, container.deployers, container.pools)
+        return orjson.dumps({"items": items})
+
+    # Cached for a second or two (ages in it are that old at most). A process with chains
+    # open reports its own live view: cached under its own key, never shared.
+    live = any(container.deployers.opened(name) is not None for name in container.settings.chains)
+    body = await cache.read(CHAIN_LIST, reporter_id() if live else "stored", load)
+    return Response(body, media_type="application/json")
