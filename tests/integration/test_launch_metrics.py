@@ -26,7 +26,7 @@ async def test_one_launch_is_accepted_then_confirmed_with_time_in_each_state(set
         for state in ("queued", "submitting", "submitted")
     }
     body = {"chain": "ethereum", "name": "Counted", "symbol": "CNT", "supply": "1000000", "creator": CREATOR}
-    async with running_stack(settings, {"ethereum": FakeDeployer(pending_checks=2)}) as (container, client):
+    async with running_stack(settings, {"ethereum": FakeDeployer(pending_checks=2)}) as (_, client):
         job_id = (await client.post("/v1/tokens", json=body)).json()["job"]["id"]
         assert (await wait_final(client, job_id))["status"] == "confirmed"
         metrics = (await client.get("/metrics")).text

@@ -13,11 +13,13 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tokenforge.cache import install_cache_invalidation, open_cache
 from tokenforge.config import Settings
 from tokenforge.domain.jobs import JobStatus
 from tokenforge.errors import ValidationFailed
 from tokenforge.services import operations
 from tokenforge.store.db import make_engine, make_sessionmaker
+from tokenforge.store.feed import ChangeFeed
 from tokenforge.store.migrate import require_head
 from tokenforge.store.models import JobRow
 from tokenforge.store.repositories import jobs as jobs_repo
@@ -32,6 +34,20 @@ async def database(settings: Settings) -> AsyncIterator[async_sessionmaker[Async
         yield make_sessionmaker(engine)
     finally:
         await engine.dispose()
+
+
+@asynccontextmanager
+async def shared_cache_feed(settings: Settings) -> AsyncIterator[ChangeFeed]:
+    """A change feed that drops the API's cache entries of what an operator action changed
+    (a shared cache only: a ``memory://`` cache lives in the API process, out of reach)."""
+    feed = ChangeFeed()
+    url = settings.cache_url if settings.cache_url.startswith("redis") else "none://"
+    cache = open_cache(url)
+    install_cache_invalidation(feed, cache)
+    try:
+        yield feed
+    finally:
+        await cache.close()  # sends the invalidations (up to 1 s)
 
 
 async def list_jobs(settings: Settings, status: str, limit: int) -> list[JobRow]:
@@ -54,14 +70,14 @@ async def dead_jobs(settings: Settings, limit: int) -> tuple[list[JobRow], int]:
 
 async def retry_job(settings: Settings, job_id: str) -> JobRow:
     """dead → queued with a fresh attempt budget (see :func:`operations.retry_job`)."""
-    async with database(settings) as sessions:
-        return await operations.retry_job(sessions, job_id)
+    async with database(settings) as sessions, shared_cache_feed(settings) as feed:
+        return await operations.retry_job(sessions, job_id, feed=feed)
 
 
 async def retry_all(
     settings: Settings, *, on_total: Callable[[int], None], progress: Callable[[int], None], batch: int = 200
 ) -> int:
     """Re-queue every dead job in batches; ``on_total(n)`` first, then ``progress(k)`` per batch."""
-    async with database(settings) as sessions:
+    async with database(settings) as sessions, shared_cache_feed(settings) as feed:
         on_total(await operations.count_dead(sessions))
-        return await operations.retry_all(sessions, batch=batch, progress=progress)
+        return await operations.retry_all(sessions, batch=batch, feed=feed, progress=progress)

@@ -90,8 +90,9 @@ async def check_readiness(
     if "cache" in checks and cache is not None:
         probes["cache"] = _ping(cache)
     if "chains" in checks:
+        reported = _Reported(container)
         for chain in container.settings.chains:
-            probes[f"chain:{chain}"] = _chain(container, chain)
+            probes[f"chain:{chain}"] = _chain(container, chain, reported)
     names = list(probes)
     results = await asyncio.gather(*(_timed(probes[name], timeout_s) for name in names))
     by_name = dict(zip(names, results, strict=True))
@@ -144,11 +145,37 @@ async def _ping(adapter: object) -> Outcome:
     return "ok", None
 
 
-async def _chain(container: Container, chain: str) -> Outcome:
-    pool = container.pools.get(chain)
-    if pool is None or container.settings.chains[chain].network is Network.EMBEDDED:
+class _Reported:
+    """The endpoint health workers wrote to the database (``chain_health``), read once per
+    readiness check: a process that has not opened a chain (the API) judges it by that."""
+
+    def __init__(self, container: Container) -> None:
+        self._container = container
+        self._items: asyncio.Task[dict[str, list[dict[str, Any]]]] | None = None
+
+    async def endpoints(self, chain: str) -> list[dict[str, Any]]:
+        if self._items is None:
+            self._items = asyncio.ensure_future(self._read())
+        return (await asyncio.shield(self._items)).get(chain, [])
+
+    async def _read(self) -> dict[str, list[dict[str, Any]]]:
+        from tokenforge.chains.health import chain_report
+
+        c = self._container
+        items = await chain_report(c.settings, c.sessions, c.deployers, c.pools)
+        return {item["chain"]: item["endpoints"] for item in items}
+
+
+async def _chain(container: Container, chain: str, reported: _Reported) -> Outcome:
+    if container.settings.chains[chain].network is Network.EMBEDDED:
         return "ok", None
-    endpoints = pool.health()
+    pool = container.pools.get(chain)
+    if pool is not None:
+        endpoints = pool.health()
+    else:
+        endpoints = [e for e in await reported.endpoints(chain) if not e.get("stale")]
+        if not endpoints:
+            return "degraded", "no worker has reported this chain's endpoints lately"
     failing = [e["label"] for e in endpoints if e["state"] != "closed"]
     if not failing:
         return "ok", None

@@ -52,7 +52,11 @@ class _Pool:
 def _container(tmp_path, *, sessions=None, queue=None, cache=None, pools=None, chains=None):
     settings = Settings(data_dir=tmp_path, chains=chains or {"solana": "embedded"})
     container = SimpleNamespace(
-        settings=settings, sessions=sessions or _sessions(), queue=queue or object(), pools=pools or {}
+        settings=settings,
+        sessions=sessions or _sessions(),
+        queue=queue or object(),
+        pools=pools or {},
+        deployers=None,
     )
     if cache is not None:
         container.cache = cache
@@ -121,9 +125,25 @@ async def test_rpc_breakers_open_make_a_chain_degraded_or_down_and_the_process_d
     assert REGISTRY.get_sample_value("tokenforge_dependency_up", {"dependency": "chain:ethereum"}) == 0.0
 
 
-async def test_a_chain_this_process_has_not_opened_is_ok(tmp_path):
-    report = await check_readiness(_container(tmp_path, chains=_rpc_chains()))
-    assert report.checks["chain:ethereum"].status == "ok"
+async def test_a_chain_this_process_has_not_opened_is_judged_by_what_workers_reported(tmp_path, monkeypatch):
+    reports = {"endpoints": []}
+
+    async def chain_report(settings, sessions, deployers, pools):
+        return [{"chain": "ethereum", **reports}]
+
+    monkeypatch.setattr("tokenforge.chains.health.chain_report", chain_report)
+    container = _container(tmp_path, chains=_rpc_chains())
+    unreported = await check_readiness(container)
+    assert unreported.checks["chain:ethereum"].status == "degraded"
+    assert "no worker has reported" in unreported.checks["chain:ethereum"].error
+
+    reports["endpoints"] = [
+        {"label": "https://rpc0.example.com/…", "state": "open", "stale": False},
+        {"label": "https://rpc1.example.com/…", "state": "closed", "stale": True},  # too old to count
+    ]
+    report = await check_readiness(container)
+    assert report.checks["chain:ethereum"].status == "down"
+    assert report.status == "degraded", "a chain down does not make the process unready"
 
 
 async def test_only_the_requested_groups_are_checked(tmp_path):
