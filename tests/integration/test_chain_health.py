@@ -65,9 +65,7 @@ async def chains(container) -> dict[str, dict]:
 
 async def test_an_api_process_reports_what_a_worker_process_saw(health_settings):
     worker = await build_container(health_settings, deployers=DeployerRegistry({"ethereum": _opened}))
-    api = await build_container(
-        health_settings, deployers=DeployerRegistry({}), migrate=False, sees_all_writes=False
-    )
+    api = await build_container(health_settings, deployers=DeployerRegistry({}), migrate=False, sees_all_writes=False)
     pool = RpcPool("ethereum", [EndpointConfig(PRIMARY), EndpointConfig(BACKUP)], failure_threshold=2)
     try:
         await worker.deployers.get("ethereum")
@@ -110,9 +108,7 @@ async def test_an_api_process_reports_what_a_worker_process_saw(health_settings)
 
 async def test_entries_nobody_reported_lately_are_flagged_stale(health_settings):
     worker = await build_container(health_settings, deployers=DeployerRegistry({"ethereum": _opened}))
-    api = await build_container(
-        health_settings, deployers=DeployerRegistry({}), migrate=False, sees_all_writes=False
-    )
+    api = await build_container(health_settings, deployers=DeployerRegistry({}), migrate=False, sees_all_writes=False)
     pool = RpcPool("ethereum", [EndpointConfig(PRIMARY)])
     try:
         await worker.deployers.get("ethereum")
