@@ -131,7 +131,6 @@ class ErrorCode(StrEnum):
     AIRDROP_BUSY = "airdrop_busy", _T
     AIRDROP_FAILED = "airdrop_failed", _P
     AIRDROP_TIMEOUT = "airdrop_timeout", _T
-    QUEUE_UNSUPPORTED = "queue_unsupported", _P
     SCHEMA_NOT_MIGRATED = "schema_not_migrated", _P
     BROKER_UNAVAILABLE = "broker_unavailable", _T
     JOB_NOT_DEAD = "job_not_dead", _P

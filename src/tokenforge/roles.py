@@ -57,7 +57,8 @@ class Role:
 
     @property
     def needs_broker(self) -> bool:
-        """The relay and the worker reach other processes through the broker only."""
+        """The relay and the worker cannot work without the broker (the sweeper only reads
+        its dead letters, and connects when it can)."""
         return self.relay or self.worker
 
     @property
@@ -119,7 +120,8 @@ async def _run_role(role: Role, settings: Settings, health_port: int | None) -> 
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
-    container = await build_container(settings, migrate=False)
+    # the sweeper uses the broker only to reconcile dead letters: it starts without it
+    container = await build_container(settings, migrate=False, broker_at_start=role.needs_broker)
     health = None
     try:
         await container.start(relay=role.relay, worker=role.worker, sweeper=role.sweeper)

@@ -63,3 +63,9 @@ def token_status_for(job_status: JobStatus) -> TokenStatus:
     if job_status in (JobStatus.FAILED, JobStatus.DEAD):
         return TokenStatus.FAILED
     return TokenStatus.PENDING
+
+
+def could_be_id(value: str) -> bool:
+    """Whether ``value`` could name a token or job (ids are hex strings): anything else is
+    not found without asking the database, which would refuse some characters (NUL)."""
+    return 0 < len(value) <= 64 and value.isascii() and value.isalnum()

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -70,30 +72,43 @@ class JobEventHub:
         return max(poll_s, NOTIFIED_RECHECK_S) if self.cross_process else poll_s
 
     def notify(self, job_id: str) -> None:
-        for event in self._waiters.pop(job_id, ()):
+        for event in self._waiters.get(job_id, ()):
             event.set()
 
     def notify_all(self) -> None:
-        waiters, self._waiters = self._waiters, defaultdict(set)
-        for events in waiters.values():
+        for events in self._waiters.values():
             for event in events:
                 event.set()
 
-    async def wait(self, job_id: str, timeout_s: float) -> bool:
-        """Wait until ``notify(job_id)`` or the timeout; True when notified (at once when closed)."""
-        if self.closed:
-            return True
+    @contextmanager
+    def watch(self, job_id: str) -> Iterator[asyncio.Event]:
+        """An event set by every wake-up of ``job_id`` while the block runs (and at once when
+        the hub is closed). Clear it *before* reading the database, then wait on it with
+        :meth:`wait_for`: a wake-up that lands while the stream reads or writes is kept."""
         event = asyncio.Event()
+        if self.closed:
+            event.set()
         self._waiters[job_id].add(event)
         try:
-            async with asyncio.timeout(timeout_s):  # not wait_for: it can lose a cancellation (3.11)
-                await event.wait()
-            return True
-        except TimeoutError:
-            return False
+            yield event
         finally:
             waiters = self._waiters.get(job_id)
             if waiters is not None:
                 waiters.discard(event)
                 if not waiters:
                     self._waiters.pop(job_id, None)
+
+    @staticmethod
+    async def wait_for(event: asyncio.Event, timeout_s: float) -> bool:
+        """Wait until ``event`` is set or the timeout; True when it was set."""
+        try:
+            async with asyncio.timeout(timeout_s):  # not wait_for: it can lose a cancellation (3.11)
+                await event.wait()
+            return True
+        except TimeoutError:
+            return False
+
+    async def wait(self, job_id: str, timeout_s: float) -> bool:
+        """Wait until the next wake-up of ``job_id`` or the timeout; True when woken."""
+        with self.watch(job_id) as event:
+            return await self.wait_for(event, timeout_s)

@@ -130,7 +130,11 @@ class Sweeper:
         """One pass. ``queue_empty``: no message sent earlier can still be delivered (a new
         in-process queue), so only unsent outbox rows count as pending and every unleased
         unfinished job without one is re-enqueued at once."""
-        dead_lettered = await self.reconcile_dead_letters()
+        try:
+            dead_lettered = await self.reconcile_dead_letters()
+        except TokenForgeError as err:  # the broker (or database) is away: sweep the rest anyway
+            log.warning("dead letters not reconciled this pass: %s", err)
+            dead_lettered = 0
         released = await self._release_dead_leases()
         if queue_empty:
             await self._resubmit_unleased()
@@ -148,8 +152,10 @@ class Sweeper:
         return SweepReport(total, released, stuck, purged, dead_lettered)
 
     async def reconcile_dead_letters(self) -> int:
-        """Take the broker's dead letters; jobs they name that are not final become dead.
-        Returns how many jobs were moved to dead."""
+        """Take the broker's dead letters; a job they name becomes dead if nothing of it can
+        still land: it is queued, holds no signed transaction and no live lease. Any other
+        job stays as it is (its transaction may still be mined; the re-enqueue pass picks it
+        up when it goes stale). Returns how many jobs were moved to dead."""
         if self._queue is None:
             return 0
         moved = 0
@@ -182,10 +188,18 @@ class Sweeper:
             return 0
         now = utcnow()
         async with self._sessions() as s:
-            stmt = select(JobRow).where(JobRow.id.in_(list(deliveries)), JobRow.status.not_in(_FINAL_VALUES))
-            if dialect_name(s) == "postgresql":  # wait for a worker writing one of them
-                stmt = stmt.with_for_update(of=JobRow)
+            stmt = select(JobRow).where(
+                JobRow.id.in_(list(deliveries)),
+                JobRow.status == JobStatus.QUEUED.value,
+                JobRow.tx_id.is_(None),
+                or_(JobRow.lease_until.is_(None), JobRow.lease_until < time.time()),
+            )
+            if dialect_name(s) == "postgresql":  # rows a live worker is writing are not buried
+                stmt = stmt.with_for_update(skip_locked=True, of=JobRow)
             jobs = list((await s.execute(stmt)).scalars())
+            kept = len(deliveries) - len(jobs)
+            if kept:
+                log.info("%d dead-lettered messages name jobs that are final or may still land: left as they are", kept)
             changes = Changes()
             for job in jobs:
                 count = deliveries[job.id]

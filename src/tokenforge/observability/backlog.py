@@ -6,7 +6,7 @@ the queue backend can tell: its optional ``async depth(topic) -> int``),
 age of the oldest: one SQL statement). Relay, worker and sweeper processes sample
 periodically (:meth:`BacklogSampler.run`, started by the health server); the API samples
 when ``/metrics`` is scraped. A failed sample (database or broker down) leaves the gauges
-as they were: ``tokenforge_dependency_up`` reports the outage.
+as they were: ``tokenforge_dependency_up``, refreshed by the same sample, reports the outage.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Collection
 from typing import TYPE_CHECKING
 
 from tokenforge.jobs.handlers.launch import launch_topic
 from tokenforge.observability.metrics import OUTBOX_LAG, OUTBOX_PENDING, QUEUE_DEPTH
+from tokenforge.observability.readiness import REQUIRED, check_readiness
 from tokenforge.store.repositories import outbox as outbox_repo
 
 if TYPE_CHECKING:
@@ -27,14 +29,34 @@ log = logging.getLogger(__name__)
 
 
 class BacklogSampler:
-    def __init__(self, container: Container, *, timeout_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        container: Container,
+        *,
+        timeout_s: float = 1.0,
+        readiness_checks: Collection[str] = (),
+        required: Collection[str] = REQUIRED,
+    ) -> None:
+        """``readiness_checks``: dependencies to check at each sample as well, so that
+        ``tokenforge_dependency_up`` is current at every scrape, not only when someone asks
+        ``/readyz``."""
         self._container = container
         self._topics = [launch_topic(chain) for chain in container.settings.chains]
         self._timeout_s = timeout_s
+        self._checks = tuple(readiness_checks)
+        self._required = tuple(required)
 
     async def sample(self) -> None:
-        """Read the outbox backlog and every launch topic's depth, each within the timeout."""
-        await asyncio.gather(self._outbox(), *(self._depth(topic) for topic in self._topics))
+        """Read the outbox backlog and every launch topic's depth (and the readiness checks),
+        each within the timeout."""
+        probes: list[Awaitable[object]] = [self._outbox(), *(self._depth(topic) for topic in self._topics)]
+        if self._checks:
+            probes.append(
+                check_readiness(
+                    self._container, checks=self._checks, required=self._required, timeout_s=self._timeout_s
+                )
+            )
+        await asyncio.gather(*probes)
 
     async def run(self, interval_s: float = 15.0) -> None:
         """Sample every ``interval_s`` until cancelled."""

@@ -17,7 +17,6 @@ import structlog
 REQUEST_ID = "x-request-id"
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
-_CARRIED = (REQUEST_ID, TRACEPARENT, TRACESTATE)
 _LOG_KEYS = {REQUEST_ID: "request_id"}
 
 
@@ -48,8 +47,3 @@ def bind_headers(values: Mapping[str, str] | None, **extra: str) -> None:
             bound[key] = value[:128]
     bound.update(extra)
     structlog.contextvars.bind_contextvars(**bound)
-
-
-def carried(values: Mapping[str, str] | None) -> dict[str, str]:
-    """The headers of ``values`` worth carrying on (unknown ones dropped, lengths capped)."""
-    return {k: v[:512] for k, v in (values or {}).items() if k in _CARRIED and isinstance(v, str)}

@@ -1,8 +1,7 @@
 """The small HTTP server of relay, worker and sweeper processes: ``/healthz``,
 ``/readyz`` and ``/metrics``, served by uvicorn in the process's own event loop.
 
-:class:`HealthServer` (``start`` / ``port`` / ``stop``; or ``async with
-serve_health(container, host, port) as port:``) listens (port 0: a free one), samples the
+:class:`HealthServer` (``start`` / ``port`` / ``stop``) listens (port 0: a free one), samples the
 queue and outbox backlog periodically
 (:class:`~tokenforge.observability.backlog.BacklogSampler`) and stops both. It leaves
 signal handling to the process (uvicorn's own handlers are not installed), so the
@@ -20,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Collection, Iterator
+from collections.abc import Collection, Iterator
 from typing import TYPE_CHECKING
 
 import uvicorn
@@ -40,7 +39,7 @@ log = logging.getLogger(__name__)
 
 
 def health_app(container: Container, *, checks: Collection[str] = ALL_CHECKS) -> Starlette:
-    """The three endpoints as an ASGI app (served by :func:`serve_health`)."""
+    """The three endpoints as an ASGI app (served by :class:`HealthServer`)."""
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -114,7 +113,7 @@ class HealthServer:
         )
         self._server = _Server(config)
         serving = asyncio.create_task(self._server.serve(sockets=[self._sock]), name="health-server")
-        sampler = BacklogSampler(self._container)
+        sampler = BacklogSampler(self._container, readiness_checks=self._checks)
         self._tasks = [serving, asyncio.create_task(sampler.run(self._sample_interval_s), name="backlog-sampler")]
         while not self._server.started:  # uvicorn offers a flag, not an event
             if serving.done():
@@ -135,16 +134,3 @@ class HealthServer:
                 await task
         if self._sock is not None:
             self._sock.close()
-
-
-@contextlib.asynccontextmanager
-async def serve_health(
-    container: Container, host: str = "127.0.0.1", port: int = 0, *, checks: Collection[str] = ALL_CHECKS
-) -> AsyncIterator[int]:
-    """Serve the health endpoints while the block runs; yields the port."""
-    server = HealthServer(container, host=host, port=port, checks=checks)
-    await server.start()
-    try:
-        yield server.port
-    finally:
-        await server.stop()

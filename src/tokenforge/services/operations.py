@@ -20,7 +20,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tokenforge.domain.jobs import JobStatus, TokenStatus
+from tokenforge.domain.jobs import JobStatus, TokenStatus, could_be_id
 from tokenforge.errors import Conflict, ErrorCode, NotFound, ValidationFailed
 from tokenforge.jobs.handlers.launch import launch_topic, outbox_row
 from tokenforge.jobs.ports import JobQueue
@@ -59,7 +59,7 @@ def decode_cursor(cursor: str) -> dead_jobs.PagePosition:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         when, _, job_id = raw.partition("|")
         finished_at = datetime.fromisoformat(when)
-        if job_id and len(job_id) <= 32 and finished_at.tzinfo is not None:
+        if could_be_id(job_id) and finished_at.tzinfo is not None:
             return finished_at, job_id
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
@@ -77,11 +77,24 @@ async def dead_page(session: AsyncSession, *, limit: int, cursor: str | None = N
     return DeadPage(rows[:limit], next_cursor)
 
 
-async def broker_dead_letter_ids(queue: JobQueue, chains: set[str]) -> set[str]:
-    """Ids of the jobs whose launch messages the broker's dead-letter store holds now."""
+#: Most dead letters :func:`broker_dead_letter_ids` reads per chain (the broker holds each
+#: unsettled while it reads, so an unbounded scan would grow with the dead-letter queue).
+BROKER_DEAD_LETTER_SCAN = 1000
+
+
+async def broker_dead_letter_ids(
+    queue: JobQueue, chains: set[str], *, limit: int = BROKER_DEAD_LETTER_SCAN
+) -> set[str] | None:
+    """Ids of the jobs whose launch messages the broker's dead-letter store holds now, read
+    from the first ``limit`` dead letters of each chain. A chain with ``limit`` or more has
+    messages this did not read, so a job missing from the set may still be there: then the
+    answer is None ("unknown"), not a set that would say false for them."""
     ids: set[str] = set()
     for chain in sorted(chains):
-        for delivery in await queue.dead_letters(launch_topic(chain)):
+        letters = await queue.dead_letters(launch_topic(chain), limit=limit)
+        if len(letters) >= limit:
+            return None
+        for delivery in letters:
             job_id = delivery.body.get("job_id") if isinstance(delivery.body, dict) else None
             if isinstance(job_id, str):
                 ids.add(job_id)
@@ -128,7 +141,7 @@ async def retry_job(
     ``NotFound`` for an unknown job, :class:`JobNotDead` for one that is not dead (a second
     retry of the same job is refused the same way: it is queued by then)."""
     async with sessions() as session:
-        job = await jobs_repo.get(session, job_id, for_update=True) if len(job_id) <= 64 else None
+        job = await jobs_repo.get(session, job_id, for_update=True) if could_be_id(job_id) else None
         if job is None:
             raise NotFound(f"job {job_id[:64]} does not exist")
         if job.status != JobStatus.DEAD.value:

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from tokenforge.api.deps import ContainerDep
 from tokenforge.observability.backlog import BacklogSampler
 from tokenforge.observability.prometheus import render
-from tokenforge.observability.readiness import check_readiness
+from tokenforge.observability.readiness import ALL_CHECKS, check_readiness
 
 router = APIRouter(tags=["operations"])
 API_REQUIRED = ("database",)
@@ -36,6 +36,6 @@ async def readyz(container: ContainerDep) -> JSONResponse:
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics(container: ContainerDep) -> Response:
-    await BacklogSampler(container).sample()
+    await BacklogSampler(container, readiness_checks=ALL_CHECKS, required=API_REQUIRED).sample()
     body, content_type = render()
     return Response(body, media_type=content_type)

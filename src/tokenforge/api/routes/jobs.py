@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -12,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from tokenforge.api.deps import ContainerDep, SessionDep
 from tokenforge.api.problems import PROBLEM_JSON, PROBLEM_RESPONSES, Problem, retry_after_s
 from tokenforge.api.schemas.tokens import JobEventOut, JobOut, job_out
-from tokenforge.domain.jobs import FINAL, JobStatus
+from tokenforge.domain.jobs import FINAL, JobStatus, could_be_id
 from tokenforge.errors import NotFound, TransientError
 from tokenforge.store.repositories import jobs as jobs_repo
 
@@ -29,7 +30,7 @@ MAX_EVENT_ID = 2**63 - 1
 
 @router.get("/{job_id}", response_model=JobOut, summary="Read a job", responses=NOT_FOUND)
 async def get_job(job_id: Annotated[str, Path(description="A job `id` this API returned")], session: SessionDep):
-    row = await jobs_repo.get(session, job_id) if len(job_id) <= 64 else None
+    row = await jobs_repo.get(session, job_id) if could_be_id(job_id) else None
     if row is None:
         raise NotFound(f"job {job_id[:64]} does not exist")
     return job_out(row)
@@ -66,16 +67,22 @@ async def job_events(
     ] = None,
 ):
     async with container.sessions() as session:
-        job = await jobs_repo.get(session, job_id) if len(job_id) <= 64 else None
+        job = await jobs_repo.get(session, job_id) if could_be_id(job_id) else None
     if job is None:
         raise NotFound(f"job {job_id[:64]} does not exist")
     after = int(last_event_id) if last_event_id and last_event_id.isascii() and last_event_id.isdigit() else 0
     after = min(after, MAX_EVENT_ID)  # past any id the database can hold
 
     async def stream() -> AsyncIterator[bytes]:
+        with container.hub.watch(job_id) as woken:
+            async for chunk in _stream(woken):
+                yield chunk
+
+    async def _stream(woken: asyncio.Event) -> AsyncIterator[bytes]:
         nonlocal after
         idle_s = 0.0
         while True:
+            woken.clear()  # before the read: a wake-up during the read or the writes is kept
             try:
                 async with container.sessions() as session:
                     events = await jobs_repo.events_after(session, job_id, after)
@@ -109,7 +116,7 @@ async def job_events(
             # woken at once by a writer in this process or (PostgreSQL NOTIFY) in any other,
             # else re-read after event_poll_s (longer while notifications flow)
             recheck_s = container.hub.recheck_s(container.settings.event_poll_s)
-            woke = await container.hub.wait(job_id, recheck_s)
+            woke = await container.hub.wait_for(woken, recheck_s)
             idle_s = 0.0 if woke else idle_s + recheck_s
             if idle_s >= KEEPALIVE_S:
                 idle_s = 0.0

@@ -30,7 +30,7 @@ from tokenforge.api.schemas.tokens import (
 )
 from tokenforge.cache import TOKEN, TOKEN_LIST
 from tokenforge.domain.chains import ChainName
-from tokenforge.domain.jobs import TokenStatus
+from tokenforge.domain.jobs import TokenStatus, could_be_id
 from tokenforge.domain.tokens import validate_launch
 from tokenforge.errors import NotFound, ValidationFailed
 from tokenforge.services.launches import accept_launch, request_fingerprint
@@ -125,6 +125,7 @@ async def list_tokens(
         str | None,
         Query(
             max_length=64,
+            pattern=r"^[0-9A-Za-z]*$",  # addresses and keys are alphanumeric (hex, base58)
             description="Only tokens of this creator (an EVM address in any letter case, or a Solana key)",
         ),
     ] = None,
@@ -171,6 +172,6 @@ async def get_token(
             raise NotFound(f"token {token_id} does not exist")
         return json_body(token_out(row))
 
-    if len(token_id) > 64:
+    if not could_be_id(token_id):
         raise NotFound(f"token {token_id[:64]} does not exist")
     return json_response(await cache.read(TOKEN, token_id, load))

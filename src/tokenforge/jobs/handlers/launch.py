@@ -37,7 +37,7 @@ from tokenforge.jobs.policy import Action, JobFacts, RetryPolicy, as_tokenforge_
 from tokenforge.observability.context import headers as trace_headers
 from tokenforge.store.db import utcnow
 from tokenforge.store.group_commit import Changes, GroupCommitter, RowValues
-from tokenforge.store.models import JobRow, OutboxRow, TokenRow
+from tokenforge.store.models import JobRow, TokenRow
 from tokenforge.store.repositories import jobs as jobs_repo
 
 #: Launch messages of chain ``c`` go to topic ``jobs.launch.<c>``: a worker process can
@@ -68,11 +68,6 @@ def outbox_row(job_id: str, chain: str, *, delay_s: float = 0.0) -> RowValues:
         "available_at": time.time() + delay_s,
         "created_at": utcnow(),
     }
-
-
-def enqueue_step(session: AsyncSession, job_id: str, chain: str, *, delay_s: float = 0.0) -> None:
-    """Stage the message that advances ``job_id`` in the caller's transaction."""
-    session.add(OutboxRow(**outbox_row(job_id, chain, delay_s=delay_s)))
 
 
 def launch_request(job: JobRow, token: TokenRow) -> LaunchRequest:

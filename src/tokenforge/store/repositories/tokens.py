@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenforge.domain.jobs import TokenStatus
@@ -68,7 +68,3 @@ async def list_page(
     if status is not None:
         stmt = stmt.where(TokenRow.status == status)
     return list((await session.execute(stmt)).scalars())
-
-
-async def set_outcome(session: AsyncSession, token_id: str, *, now: datetime, **values: Any) -> None:
-    await session.execute(update(TokenRow).where(TokenRow.id == token_id).values(updated_at=now, **values))
