@@ -194,6 +194,70 @@ async def test_with_nothing_listening_reads_answer_from_the_database_in_millisec
     assert "hunter2" not in caplog.text
 
 
+@pytest.fixture(params=["closed port", "no answer"])
+async def unreachable_url(request):
+    """A Redis URL nothing answers on: a closed port (refused at once), or a server that takes
+    the connection and never replies (each request times out after 0.2 s)."""
+    if request.param == "closed port":
+        yield f"redis://127.0.0.1:{free_port()}/0"
+        return
+    connections: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+        await reader.read()  # until the client hangs up
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    yield f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0"
+    for writer in connections:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+
+
+class WatchedRedis(RedisBackend):
+    """The Redis backend; ``answered()`` returns once no read is waiting for Redis."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self._waiting = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def get(self, key: str, generation_key: str | None = None) -> tuple[str, bytes | None]:
+        self._waiting += 1
+        self._idle.clear()
+        try:
+            return await super().get(key, generation_key)
+        finally:
+            self._waiting -= 1
+            if not self._waiting:
+                self._idle.set()
+
+    async def answered(self) -> None:
+        await self._idle.wait()
+
+
+async def test_fifty_concurrent_reads_of_a_hot_key_while_redis_is_unreachable_read_the_database_once(
+    unreachable_url,
+):
+    backend = WatchedRedis(unreachable_url)
+    cache = Cache(backend)
+    db = Database(b"from the database")
+    db.gate = asyncio.Event()
+    errors = cache_count("test-detail", "error")
+    try:
+        readers = [asyncio.create_task(cache.read(DETAIL, "t1", db.load)) for _ in range(50)]
+        await asyncio.sleep(0)  # every reader runs up to Redis, or (the circuit open) up to the shared load
+        await backend.answered()  # every Redis read failed, and its reader went on to the shared load
+        db.gate.set()
+        assert await asyncio.gather(*readers) == [db.value] * 50
+    finally:
+        await cache.close()
+    assert db.reads == 1
+    assert cache_count("test-detail", "error") - errors == 50
+
+
 async def test_a_redis_that_stops_and_comes_back_is_used_again_without_a_restart(tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="tokenforge.cache")
     redis_child = RedisChild(tmp_path, dict(os.environ))

@@ -6,12 +6,15 @@ A read (:meth:`Cache.read`) returns the stored bytes or runs ``load`` (a databas
 that renders the response body) and stores its result:
 
 * **Stampedes.** Concurrent misses of one key in a process share one ``load`` (one future
-  per key). Across processes the store hands out one fill lease per key (Redis
-  ``SET NX PX``); a process that does not get it waits up to ``lock_wait_s`` for the value,
-  then loads from the database without storing.
+  per key). So do concurrent reads answered from the database without the store (it is
+  down, or the key's invalidation has not reached it yet): they have flights of their own,
+  which never store what they load. Across processes the store hands out one fill lease per
+  key (Redis ``SET NX PX``); a process that does not get it waits up to ``lock_wait_s`` for
+  the value, then loads from the database without storing.
 * **Invalidation.** :meth:`Cache.invalidate` is synchronous and called after commit
   (:func:`tokenforge.cache.entries.install_cache_invalidation`). It marks the keys dirty
-  at once, so no later read in this process uses the store for them, and a background task
+  at once, so no later read in this process uses the store for them, and drops their
+  flights, so no later read shares a load that started before it. A background task
   deletes them in the store (bumps a generation for lists), retrying while the store is
   down; the marks are cleared when the store has done it. Deleting a key also deletes its
   fill lease, so a value loaded before the commit is never stored after it, in any process.
@@ -86,7 +89,8 @@ class Cache:
         self._retry_after_s = retry_after_s
         self._clock = clock
         self._sleep = sleep
-        self._flights: dict[str, asyncio.Future[bytes]] = {}
+        self._flights: dict[str, asyncio.Future[bytes]] = {}  # resolved key → the load that fills it
+        self._uncached_flights: dict[str, asyncio.Future[bytes]] = {}  # key → a load that stores nothing
         self._dirty_keys: dict[str, _Mark] = {}
         self._dirty_generations: dict[str, _Mark] = {}
         self._seq = 0
@@ -115,22 +119,24 @@ class Cache:
         generation_key = self._generation_key(entry) if entry.by_generation else None
         if full in self._dirty_keys or (generation_key is not None and generation_key in self._dirty_generations):
             _count(entry, "miss" if self.up else "error")  # its invalidation has not reached the store yet
-            return await load()
+            return await self._uncached(full, load)
         if not self._may_ask():
             _count(entry, "error")
-            return await load()
+            return await self._uncached(full, load)
         try:
             resolved, value = await backend.get(full, generation_key)
         except CacheUnavailable as exc:
             self._failed(exc)
             _count(entry, "error")
-            return await load()
+            return await self._uncached(full, load)
         self._answered()
         if value is not None:
             _count(entry, "hit")
             return value
         _count(entry, "miss")
-        return await self._single_flight(resolved, lambda flight: self._fill(backend, entry, resolved, load, flight))
+        return await self._single_flight(
+            self._flights, resolved, lambda flight: self._fill(backend, entry, resolved, load, flight)
+        )
 
     def invalidate(self, entry: Entry, keys: Iterable[str] = ()) -> None:
         """Forget ``keys`` of ``entry`` (every key of an entry ``by_generation``). Call after
@@ -143,13 +149,15 @@ class Cache:
         if entry.by_generation:
             self._dirty_generations[self._generation_key(entry)] = mark
             namespace = f"{self._prefix}:{entry.name}:"
-            for key in [k for k in self._flights if k.startswith(namespace)]:
-                del self._flights[key]
+            for flights in (self._flights, self._uncached_flights):
+                for key in [k for k in flights if k.startswith(namespace)]:
+                    del flights[key]
         else:
             for key in keys:
                 full = f"{self._prefix}:{entry.name}:{key}"
                 self._dirty_keys[full] = mark
                 self._flights.pop(full, None)  # readers from now on must not get what it loads
+                self._uncached_flights.pop(full, None)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush(), name="cache-invalidation")
 
@@ -192,19 +200,31 @@ class Cache:
 
     # -- reads ------------------------------------------------------------------------------
 
-    async def _single_flight(self, key: str, compute: Callable[[asyncio.Future[bytes]], Awaitable[bytes]]) -> bytes:
-        """One ``compute`` per key at a time; concurrent callers share its result."""
+    async def _uncached(self, key: str, load: Loader) -> bytes:
+        """``load()`` without the store, shared by concurrent reads of ``key`` (an outage must not
+        send every reader of a hot key to the database). These flights are apart from the ones
+        that fill the store, and an invalidation of ``key`` drops them too, so a read that starts
+        after it loads afresh."""
+        return await self._single_flight(self._uncached_flights, key, lambda _flight: load())
+
+    async def _single_flight(
+        self,
+        flights: dict[str, asyncio.Future[bytes]],
+        key: str,
+        compute: Callable[[asyncio.Future[bytes]], Awaitable[bytes]],
+    ) -> bytes:
+        """One ``compute`` per key of ``flights`` at a time; concurrent callers share its result."""
         while True:
-            flight = self._flights.get(key)
+            flight = flights.get(key)
             if flight is None:
                 flight = asyncio.get_running_loop().create_future()
-                self._flights[key] = flight
+                flights[key] = flight
                 try:
                     value = await compute(flight)
                 except BaseException as exc:
-                    self._land(key, flight, exc)
+                    _land(flights, key, flight, exc)
                     raise
-                self._land(key, flight, value)
+                _land(flights, key, flight, value)
                 return value
             try:
                 return await asyncio.shield(flight)
@@ -213,17 +233,6 @@ class Cache:
                 if task is not None and task.cancelling():
                     raise
                 # the request that led the flight was cancelled, not this one: lead one
-
-    def _land(self, key: str, flight: asyncio.Future[bytes], outcome: bytes | BaseException) -> None:
-        if self._flights.get(key) is flight:
-            del self._flights[key]
-        if isinstance(outcome, asyncio.CancelledError):
-            flight.cancel()
-        elif isinstance(outcome, BaseException):
-            flight.set_exception(outcome)
-            flight.exception()  # retrieved: no "never retrieved" warning when nobody waited
-        else:
-            flight.set_result(outcome)
 
     async def _fill(
         self, backend: CacheBackend, entry: Entry, key: str, load: Loader, flight: asyncio.Future[bytes]
@@ -344,6 +353,21 @@ class Cache:
     def _ttl(self, entry: Entry) -> float:
         """The entry's TTL ± jitter, so entries filled together do not expire together."""
         return self._ttl_base(entry) * random.uniform(1 - self._jitter, 1 + self._jitter)
+
+
+def _land(
+    flights: dict[str, asyncio.Future[bytes]], key: str, flight: asyncio.Future[bytes], outcome: bytes | BaseException
+) -> None:
+    """Hand ``outcome`` to the callers sharing ``flight`` and forget it (if an invalidation has not)."""
+    if flights.get(key) is flight:
+        del flights[key]
+    if isinstance(outcome, asyncio.CancelledError):
+        flight.cancel()
+    elif isinstance(outcome, BaseException):
+        flight.set_exception(outcome)
+        flight.exception()  # retrieved: no "never retrieved" warning when nobody waited
+    else:
+        flight.set_result(outcome)
 
 
 def _count(entry: Entry, result: str) -> None:

@@ -38,7 +38,10 @@ class FakeClock:
 
 
 class FlakyBackend(MemoryBackend):
-    """The memory backend, failing every call while ``down``; counts the calls that reached it."""
+    """The memory backend, failing every call while ``down``; counts the calls that reached it.
+    While ``invalidations_held`` is set to an unset event, invalidations wait for it (a store slow
+    to confirm a delete: the keys stay dirty meanwhile). ``answered()`` returns once no call is
+    waiting for the store."""
 
     kind = "flaky"
 
@@ -47,11 +50,25 @@ class FlakyBackend(MemoryBackend):
         self.down = False
         self.calls = 0
         self.fills: list[float] = []  # the TTL of every value stored
+        self.invalidations_held: asyncio.Event | None = None
+        self._waiting = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def answered(self) -> None:
+        await self._idle.wait()
 
     async def _reach(self) -> None:
         self.calls += 1
         if self.down:
-            await asyncio.sleep(0)  # a real store fails after a round trip, letting others run meanwhile
+            self._waiting += 1
+            self._idle.clear()
+            try:
+                await asyncio.sleep(0)  # a real store fails after a round trip, letting others run meanwhile
+            finally:
+                self._waiting -= 1
+                if not self._waiting:
+                    self._idle.set()
             raise CacheUnavailable("flaky: connection refused")
 
     async def get(self, key: str, generation_key: str | None = None) -> tuple[str, bytes | None]:
@@ -71,6 +88,8 @@ class FlakyBackend(MemoryBackend):
 
     async def invalidate(self, keys: Collection[str], generation_keys: Collection[str]) -> None:
         await self._reach()
+        if self.invalidations_held is not None:
+            await self.invalidations_held.wait()
         await super().invalidate(keys, generation_keys)
 
 

@@ -229,6 +229,71 @@ async def test_only_one_request_probes_a_store_that_was_down(cache, flaky, clock
     assert flaky.calls - calls == 1
 
 
+async def test_fifty_concurrent_reads_while_the_store_fails_read_the_database_once(cache, flaky, clock):
+    """Every reader asks the store at once and each gets a failure (as when Redis answers slower
+    than its timeout): they share one database read, and nothing read meanwhile is stored."""
+    flaky.down = True
+    db = Database()
+    db.gate = asyncio.Event()
+    errors = cache_count("test-detail", "error")
+    readers = [asyncio.create_task(cache.read(DETAIL, "t1", db.load)) for _ in range(50)]
+    await asyncio.sleep(0)  # every reader runs up to its call to the store
+    await flaky.answered()  # every call failed, and its reader went on to the shared load
+    db.gate.set()
+    assert await asyncio.gather(*readers) == [db.value] * 50
+    assert db.reads == 1
+    assert cache_count("test-detail", "error") - errors == 50
+    flaky.down = False
+    clock.advance(1.0)
+    assert await cache.read(DETAIL, "t1", db.load) == db.value
+    assert db.reads == 2, "what was read while the store was down was not stored"
+
+
+@pytest.mark.parametrize(("entry", "keys"), [(DETAIL, ["t1"]), (PAGE, [])], ids=["key", "generation"])
+async def test_reads_of_a_dirty_key_share_a_load_but_never_one_from_before_an_invalidation(cache, flaky, entry, keys):
+    """The store is down, so the key stays dirty; a second commit lands while the first reads load."""
+    flaky.down = True
+    await cache.read(entry, "t0", Database().load)  # finds the store down
+    db = Database(b"pending")
+    db.gate = asyncio.Event()
+    errors = cache_count(entry.name, "error")
+    cache.invalidate(entry, keys)
+    early = [asyncio.create_task(cache.read(entry, "t1", db.load)) for _ in range(10)]
+    await asyncio.sleep(0)  # every reader runs up to its wait (a dirty key is not asked of the store)
+    db.value = b"live"
+    cache.invalidate(entry, keys)
+    later = [asyncio.create_task(cache.read(entry, "t1", db.load)) for _ in range(10)]
+    await asyncio.sleep(0)
+    db.gate.set()
+    assert await asyncio.gather(*early) == [b"pending"] * 10
+    assert await asyncio.gather(*later) == [b"live"] * 10, "no read after the commit got what was read before it"
+    assert db.reads == 2
+    assert cache_count(entry.name, "error") - errors == 20
+
+
+async def test_reads_of_a_key_whose_invalidation_the_store_has_not_confirmed_share_one_load(cache, flaky):
+    """The memory store is up but slow to confirm a delete: the key is dirty meanwhile."""
+    db = Database(b"pending")
+    assert await cache.read(DETAIL, "t1", db.load) == b"pending"
+    flaky.invalidations_held = asyncio.Event()
+    db.value = b"live"
+    db.gate = asyncio.Event()
+    misses = cache_count("test-detail", "miss")
+    cache.invalidate(DETAIL, ["t1"])
+    readers = [asyncio.create_task(cache.read(DETAIL, "t1", db.load)) for _ in range(50)]
+    await asyncio.sleep(0)  # every reader runs up to its wait
+    db.gate.set()
+    assert await asyncio.gather(*readers) == [b"live"] * 50
+    assert db.reads == 2
+    assert cache_count("test-detail", "miss") - misses == 50
+    flaky.invalidations_held.set()
+    await cache.settled()
+    assert await cache.read(DETAIL, "t1", db.load) == b"live"
+    assert db.reads == 3, "nothing was stored while the key was dirty"
+    assert await cache.read(DETAIL, "t1", db.load) == b"live"
+    assert db.reads == 3
+
+
 async def test_an_invalidation_the_store_missed_is_sent_when_it_is_back(cache, flaky, clock):
     db = Database(b"pending")
     await cache.read(DETAIL, "t1", db.load)
