@@ -411,6 +411,15 @@ async def test_listing_dead_letters_leaves_them_settled_and_in_place(backend, to
     assert sorted(await dead_ids(backend, topic)) == ["dead0", "dead1"], "listing twice shows the same"
 
 
+async def test_listing_dead_letters_with_a_limit_reads_at_most_that_many_and_keeps_all(backend, topic):
+    await dead_letter_all(backend, topic, 3)
+    first = await backend.queue.dead_letters(topic, limit=2)
+    assert len(first) == 2 and all(d.settled for d in first)
+    assert {d.message_id for d in first} <= {"dead0", "dead1", "dead2"}
+    assert sorted(await dead_ids(backend, topic)) == ["dead0", "dead1", "dead2"], "a bounded listing keeps them all"
+    assert len(await backend.queue.dead_letters(topic, limit=10)) == 3
+
+
 async def test_taken_dead_letters_are_removed_by_ack_and_put_back_by_nack(backend, topic):
     await dead_letter_all(backend, topic, 3)
     taken = await backend.queue.take_dead_letters(topic, limit=2)

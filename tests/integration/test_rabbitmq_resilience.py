@@ -218,3 +218,131 @@ async def test_a_consumer_channel_closed_by_the_broker_consumes_again(topic):
         await recorder.wait_for({f"later{i}" for i in range(10)})
         await sub.stop()
     assert len(recorder.acked) == 11
+
+
+async def test_reads_given_up_by_their_callers_fail_no_publish_in_flight(topic):
+    """Readiness probes and the depth gauge give up after a second; aiormq closes a channel
+    whose RPC is cancelled. Reads cancelled mid-flight, over and over, while publishes
+    stream must leave every publish confirmed."""
+    failures: list[str] = []
+    published: list[str] = []
+    streaming = True
+
+    async def stream(n: int) -> None:
+        i = 0
+        while streaming or i < 5:
+            message_id = f"s{n}-{i}"
+            try:
+                await publisher.publish(topic, {"id": message_id}, message_id=message_id)
+                published.append(message_id)
+            except TransientError as exc:
+                failures.append(f"{message_id}: {exc}")
+                return
+            i += 1
+
+    async with opened(topic) as (publisher, _):
+        await publisher.depth(topic)  # the topic's queues exist: reads and publishes race from the start
+        streams = [asyncio.create_task(stream(n)) for n in range(10)]
+        given_up, read_failures = 0, []
+        for round_ in range(40):
+            for read in (publisher.ping(), publisher.depth(topic), publisher.dead_letters(topic)):
+                try:
+                    await asyncio.wait_for(read, timeout=0.0005 * (round_ % 8))
+                except TimeoutError:
+                    given_up += 1
+                except TransientError as exc:
+                    read_failures.append(str(exc))
+        streaming = False
+        await asyncio.wait_for(asyncio.gather(*streams), HANDLED_TIMEOUT_S)
+        assert given_up > 0, "some reads were given up mid-flight"
+        assert failures == [], "no publish failed because a read was given up"
+        assert read_failures == [], "a read given up does not break the next one"
+        assert await publisher.depth(topic) == len(published), "every confirmed publish is in the queue"
+        await publisher.ping()  # and the reads themselves still work
+
+
+async def test_a_subscription_that_cannot_consume_again_retries_and_readiness_says_so(topic, monkeypatch, caplog):
+    """aio-pika swallows what a reopen callback raises: a failed re-declare must not leave
+    the worker consuming nothing while its /readyz says ready."""
+    from tokenforge.jobs.backends import rabbitmq_subscription
+
+    monkeypatch.setattr(rabbitmq_subscription, "RESUME_BACKOFF_S", 0.05)
+    recorder = Recorder()
+    async with opened(topic) as (publisher, consumer):
+        sub = await consumer.consume(topic, recorder, prefetch=5)
+        assert sub.consuming
+        await consumer.ping()
+
+        broker_refuses = True
+        attempts: list[int] = []
+        failed_twice = asyncio.Event()
+        queue_class = type(sub._queue)
+        declare = queue_class.declare
+
+        async def flaky_declare(self, *args, **kwargs):
+            if self is sub._queue:  # the subscription's re-declare on reopen, no other
+                attempts.append(1)
+                if len(attempts) >= 2:
+                    failed_twice.set()
+                if broker_refuses:
+                    raise ConnectionError("test: the broker refuses the declaration")
+            return await declare(self, *args, **kwargs)
+
+        monkeypatch.setattr(queue_class, "declare", flaky_declare)
+        # A channel error makes the broker close the consumer's channel; aio-pika reopens it
+        # and the subscription's re-declare fails until broker_refuses is cleared.
+        underlay = await sub._channel.get_underlay_channel()
+        await underlay.basic_ack(delivery_tag=10_000)
+        await asyncio.wait_for(failed_twice.wait(), 10)
+        assert not sub.consuming
+        with pytest.raises(TransientError) as raised:
+            await consumer.ping()
+        assert raised.value.code == ErrorCode.BROKER_UNAVAILABLE
+        assert topic in str(raised.value)
+
+        broker_refuses = False
+        await publisher.publish(topic, {"id": "after"}, message_id="after")
+        await recorder.wait_for({"after"})
+        assert sub.consuming
+        await consumer.ping()
+        await sub.stop()
+    warnings = [r for r in caplog.records if "cannot consume" in r.getMessage()]
+    assert len(warnings) == 1, "one warning per outage, not one per attempt"
+    assert "guest" not in warnings[0].getMessage()
+
+
+async def test_dead_letters_taken_for_a_caller_that_gave_up_are_put_back(topic):
+    async def reject(delivery: Delivery) -> None:
+        await delivery.nack(requeue=False)
+
+    async with opened(topic) as (publisher, consumer):
+        sub = await consumer.consume(topic, reject, prefetch=5)
+        for i in range(5):
+            await publisher.publish(topic, {"id": i}, message_id=f"dead{i}")
+        await consumer.join(topic, timeout_s=10)
+        await sub.stop()
+        given_up = 0
+        for round_ in range(10):
+            try:
+                taken = await asyncio.wait_for(publisher.take_dead_letters(topic, limit=5), timeout=0.001 * round_)
+            except TimeoutError:
+                given_up += 1
+            else:  # taken in time: put back like a sweeper whose database write failed
+                for delivery in taken:
+                    await delivery.nack()
+        assert given_up > 0
+        while publisher._background:  # the reads finishing for callers that left, and their put-backs
+            await asyncio.wait(set(publisher._background))
+        listed = await publisher.dead_letters(topic)
+        assert sorted(d.message_id for d in listed) == [f"dead{i}" for i in range(5)], "none is held"
+
+
+async def test_an_inspect_channel_that_stays_closed_is_replaced(topic, monkeypatch):
+    from tokenforge.jobs.backends import rabbitmq
+
+    monkeypatch.setattr(rabbitmq, "RPC_TIMEOUT_S", 0.2)
+    async with opened(topic) as (publisher, _):
+        await publisher._inspect.close()  # closed for good: aio-pika does not restore a channel closed on purpose
+        await publisher.ping()
+        assert await publisher.depth(topic) == 0
+        assert not publisher._inspect.is_closed

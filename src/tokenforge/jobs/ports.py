@@ -22,8 +22,9 @@ Contract (tested for every backend by ``tests/contract/test_queue_contract.py``)
     ``nack(requeue=True)``.
 * A message is handed to handlers at most ``delivery_limit`` times (counted since its
   last fresh delivery); when a delivery with that count is requeued, the message goes to
-  the dead-letter store instead. ``dead_letters(topic)`` lists the dead-lettered
-  deliveries (settled: ``ack``/``nack`` on them do nothing) and leaves them in place.
+  the dead-letter store instead. ``dead_letters(topic, limit=None)`` lists the
+  dead-lettered deliveries, the oldest ``limit`` of them (all by default; settled:
+  ``ack``/``nack`` on them do nothing) and leaves them in place.
   ``take_dead_letters(topic, limit=n)`` hands out up to ``n`` of them unsettled: ``ack()``
   removes one from the dead-letter store for good, ``nack()`` (any arguments) puts it back
   (so the database can record the job dead before the broker forgets the message).
@@ -89,7 +90,7 @@ class JobQueue(Protocol):
 
     async def consume(self, topic: str, handler: Handler, *, prefetch: int) -> Subscription: ...
 
-    async def dead_letters(self, topic: str) -> list[Delivery]: ...
+    async def dead_letters(self, topic: str, *, limit: int | None = None) -> list[Delivery]: ...
 
     async def take_dead_letters(self, topic: str, *, limit: int) -> list[Delivery]: ...
 

@@ -189,8 +189,9 @@ class MemoryQueue:
         timer.append(loop.call_at(due, fire))
         self._delayed.add(timer[0])
 
-    async def dead_letters(self, topic: str) -> list[Delivery]:
-        return list(self._topic(topic).dead)
+    async def dead_letters(self, topic: str, *, limit: int | None = None) -> list[Delivery]:
+        """The dead letters of ``topic``, oldest first (the first ``limit``; all by default)."""
+        return list(self._topic(topic).dead[:limit])
 
     async def take_dead_letters(self, topic: str, *, limit: int) -> list[Delivery]:
         """Up to ``limit`` dead letters, unsettled: ``ack()`` drops one, ``nack()`` puts it back."""

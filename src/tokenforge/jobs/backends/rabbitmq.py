@@ -14,6 +14,12 @@ A delay beyond the largest bucket carries a not-before time and goes round again
 ``connect_robust`` reconnects after a connection loss or a broker restart and reopens the
 channels; subscriptions consume again. A delivery whose channel died cannot be settled
 any more: its ``ack``/``nack`` log and return, and the broker delivers the message again.
+
+Reads (``ping``, ``depth``, dead letters) run on an "inspect" channel of their own, in a
+task shielded from the caller's cancellation: aiormq closes a channel whose RPC is
+cancelled, and readiness probes and gauges give up after a second. On the publishing
+channel that would fail every publish in flight; on the inspect channel nothing is
+cancelled but by this module's own timeout, and a closed inspect channel is reopened.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ import logging
 import math
 import time
 from collections import Counter
-from typing import Any, cast
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
 
 import aio_pika
 from aio_pika.abc import (
@@ -40,10 +47,12 @@ from yarl import URL
 
 from tokenforge.errors import ErrorCode, TransientError
 from tokenforge.jobs.backends import rabbitmq_topology as topology
-from tokenforge.jobs.backends.rabbitmq_subscription import BROKER_ERRORS, RabbitSubscription, settle
+from tokenforge.jobs.backends.rabbitmq_subscription import BROKER_ERRORS, RPC_TIMEOUT_S, RabbitSubscription, settle
 from tokenforge.jobs.ports import Body, Delivery, Handler
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: Header carrying the due time (Unix ms) of a delay longer than the largest bucket.
 NOT_BEFORE_HEADER = "tokenforge-not-before-ms"
@@ -116,6 +125,7 @@ class RabbitQueue:
         self,
         connection: AbstractRobustConnection,
         channel: AbstractRobustChannel,
+        inspect: AbstractRobustChannel,
         *,
         delivery_limit: int,
         prefetch_default: int,
@@ -125,15 +135,19 @@ class RabbitQueue:
         self.delivery_limit = delivery_limit
         self.prefetch_default = prefetch_default
         self._connection = connection
-        #: publishes (with confirms), declarations and dead-letter reads
+        #: publishes (with confirms) and their declarations; no RPC on it is cancelled by a caller
         self._channel = channel
+        #: ping, depth and dead-letter reads (see the module docstring)
+        self._inspect = inspect
+        self._inspect_lock = asyncio.Lock()
         self._names = topology.Topology(prefix, delivery_limit)
         self._publish_timeout_s = publish_timeout_s
-        self._topics: dict[str, tuple[AbstractQueue, AbstractQueue]] = {}  # topic → (work, dead)
-        self._delays: dict[str, dict[int, AbstractQueue]] = {}  # topic → delay bucket (ms) → its queue
+        self._topics: set[str] = set()  # topics whose queues this process declared
+        self._delays: dict[str, set[int]] = {}  # topic → delay buckets (ms) declared
         self._declare_lock = asyncio.Lock()
         self._subscriptions: set[RabbitSubscription] = set()
         self._busy: Counter[str] = Counter()  # topic → deliveries received and not yet finished here
+        self._background: set[asyncio.Task[Any]] = set()  # reads running for (or after) their callers
 
     @classmethod
     async def connect(
@@ -164,11 +178,13 @@ class RabbitQueue:
             channel = cast(
                 AbstractRobustChannel, await connection.channel(publisher_confirms=True, on_return_raises=True)
             )
+            inspect = cast(AbstractRobustChannel, await connection.channel(publisher_confirms=False))
         except BROKER_ERRORS as exc:
             raise _unavailable(f"cannot connect to RabbitMQ at {_where(url)}", exc) from None
         return cls(
             connection,
             channel,
+            inspect,
             delivery_limit=delivery_limit,
             prefetch_default=prefetch_default,
             prefix=prefix,
@@ -177,15 +193,14 @@ class RabbitQueue:
 
     # ------------------------------------------------------------------ topology
 
-    async def _ensure(self, topic: str) -> tuple[AbstractQueue, AbstractQueue]:
-        """Declare the topic's work and dead-letter queues once per process (idempotent)."""
-        found = self._topics.get(topic)
-        if found is not None:
-            return found
+    async def _ensure(self, topic: str, channel: AbstractRobustChannel | None = None) -> None:
+        """Declare the topic's work and dead-letter queues once per process (idempotent), on
+        ``channel`` (default: the publishing channel)."""
+        if topic in self._topics:
+            return
         async with self._declare_lock:
-            found = self._topics.get(topic)
-            if found is None:
-                ch, names = self._channel, self._names
+            if topic not in self._topics:
+                ch, names = channel or self._channel, self._names
                 # robust=False: durable quorum queues outlive a broker restart, and a queue
                 # deleted since must not come back when aio-pika restores the channel.
                 exchange = await ch.declare_exchange(
@@ -195,24 +210,24 @@ class RabbitQueue:
                     names.dead(topic), durable=True, arguments=names.dead_arguments(), robust=False
                 )
                 await dead.bind(exchange, names.dead(topic), robust=False)
-                work = await ch.declare_queue(
+                await ch.declare_queue(
                     names.work(topic), durable=True, arguments=names.work_arguments(topic), robust=False
                 )
-                found = self._topics[topic] = (work, dead)
-        return found
+                self._topics.add(topic)
 
     async def _ensure_delay(self, topic: str, ms: int) -> str:
         """Declare the topic's delay bucket of ``ms`` once per process; returns its name."""
         name = self._names.delay(topic, ms)
-        declared = self._delays.setdefault(topic, {})
+        declared = self._delays.setdefault(topic, set())
         if ms not in declared:
-            declared[ms] = await self._channel.declare_queue(
+            await self._channel.declare_queue(
                 name, durable=True, arguments=self._names.delay_arguments(topic, ms), robust=False
             )
+            declared.add(ms)
         return name
 
     def _forget(self, topic: str) -> None:
-        self._topics.pop(topic, None)
+        self._topics.discard(topic)
         self._delays.pop(topic, None)
 
     async def delete_topic(self, topic: str) -> None:
@@ -342,22 +357,81 @@ class RabbitQueue:
         delivery._ack, delivery._nack = ack, nack
         return delivery
 
-    # ------------------------------------------------------------------ dead letters and depth
+    # ------------------------------------------------------------------ reads on the inspect channel
 
-    async def _get_dead(self, topic: str, limit: int | None) -> list[AbstractIncomingMessage]:
-        """Up to ``limit`` dead letters of ``topic``, unsettled (the broker's until settled)."""
+    async def _inspection(self) -> AbstractRobustChannel:
+        """The inspect channel, once aio-pika has restored it (it does after a cancelled RPC
+        or a reconnect); one that stays closed while the connection is up is replaced."""
+        channel = self._inspect
+        if channel.is_closed:
+            try:
+                await asyncio.wait_for(cast(aio_pika.RobustChannel, channel).ready(), RPC_TIMEOUT_S)
+            except TimeoutError:
+                if not self._connection.connected.is_set():
+                    raise  # reconnecting: aio-pika restores the channel with the connection
+                async with self._inspect_lock:
+                    if self._inspect is channel and channel.is_closed:
+                        log.warning("the RabbitMQ inspect channel stayed closed; opening a new one")
+                        self._inspect = cast(
+                            AbstractRobustChannel, await self._connection.channel(publisher_confirms=False)
+                        )
+                channel = self._inspect
+        return channel
+
+    def _inspecting(self, what: str, read: Callable[[AbstractRobustChannel], Awaitable[T]]) -> asyncio.Task[T]:
+        """Run ``read`` on the inspect channel in a task of its own, bounded by the publish
+        timeout; the caller awaits it shielded, so a caller giving up cancels no RPC.
+        Broker failures become ``TransientError`` (``BROKER_UNAVAILABLE``) saying ``what``."""
+
+        async def run() -> T:
+            try:
+                async with asyncio.timeout(self._publish_timeout_s):
+                    return await read(await self._inspection())
+            except BROKER_ERRORS as exc:
+                raise _unavailable(what, exc) from None
+
+        task = asyncio.create_task(run(), name="rabbitmq-inspect")
+        self._background.add(task)
+        task.add_done_callback(self._finished_background)
+        return task
+
+    def _finished_background(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a caller that gave up does not see it
+
+    async def _work_queue(self, channel: AbstractRobustChannel, topic: str) -> AbstractQueue:
+        await self._ensure(topic, channel)
+        return await channel.declare_queue(
+            self._names.work(topic), durable=True, arguments=self._names.work_arguments(topic), robust=False
+        )
+
+    async def _get_dead(
+        self, channel: AbstractRobustChannel, topic: str, limit: int | None
+    ) -> list[AbstractIncomingMessage]:
+        """Up to ``limit`` dead letters of ``topic``, unsettled (the broker's until settled);
+        on a failure part-way the ones already taken are put back."""
+        await self._ensure(topic, channel)
+        dead = await channel.declare_queue(
+            self._names.dead(topic), durable=True, arguments=self._names.dead_arguments(), robust=False
+        )
         got: list[AbstractIncomingMessage] = []
         try:
-            async with asyncio.timeout(self._publish_timeout_s):
-                _, dead = await self._ensure(topic)
-                while limit is None or len(got) < limit:
-                    message = await dead.get(no_ack=False, fail=False)
-                    if message is None:
-                        break
-                    got.append(message)
-        except BROKER_ERRORS as exc:
-            raise _unavailable(f"cannot read the dead letters of {topic} on RabbitMQ", exc) from None
+            while limit is None or len(got) < limit:
+                message = await dead.get(no_ack=False, fail=False)
+                if message is None:
+                    break
+                got.append(message)
+        except BaseException:
+            if not channel.is_closed:  # a closed channel has handed them back already
+                await self._put_back(got)
+            raise
         return got
+
+    @staticmethod
+    async def _put_back(messages: list[AbstractIncomingMessage]) -> None:
+        for m in messages:
+            await settle("put back", m.nack(requeue=True), m.message_id)
 
     def _dead_letter(self, topic: str, message: AbstractIncomingMessage) -> Delivery:
         """A dead-lettered message. The broker keeps no delivery count for a rejected one:
@@ -370,24 +444,36 @@ class RabbitQueue:
             _user_headers(message),
         )
 
-    async def dead_letters(self, topic: str) -> list[Delivery]:
-        """Every dead letter of ``topic``, left in place (read unsettled, then all put back).
+    async def dead_letters(self, topic: str, *, limit: int | None = None) -> list[Delivery]:
+        """The dead letters of ``topic`` (the first ``limit`` of them; all by default), left
+        in place: read unsettled, then put back. All the read ones are held at once: bound
+        ``limit`` where a caller waits on it, or use :meth:`take_dead_letters` for batches."""
 
-        All of them are held in memory at once; use :meth:`take_dead_letters` for batches."""
-        messages = await self._get_dead(topic, None)
-        try:
-            out = [self._dead_letter(topic, m) for m in messages]
-            for delivery in out:
-                delivery.settled = True
-            return out
-        finally:
-            for m in messages:
-                await settle("put back", m.nack(requeue=True), m.message_id)
+        async def read(channel: AbstractRobustChannel) -> list[Delivery]:
+            messages = await self._get_dead(channel, topic, limit)
+            try:
+                out = [self._dead_letter(topic, m) for m in messages]
+                for delivery in out:
+                    delivery.settled = True
+                return out
+            finally:
+                await self._put_back(messages)
+
+        return await asyncio.shield(self._inspecting(f"cannot read the dead letters of {topic} on RabbitMQ", read))
 
     async def take_dead_letters(self, topic: str, *, limit: int) -> list[Delivery]:
-        """Up to ``limit`` dead letters, unsettled: ``ack()`` removes one, ``nack()`` puts it back."""
+        """Up to ``limit`` dead letters, unsettled: ``ack()`` removes one, ``nack()`` puts it back.
+        Taken for a caller that gave up meanwhile, they are put back."""
+        task = self._inspecting(
+            f"cannot read the dead letters of {topic} on RabbitMQ", lambda ch: self._get_dead(ch, topic, limit)
+        )
+        try:
+            messages = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(self._put_back_abandoned)
+            raise
         out = []
-        for message in await self._get_dead(topic, limit):
+        for message in messages:
             delivery = self._dead_letter(topic, message)
 
             async def ack(m: AbstractIncomingMessage = message) -> None:
@@ -400,29 +486,41 @@ class RabbitQueue:
             out.append(delivery)
         return out
 
+    def _put_back_abandoned(self, task: asyncio.Task[list[AbstractIncomingMessage]]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return
+        put_back = asyncio.create_task(self._put_back(task.result()), name="rabbitmq-put-back")
+        self._background.add(put_back)
+        put_back.add_done_callback(self._finished_background)
+
     async def depth(self, topic: str) -> int:
         """Messages ready in the topic's work queue (for the queue-depth gauge).
 
         A full (idempotent) re-declare, not a passive one: a passive declare of a missing
         queue would close the channel."""
-        try:
-            async with asyncio.timeout(self._publish_timeout_s):
-                work, _ = await self._ensure(topic)
-                declared = await work.declare()
-        except BROKER_ERRORS as exc:
-            raise _unavailable(f"cannot read the depth of {topic}", exc) from None
-        return declared.message_count or 0
+
+        async def read(channel: AbstractRobustChannel) -> int:
+            work = await self._work_queue(channel, topic)
+            return work.declaration_result.message_count or 0
+
+        return await asyncio.shield(self._inspecting(f"cannot read the depth of {topic}", read))
 
     async def ping(self) -> None:
         """One round trip to the broker (readiness): an idempotent declare of the dead-letter
-        exchange; ``TransientError`` (``BROKER_UNAVAILABLE``) when it does not answer."""
-        try:
-            async with asyncio.timeout(self._publish_timeout_s):
-                await self._channel.declare_exchange(
-                    self._names.dead_exchange, ExchangeType.DIRECT, durable=True, robust=False
-                )
-        except BROKER_ERRORS as exc:
-            raise _unavailable("the broker does not answer", exc) from None
+        exchange. ``TransientError`` (``BROKER_UNAVAILABLE``) when it does not answer, or
+        when a subscription of this queue is not consuming (it lost its channel and has not
+        consumed again yet): a worker that takes no deliveries is not ready."""
+        idle = sorted(sub.topic for sub in self._subscriptions if not sub.consuming)
+        if idle:
+            raise TransientError(
+                f"not consuming {', '.join(idle)} (the channel was lost; consuming again as soon as it can)",
+                code=ErrorCode.BROKER_UNAVAILABLE,
+            )
+
+        async def read(channel: AbstractRobustChannel) -> None:
+            await channel.declare_exchange(self._names.dead_exchange, ExchangeType.DIRECT, durable=True, robust=False)
+
+        await asyncio.shield(self._inspecting("the broker does not answer", read))
 
     async def join(self, topic: str, *, timeout_s: float) -> None:
         """Wait until ``topic`` has nothing ready (work queue and this process's delay
@@ -434,12 +532,26 @@ class RabbitQueue:
             while idle < _JOIN_IDLE_POLLS:
                 await asyncio.sleep(_JOIN_POLL_S)
                 ready = await self.depth(topic)
-                for bucket in list(self._delays.get(topic, {}).values()):
-                    ready += (await bucket.declare()).message_count or 0
+                for ms in sorted(self._delays.get(topic, ())):
+                    bucket = await self._inspect.declare_queue(
+                        self._names.delay(topic, ms),
+                        durable=True,
+                        arguments=self._names.delay_arguments(topic, ms),
+                        robust=False,
+                    )
+                    ready += bucket.declaration_result.message_count or 0
                 idle = idle + 1 if ready == 0 and not self._busy[topic] else 0
 
     async def close(self) -> None:
-        """Stop every subscription (running handlers get the default stop timeout), then disconnect."""
+        """Stop every subscription (running handlers get the default stop timeout), give
+        the reads still running ``RPC_TIMEOUT_S`` (dead letters taken for a caller that left
+        are put back), cancel the rest, then disconnect."""
         for sub in list(self._subscriptions):
             await sub.stop()
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=RPC_TIMEOUT_S)
+        for task in list(self._background):
+            task.cancel()
+        if self._background:
+            await asyncio.wait(set(self._background))
         await self._connection.close()

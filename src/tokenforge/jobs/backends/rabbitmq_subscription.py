@@ -6,6 +6,10 @@ aiormq runs consumer callbacks in channel tasks, which die with the channel. Whe
 channel is reopened (a reconnect, or the broker closed it after a channel error) the
 subscription consumes again itself (``reopen_callbacks``) rather than relying on
 aio-pika's ``RobustQueue`` restore (decision 0011 lists the aio-pika issues).
+
+aio-pika swallows what a reopen callback raises, so consuming again runs in a task of the
+subscription that retries with backoff until it consumes or is stopped; ``consuming``
+says whether it does (``RabbitQueue.ping`` fails while one does not).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ log = logging.getLogger(__name__)
 BROKER_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_EXCEPTIONS, asyncio.TimeoutError)
 #: Bound on round trips that must not wait for a reconnect (consumer cancel, channel close).
 RPC_TIMEOUT_S = 5.0
+#: Pause before the first retry of a failed re-consume, and the most it grows to (doubling).
+RESUME_BACKOFF_S, RESUME_BACKOFF_MAX_S = 0.5, 15.0
 
 #: Turns a message into the port's delivery, or settles it itself and returns None.
 Deliver = Callable[[str, AbstractIncomingMessage], Awaitable[Delivery | None]]
@@ -68,22 +74,63 @@ class RabbitSubscription:
         self._running: set[asyncio.Task[None]] = set()
         self._tag: str | None = None
         self._stopped = False
+        self._consuming = False
+        self._resuming: asyncio.Task[None] | None = None
         channel.reopen_callbacks.add(self._on_reopen)
+        channel.close_callbacks.add(self._on_channel_closed)
+
+    @property
+    def topic(self) -> str:
+        return self._topic
+
+    @property
+    def consuming(self) -> bool:
+        """True while the broker delivers to this subscription: false from a channel loss
+        until it consumes again, and after :meth:`stop`."""
+        return self._consuming and not self._stopped
 
     async def start(self) -> None:
         # robust=False: consuming again after a reopen is this class's job (_on_reopen).
         self._tag = await self._queue.consume(self._on_message, no_ack=False, robust=False)
+        self._consuming = True
+
+    def _on_channel_closed(self, channel: Any, exc: BaseException | None = None) -> None:
+        self._consuming = False
 
     async def _on_reopen(self, channel: Any) -> None:
-        """The channel is back: consume again, declaring the queue first in case the broker
-        lost it. A stopped subscription's channel (aio-pika reopens closed channels too on a
-        reconnect) is closed again."""
+        """The channel is back: consume again (in :meth:`_resume`, which retries). A stopped
+        subscription's channel (aio-pika reopens closed channels too on a reconnect) is
+        closed again."""
         if self._stopped:
             await self._close()
             return
-        await self._queue.declare()
-        await self.start()
-        log.info("consuming %s again after the channel was reopened", self._topic)
+        self._consuming = False
+        if self._resuming is None or self._resuming.done():
+            self._resuming = asyncio.create_task(self._resume(), name=f"queue-resume-{self._topic}")
+
+    async def _resume(self) -> None:
+        """Declare the queue (in case the broker lost it) and consume, until that works or
+        the subscription stops; the first failure of an outage is logged, and the pause
+        between attempts doubles up to ``RESUME_BACKOFF_MAX_S``."""
+        pause, failures = RESUME_BACKOFF_S, 0
+        while not self._stopped:
+            try:
+                async with asyncio.timeout(RPC_TIMEOUT_S):
+                    await self._queue.declare()
+                    await self.start()
+            except BROKER_ERRORS as exc:
+                if not failures:
+                    log.warning(
+                        "cannot consume %s again after the channel was reopened (%s); retrying",
+                        self._topic,
+                        type(exc).__name__,
+                    )
+                failures += 1
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RESUME_BACKOFF_MAX_S)
+                continue
+            log.info("consuming %s again after the channel was reopened (%d failed attempts)", self._topic, failures)
+            return
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         if self._stopped:  # arrived after stop(): no handler may start
@@ -119,6 +166,9 @@ class RabbitSubscription:
         cancel the rest (their deliveries are requeued) and close the channel."""
         if not self._stopped:
             self._stopped = True
+            if self._resuming is not None and not self._resuming.done():
+                self._resuming.cancel()
+                await asyncio.wait([self._resuming])
             if self._tag is not None and not self._channel.is_closed:
                 try:
                     await asyncio.wait_for(self._queue.cancel(self._tag), RPC_TIMEOUT_S)
