@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 from tokenforge.api.http_server import BoundedHttpToolsProtocol
 from tokenforge.config import Settings
-from tokenforge.errors import ErrorCode, PermanentError
+from tokenforge.errors import ErrorCode, PermanentError, TransientError
 from tokenforge.jobs.events import close_streams
 
 if TYPE_CHECKING:
@@ -104,8 +104,6 @@ def run_role(role: Role, settings: Settings, *, health_port: int | None = None) 
 
 
 async def _run_role(role: Role, settings: Settings, health_port: int | None) -> int:
-    from tokenforge.bootstrap import build_container
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals: list[int] = []
@@ -120,8 +118,9 @@ async def _run_role(role: Role, settings: Settings, health_port: int | None) -> 
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
-    # the sweeper uses the broker only to reconcile dead letters: it starts without it
-    container = await build_container(settings, migrate=False, broker_at_start=role.needs_broker)
+    container = await _build_when_reachable(role, settings, stop)
+    if container is None:  # stopped while waiting for the broker
+        return 0
     health = None
     try:
         await container.start(relay=role.relay, worker=role.worker, sweeper=role.sweeper)
@@ -139,6 +138,31 @@ async def _run_role(role: Role, settings: Settings, health_port: int | None) -> 
         await container.close()
     log.info("tokenforge %s stopped", role.name)
     return 0
+
+
+async def _build_when_reachable(role: Role, settings: Settings, stop: asyncio.Event) -> Container | None:
+    """The role's container, once the broker answers: a relay or worker started while
+    RabbitMQ is down waits for it (logged once, retried with backoff up to 10 s) instead of
+    exiting. None when a signal arrives first. The sweeper uses the broker only for dead
+    letters and connects to it lazily."""
+    from tokenforge.bootstrap import build_container
+
+    failures = 0
+    while True:
+        try:
+            return await build_container(settings, migrate=False, broker_at_start=role.needs_broker)
+        except TransientError as err:
+            if err.code is not ErrorCode.BROKER_UNAVAILABLE:
+                raise
+            failures += 1
+            if failures == 1:
+                log.warning("tokenforge %s waits for the broker: %s", role.name, err.message)
+        try:
+            async with asyncio.timeout(min(10.0, 0.5 * 2 ** min(failures, 5))):
+                await stop.wait()
+            return None
+        except TimeoutError:
+            pass
 
 
 async def _start_health(role: Role, container: Container, host: str, port: int | None):
@@ -172,11 +196,11 @@ class ApiHttpProtocol(BoundedHttpToolsProtocol):
 def api_app() -> Asgi:
     """The ASGI application of one ``tokenforge api`` process, settings from the environment
     (the import-string factory uvicorn calls in each of its worker processes)."""
+    settings = Settings()
+    configure_process(settings, "api")  # before the app's modules create their metrics
     from tokenforge.api.app import create_api_app
     from tokenforge.api.startup import report_startup_failures
 
-    settings = Settings()
-    configure_process(settings, "api")
     return report_startup_failures(create_api_app(settings))
 
 

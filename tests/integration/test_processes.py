@@ -202,3 +202,23 @@ async def test_a_worker_stopped_with_launches_in_flight_drains_and_a_second_work
     async with fresh_postgres_database() as url:
         with rabbit_vhost() as broker_url:
             await asyncio.to_thread(_drain_scenario, tmp_path, url, broker_url)
+
+
+@pytest.mark.slow
+async def test_a_worker_started_while_the_broker_is_down_waits_for_it_and_stops_on_sigterm(tmp_path):
+    """A supervisor may start a worker before RabbitMQ: it says it waits, does not exit, and
+    still drains and exits 0 on SIGTERM."""
+    async with fresh_postgres_database() as url:
+        env = role_env(tmp_path / "data", url, broker_url="amqp://guest:guest@127.0.0.1:1/")
+        assert (await asyncio.to_thread(migrate, env)).returncode == 0
+        worker = start("worker", ["worker", "--chains", "solana"], env, tmp_path)
+        with running(worker):
+            deadline = time.monotonic() + 60
+            while "waits for the broker" not in worker.stderr():
+                assert worker.process.poll() is None, worker.stderr()[-2000:]
+                assert time.monotonic() < deadline, worker.stderr()[-2000:]
+                await asyncio.sleep(0.1)
+            assert "guest:guest" not in worker.stderr()
+            worker.terminate()
+            assert await asyncio.to_thread(worker.wait) == 0, worker.stderr()[-2000:]
+            assert "ready" not in worker.stdout()
