@@ -111,6 +111,20 @@ async def test_cli_refuses_an_unmigrated_database_and_does_not_migrate_it(tmp_pa
         await engine.dispose()
 
 
+def dead_letter_sweeper(container) -> Sweeper:
+    """A sweeper of ``container`` that reconciles the launch topic's dead letters."""
+    return Sweeper(
+        container.sessions,
+        policy=RetryPolicy(),
+        interval_s=60,
+        stale_s=60,
+        wake_relay=container.wake_relay,
+        feed=container.feed,
+        queue=container.queue,
+        dead_letter_topics=[TOPIC],
+    )
+
+
 async def test_operator_api_needs_the_token_lists_and_retries(dead_settings):
     fake = FakeDeployer()
     async with running_stack(dead_settings, {"ethereum": fake}) as (_, client):
@@ -188,16 +202,7 @@ async def test_a_message_the_broker_dead_lettered_makes_its_job_dead(any_db_sett
         await dead_letter(queue, job_id)
         assert (await client.get("/v1/ops/dead-letters", headers=OPS)).json()["items"] == []
 
-        sweeper = Sweeper(
-            container.sessions,
-            policy=RetryPolicy(),
-            interval_s=60,
-            stale_s=60,
-            wake_relay=container.wake_relay,
-            feed=container.feed,
-            queue=queue,
-            dead_letter_topics=[TOPIC],
-        )
+        sweeper = dead_letter_sweeper(container)
         report = await sweeper.sweep()
         assert report.dead_lettered == 1 and report.reenqueued == 0
         assert await queue.dead_letters(TOPIC) == []
@@ -233,15 +238,7 @@ async def test_a_dead_letter_stays_in_the_broker_until_its_job_is_recorded_dead(
     async with running_stack(settings, {"ethereum": FakeDeployer()}, start=False) as (container, client):
         job_id = (await client.post("/v1/tokens", json=body())).json()["job"]["id"]
         await dead_letter(container.queue, job_id)
-        sweeper = Sweeper(
-            container.sessions,
-            policy=RetryPolicy(),
-            interval_s=60,
-            stale_s=60,
-            wake_relay=container.wake_relay,
-            queue=container.queue,
-            dead_letter_topics=[TOPIC],
-        )
+        sweeper = dead_letter_sweeper(container)
 
         async def database_down(_letters):
             raise TransientError("database down", code="db_unavailable")
@@ -263,15 +260,7 @@ async def test_a_dead_letter_never_buries_a_launch_whose_transaction_may_still_l
             )
             await s.commit()
         await dead_letter(container.queue, job_id)
-        sweeper = Sweeper(
-            container.sessions,
-            policy=RetryPolicy(),
-            interval_s=60,
-            stale_s=60,
-            wake_relay=container.wake_relay,
-            queue=container.queue,
-            dead_letter_topics=[TOPIC],
-        )
+        sweeper = dead_letter_sweeper(container)
         assert (await sweeper.sweep()).dead_lettered == 0
         assert await container.queue.dead_letters(TOPIC) == [], "the dead letter is settled"
         assert (await client.get(f"/v1/jobs/{job_id}")).json()["status"] == "submitted"

@@ -16,6 +16,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+from tokenforge.jobs.backends import finish_handlers
 from tokenforge.jobs.ports import STOP_TIMEOUT_S, Body, Delivery, Handler
 
 log = logging.getLogger(__name__)
@@ -61,15 +62,7 @@ class MemorySubscription:
         if self._task is not None:
             self._task.cancel()
             await asyncio.wait([self._task])
-        running = set(self._running)
-        if not running:
-            return
-        _, late = await asyncio.wait(running, timeout=timeout_s)
-        if late:
-            log.warning("cancelling %d queue handlers still running after %.1fs", len(late), timeout_s or 0)
-            for task in late:
-                task.cancel()
-            await asyncio.wait(late)
+        await finish_handlers(set(self._running), timeout_s)
 
 
 class MemoryQueue:

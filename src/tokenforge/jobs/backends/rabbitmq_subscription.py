@@ -23,6 +23,7 @@ from typing import Any
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustQueue
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
+from tokenforge.jobs.backends import finish_handlers
 from tokenforge.jobs.ports import STOP_TIMEOUT_S, Delivery, Handler
 
 log = logging.getLogger(__name__)
@@ -174,14 +175,7 @@ class RabbitSubscription:
                     await asyncio.wait_for(self._queue.cancel(self._tag), RPC_TIMEOUT_S)
                 except BROKER_ERRORS as exc:  # the channel died: its consumer went with it
                     log.warning("could not cancel the consumer of %s (%s)", self._topic, type(exc).__name__)
-        running = set(self._running)
-        if running:
-            _, late = await asyncio.wait(running, timeout=timeout_s)
-            if late:
-                log.warning("cancelling %d queue handlers still running after %.1fs", len(late), timeout_s or 0)
-                for task in late:
-                    task.cancel()
-                await asyncio.wait(late)
+        await finish_handlers(set(self._running), timeout_s)
         await self._close()
         self._on_stopped(self)
 
