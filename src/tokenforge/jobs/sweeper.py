@@ -48,7 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tokenforge.domain.jobs import FINAL, JobStatus, TokenStatus
@@ -249,16 +249,29 @@ class Sweeper:
             if not dead:
                 await s.commit()
                 return 0
-            result = await s.execute(
-                update(JobRow)
-                .where(JobRow.lease_owner.in_(dead), JobRow.status.not_in(_FINAL_VALUES))
-                .values(lease_owner=None, lease_until=None)
-                .execution_options(synchronize_session=False)
+            stmt = select(JobRow).where(JobRow.lease_owner.in_(dead), JobRow.status.not_in(_FINAL_VALUES))
+            if dialect_name(s) == "postgresql":
+                stmt = stmt.with_for_update(skip_locked=True, of=JobRow)
+            jobs = list((await s.execute(stmt)).scalars())
+            # their messages may have been redelivered to a worker that found the lease taken
+            # and let them go: each job gets a fresh message now, not after sweep_stale_s
+            now = utcnow()
+            message = "its worker exited; re-enqueued by the sweeper"
+            changes = Changes(
+                jobs=[{"id": j.id, "lease_owner": None, "lease_until": None, "updated_at": now} for j in jobs],
+                events=[
+                    {"job_id": j.id, "status": j.status, "message": message, "data": {}, "created_at": now}
+                    for j in jobs
+                ],
+                outbox=[outbox_row(j.id, j.chain) for j in jobs],
             )
+            await write_changes(s, [changes])
             await s.commit()
-        released = rows_matched(result)
-        log.info("released the leases of %d jobs held by %d exited processes", released, len(dead))
-        return released
+        self._feed.committed([changes])
+        if jobs:
+            self._wake_relay()
+        log.info("released and re-enqueued %d jobs held by %d exited processes", len(jobs), len(dead))
+        return len(jobs)
 
     async def _resubmit_unleased(self) -> None:
         """After a restart: every unleased ``submitted`` job broadcasts its recorded
