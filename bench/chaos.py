@@ -49,7 +49,22 @@ fault → all final) and each fault with its timings. Progress goes to stderr. E
 when lost == doubled == 0, else 1; 2 (and no JSON) when the run could not be carried out
 (a process did not start, the fault could not be injected or undone).
 
-Processes and databases: ``chaos_targets.py``; the independent chain reads: ``chaos_readers.py``.
+Cluster scenarios (``chaos_cluster.py``: PostgreSQL, RabbitMQ, Redis, the devnet, 2 API
+processes behind HAProxy, 2 relays, 2 workers, every one a real process on 127.0.0.1):
+
+  cluster      ``kill -9`` a worker, a relay and an API process at random moments (each
+               started again after a moment, as a supervisor would) and restart RabbitMQ
+               and Redis once each while launches are driven through HAProxy.
+  broker-down  RabbitMQ is stopped for ``--outage-s``: creates keep being accepted (into
+               the outbox) meanwhile, and everything drains once it is back.
+  cache-down   Redis is stopped for ``--outage-s``: reads keep being answered.
+
+They add ``kills``, ``restarts`` (of RabbitMQ and Redis), ``reads`` and ``read_errors``:
+token detail and list GETs a reader sends through HAProxy during the whole run, failed
+when not answered 200.
+
+Processes and databases: ``chaos_targets.py`` and ``tests/support/cluster.py``; the client
+and the counting: ``chaos_client.py``; the independent chain reads: ``chaos_readers.py``.
 """
 
 from __future__ import annotations
@@ -58,200 +73,49 @@ import argparse
 import asyncio
 import json
 import os
-import secrets
 import shutil
 import sys
 import tempfile
 import time
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH), str(BENCH.parent)]  # chaos_*.py beside this file; tests/support
 
 import httpx  # noqa: E402
+from chaos_client import (  # noqa: E402
+    REQUEST_TIMEOUT_S,
+    Run,
+    chain_settings,
+    drive,
+    err,
+    make_launches,
+    progress_bars,
+    report,
+    verify,
+    wait_all_final,
+)
 from chaos_readers import reader_for  # noqa: E402
 from chaos_targets import Child, PostgresDatabase, SqliteDatabase, wait_http  # noqa: E402
-from eth_account import Account  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
-from solders.keypair import Keypair  # noqa: E402
+from rich.progress import Progress  # noqa: E402
 from tests.support.pg_cluster import PostgresUnavailable  # noqa: E402
 from tests.support.server import free_port  # noqa: E402
 
-REQUEST_TIMEOUT_S = 30.0
-SUPPLY = 1_000_000
-DECIMALS = {"solana": 9}  # EVM chains: 18
-err = Console(stderr=True)
 
-
-# ----------------------------------------------------------------------------- the client
-@dataclass
-class Launch:
-    index: int
-    chain: str
-    key: str
-    body: dict
-    job_ids: set[str] = field(default_factory=set)
-    refused: str | None = None
-    attempts: int = 0
-    create_ms: float | None = None
-    retry_reasons: Counter = field(default_factory=Counter)
-
-    @property
-    def creator(self) -> str:
-        return self.body["creator"]
-
-    @property
-    def name(self) -> str:
-        return self.body["name"]
-
-    @property
-    def symbol(self) -> str:
-        return self.body["symbol"]
-
-    @property
-    def decimals(self) -> int:
-        return self.body["decimals"]
-
-    @property
-    def supply_base_units(self) -> int:
-        return SUPPLY * 10**self.decimals
-
-
-def make_launches(tokens: int, chains: list[str]) -> list[Launch]:
-    tag = secrets.token_hex(3)
-    launches = []
-    for i in range(tokens):
-        chain = chains[i % len(chains)]
-        creator = str(Keypair().pubkey()) if chain == "solana" else Account.create().address
-        body = {
-            "chain": chain,
-            "name": f"Chaos {tag} {i}",
-            "symbol": f"CH{i}",
-            "decimals": DECIMALS.get(chain, 18),
-            "supply": str(SUPPLY),
-            "creator": creator,
-        }
-        launches.append(Launch(i, chain, f"chaos-{tag}-{i}", body))
-    return launches
-
-
-def retry_after_s(resp: httpx.Response) -> float | None:
-    try:
-        return max(0.0, float(resp.headers["retry-after"]))
-    except (KeyError, ValueError):
-        return None
-
-
-async def post_launch(client: httpx.AsyncClient, launch: Launch, deadline: float) -> bool:
-    """POST until a 202 (True) or a final refusal/the deadline (False); same key and body every time."""
-    backoff_s = 0.1
-    while True:
-        launch.attempts += 1
-        started = time.perf_counter()
-        wait_s = None
-        try:
-            resp = await client.post("/v1/tokens", json=launch.body, headers={"Idempotency-Key": launch.key})
-        except httpx.TransportError as exc:
-            launch.retry_reasons[type(exc).__name__] += 1  # the server is down or cut the connection
-        else:
-            if resp.status_code == 202:
-                launch.job_ids.add(resp.json()["job"]["id"])
-                launch.create_ms = (time.perf_counter() - started) * 1000
-                return True
-            if resp.status_code != 429 and resp.status_code < 500:
-                launch.refused = str(resp.status_code)
-                err.print(f"launch {launch.index} refused: {resp.status_code} {resp.text[:300]}")
-                return False
-            wait_s = retry_after_s(resp)
-            launch.retry_reasons[f"{resp.status_code}{'+Retry-After' if wait_s is not None else ''}"] += 1
-        if time.monotonic() >= deadline:
-            launch.refused = "no_202_before_deadline"
-            return False
-        await asyncio.sleep(min(wait_s if wait_s is not None else backoff_s, max(0.0, deadline - time.monotonic())))
-        backoff_s = min(backoff_s * 2, 2.0)
-
-
-async def count_pending(client: httpx.AsyncClient) -> int | None:
-    """Tokens whose launch is not final, or None when the server cannot say right now."""
-    count, cursor = 0, None
-    try:
-        while True:
-            params = {"status": "pending", "limit": 200, **({"cursor": cursor} if cursor else {})}
-            resp = await client.get("/v1/tokens", params=params, timeout=5)
-            if resp.status_code != 200:
-                return None
-            page = resp.json()
-            count += len(page["items"])
-            if not (cursor := page["next_cursor"]):
-                return count
-    except httpx.TransportError:
-        return None
-
-
-async def get_with_retries(client: httpx.AsyncClient, url: str, **params) -> httpx.Response:
-    """A read that outlasts a busy or recovering server (404 is an answer)."""
-    for attempt in range(30):
-        try:
-            resp = await client.get(url, params=params or None)
-            if resp.status_code < 500 and resp.status_code != 429:
-                return resp
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(min(0.1 * 2**attempt, 2.0))
-    raise RuntimeError(f"GET {url} kept failing")
-
-
-async def server_tokens_by_creator(client: httpx.AsyncClient) -> dict[str, list[dict]]:
-    found, cursor = defaultdict(list), None
-    while True:
-        page = (
-            await get_with_retries(client, "/v1/tokens", limit=200, **({"cursor": cursor} if cursor else {}))
-        ).json()
-        for token in page["items"]:
-            found[token["creator"]].append(token)
-        if not (cursor := page["next_cursor"]):
-            return found
-
-
-# ----------------------------------------------------------------------------- the run
-class Run:
-    """What the driver, the fault and the waiting share."""
+class ServerRun(Run):
+    """A run against one ``tokenforge serve``; it must not exit by itself."""
 
     def __init__(self, args: argparse.Namespace, server: Child, base_url: str, db, progress: Progress) -> None:
-        self.args, self.server, self.base_url, self.db, self.progress = args, server, base_url, db, progress
-        self.accepted = 0
-        self.changed = asyncio.Condition()
-        self.driving_done = False
-        self.faults: list[dict] = []
+        super().__init__(args, progress)
+        self.server, self.base_url, self.db = server, base_url, db
         self.server_crashes = 0
-        self.started = time.monotonic()
-        self.accepted_task = progress.add_task("accepted", total=args.tokens)
-        self.final_task = progress.add_task("final", total=args.tokens)
 
-    def elapsed_s(self) -> float:
-        return round(time.monotonic() - self.started, 2)
-
-    def say(self, text: str) -> None:
-        self.progress.console.print(f"[{self.elapsed_s():7.2f}s] {text}")
-
-    async def one_accepted(self) -> None:
-        async with self.changed:
-            self.accepted += 1
-            self.progress.update(self.accepted_task, completed=self.accepted)
-            self.changed.notify_all()
-
-    async def driving_finished(self) -> None:
-        async with self.changed:
-            self.driving_done = True
-            self.changed.notify_all()
-
-    async def until_accepted(self, n: int) -> None:
-        async with self.changed:
-            await self.changed.wait_for(lambda: self.accepted >= n or self.driving_done)
+    def supervise(self) -> bool:
+        if self.server.exit_code() is not None:  # never while a kill is undone: kill and start have no await between
+            self.server_crashes += 1
+            self.say(f"[red]the server exited by itself ({self.server.exit_code()}):[/]\n{self.server.log_tail(1500)}")
+            return False
+        return True
 
     async def restart_server(self) -> float:
         started = time.monotonic()
@@ -260,7 +124,7 @@ class Run:
         return round(time.monotonic() - started, 2)
 
 
-async def kill_server(run: Run) -> None:
+async def kill_server(run: ServerRun) -> None:
     args = run.args
     every = args.kill_every_accepted or max(1, args.tokens // (args.kills + 1))
     for _ in range(args.kills):
@@ -284,7 +148,7 @@ async def kill_server(run: Run) -> None:
         )
 
 
-async def db_outage(run: Run) -> None:
+async def db_outage(run: ServerRun) -> None:
     await run.until_accepted(run.args.tokens // 2)
     accepted = run.accepted
     await run.db.go_down()
@@ -305,122 +169,8 @@ async def db_outage(run: Run) -> None:
     )
 
 
-SCENARIOS = {"kill-server": kill_server, "db-outage": db_outage}
-
-
-async def drive(run: Run, client: httpx.AsyncClient, launches: list[Launch]) -> None:
-    sem = asyncio.Semaphore(run.args.concurrency)
-    deadline = time.monotonic() + run.args.timeout_s
-
-    async def one(launch: Launch) -> None:
-        async with sem:
-            if await post_launch(client, launch, deadline):
-                await run.one_accepted()
-
-    await asyncio.gather(*(one(launch) for launch in launches))
-    await run.driving_finished()
-
-
-async def wait_all_final(run: Run, client: httpx.AsyncClient, fault: asyncio.Task) -> bool:
-    """Until no launch is pending (True), the deadline (False) or an unexpected server exit (False)."""
-    deadline = None
-    while True:
-        if fault.done() and fault.exception() is not None:
-            return False  # re-raised by the caller
-        if deadline is None and run.driving_done and fault.done():
-            deadline = time.monotonic() + run.args.timeout_s
-        if run.server.exit_code() is not None:  # never while a kill is undone: kill and start have no await between
-            run.server_crashes += 1
-            run.say(f"[red]the server exited by itself ({run.server.exit_code()}):[/]\n{run.server.log_tail(1500)}")
-            return False
-        pending = await count_pending(client)
-        if pending is not None:
-            run.progress.update(run.final_task, completed=max(0, run.accepted - pending))
-            if pending == 0 and deadline is not None:
-                return True
-        if deadline is not None and time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.5)
-
-
-# ----------------------------------------------------------------------------- independent checks
-async def verify(client: httpx.AsyncClient, launches: list[Launch], chains: dict) -> dict:
-    """Read every job back and every launch on its chain; returns the counts of the report."""
-    by_creator = await server_tokens_by_creator(client)
-    for reader in chains.values():
-        await reader.load()
-    counts: Counter = Counter()
-    errors: Counter = Counter()
-    e2e_s: dict[str, list[float]] = defaultdict(list)
-    sem = asyncio.Semaphore(16)
-
-    async def one(launch: Launch) -> None:
-        async with sem:
-            job_ids = launch.job_ids | {t["job_id"] for t in by_creator.get(launch.creator, [])}
-            counts["accepted"] += len(job_ids)
-            counts["unaccepted"] += not job_ids
-            reader = chains[launch.chain]
-            on_chain = await reader.tokens_of(launch.creator)
-            counts["doubled"] += len(job_ids) > 1 or on_chain > 1
-            for job_id in job_ids:
-                resp = await get_with_retries(client, f"/v1/jobs/{job_id}")
-                if resp.status_code == 404:
-                    counts["lost"] += 1
-                    counts["unknown_to_server"] += 1
-                    continue
-                job = resp.json()
-                if not job["final"]:
-                    counts["lost"] += 1
-                    counts["not_final"] += 1
-                    continue
-                counts[job["status"]] += 1
-                if job["status"] != "confirmed":
-                    errors[(job.get("error") or {}).get("code") or job["status"]] += 1
-                    counts["failed_but_on_chain"] += on_chain > 0
-                    continue
-                e2e_s[launch.chain].append(
-                    (
-                        datetime.fromisoformat(job["finished_at"]) - datetime.fromisoformat(job["created_at"])
-                    ).total_seconds()
-                )
-                problem = await reader.check(job["token_address"], launch) if job["token_address"] else "missing"
-                if problem is None and on_chain == 0:  # the address holds it, yet no launch of this creator landed
-                    problem = "wrong: no launch transaction of this creator on chain"
-                if problem is not None:
-                    counts["lost"] += 1
-                    counts["missing_on_chain" if problem == "missing" else "wrong_on_chain"] += 1
-                    err.print(f"job {job_id} ({launch.chain}) confirmed but {problem}")
-
-    await asyncio.gather(*(one(launch) for launch in launches))
-    e2e = {
-        chain: {"p50": percentile(v, 50), "p99": percentile(v, 99), "max": round(max(v), 1)}
-        for chain, v in sorted(e2e_s.items())
-    }
-    return {**counts, "errors": dict(errors), "e2e_s": e2e}
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    values = sorted(values)
-    return round(values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))], 1)
-
-
-# ----------------------------------------------------------------------------- main
-def chain_settings(chains: list[str], devnet_url: str) -> dict:
-    settings = {}
-    for chain in chains:
-        endpoint = [f"{devnet_url}/{chain}"]
-        if chain == "solana":
-            settings[chain] = {"network": "local", "endpoints": endpoint, "dev_fund_base_units": 10**15}
-        else:
-            settings[chain] = {
-                "network": "local",
-                "endpoints": endpoint,
-                "deployer_keys": 4,
-                "dev_fund_base_units": 10**24,
-            }
-    return settings
+SERVER_SCENARIOS = {"kill-server": kill_server, "db-outage": db_outage}
+CLUSTER_SCENARIOS = ("cluster", "broker-down", "cache-down")  # chaos_cluster.py
 
 
 async def run_scenario(args: argparse.Namespace) -> dict:
@@ -466,17 +216,15 @@ async def run_scenario(args: argparse.Namespace) -> dict:
         server.start()
         await wait_http(f"{base_url}/readyz", server)
         launches = make_launches(args.tokens, chains)
-        progress = Progress(
-            TextColumn("{task.description:>9}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
-        )
+        progress = progress_bars()
         limits = httpx.Limits(max_connections=args.concurrency + 4, max_keepalive_connections=args.concurrency + 4)
         with progress:
             async with httpx.AsyncClient(base_url=base_url, timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
-                run = Run(args, server, base_url, db, progress)
+                run = ServerRun(args, server, base_url, db, progress)
                 run.say(
                     f"{args.scenario}: {args.tokens} launches on {', '.join(chains)}, {db.name}, work dir {workdir}"
                 )
-                fault = asyncio.create_task(SCENARIOS[args.scenario](run))
+                fault = asyncio.create_task(SERVER_SCENARIOS[args.scenario](run))
                 driver = asyncio.create_task(drive(run, client, launches))
                 await wait_all_final(run, client, fault)
                 wall_s = run.elapsed_s()
@@ -491,36 +239,10 @@ async def run_scenario(args: argparse.Namespace) -> dict:
                 finally:
                     for reader in readers.values():
                         await reader.close()
-        create_ms = [launch.create_ms for launch in launches if launch.create_ms is not None]
-        refused = Counter(launch.refused for launch in launches if launch.refused)
         return {
-            "scenario": args.scenario,
-            "accepted": counts.get("accepted", 0),
-            "confirmed": counts.get("confirmed", 0),
-            "failed": counts.get("failed", 0),
-            "dead": counts.get("dead", 0),
-            "lost": counts.get("lost", 0),
-            "doubled": counts.get("doubled", 0),
-            "faults_injected": len(run.faults),
-            "wall_s": wall_s,
+            **report(args, run, launches, counts, wall_s),
             "database": db.name,
-            "chains": chains,
-            "launches": args.tokens,
-            "unaccepted": counts.get("unaccepted", 0),
-            "refused": dict(refused),
-            "not_final": counts.get("not_final", 0),
-            "unknown_to_server": counts.get("unknown_to_server", 0),
-            "missing_on_chain": counts.get("missing_on_chain", 0),
-            "wrong_on_chain": counts.get("wrong_on_chain", 0),
-            "failed_but_on_chain": counts.get("failed_but_on_chain", 0),
-            "errors": counts["errors"],
-            "e2e_s": counts["e2e_s"],
-            "settled_s": round(wall_s - max((f["ended_at_s"] for f in run.faults), default=0.0), 2),
             "server_crashes": run.server_crashes,
-            "retries": sum(launch.attempts - 1 for launch in launches),
-            "retry_reasons": dict(sum((launch.retry_reasons for launch in launches), Counter())),
-            "create_p50_ms": percentile(create_ms, 50),
-            "create_p99_ms": percentile(create_ms, 99),
             "faults": run.faults,
         }
     finally:
@@ -537,8 +259,10 @@ async def run_scenario(args: argparse.Namespace) -> dict:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenario", choices=sorted(SCENARIOS), required=True)
-    parser.add_argument("--tokens", type=int, default=200, help="launches to drive (default 200)")
+    parser.add_argument("--scenario", choices=sorted([*SERVER_SCENARIOS, *CLUSTER_SCENARIOS]), required=True)
+    parser.add_argument(
+        "--tokens", "--launches", dest="tokens", type=int, default=200, help="launches to drive (default 200)"
+    )
     parser.add_argument("--chains", default="ethereum,solana", help="launches are spread evenly over these")
     parser.add_argument("--concurrency", type=int, default=16, help="launches in flight at once (default 16)")
     parser.add_argument(
@@ -560,7 +284,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="kill-server: kill every S seconds instead (the server's restart time included)",
     )
-    parser.add_argument("--outage-s", type=float, default=15.0, help="db-outage: how long the database is away")
+    parser.add_argument(
+        "--outage-s",
+        type=float,
+        default=15.0,
+        help="db-outage, broker-down, cache-down: how long the database, RabbitMQ or Redis is away (default 15)",
+    )
+    cluster = parser.add_argument_group("cluster scenarios")
+    cluster.add_argument("--seed", type=int, default=None, help="cluster: seed of the fault moments (default: random)")
+    cluster.add_argument(
+        "--read-rate", type=float, default=40.0, help="token reads per second sent during the run (default 40)"
+    )
+    cluster.add_argument(
+        "--postgres",
+        choices=["own", "shared"],
+        default="own",
+        help="a throw-away PostgreSQL cluster (default) or a fresh database on the server at 127.0.0.1:5432",
+    )
+    cluster.add_argument(
+        "--worker-concurrency", type=int, default=None, help="launches per chain one worker handles at once"
+    )
     parser.add_argument(
         "--timeout-s",
         type=float,
@@ -581,13 +324,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        result = asyncio.run(run_scenario(args))
+        if args.scenario in CLUSTER_SCENARIOS:
+            from chaos_cluster import run_cluster_scenario
+
+            result = asyncio.run(run_cluster_scenario(args))
+        else:
+            result = asyncio.run(run_scenario(args))
     except PostgresUnavailable as exc:
         err.print(f"[red]--database postgres:[/] {exc}")
         return 2
     except RuntimeError as exc:  # a process did not start, or the fault could not be injected or undone
         err.print(f"[red]chaos run aborted:[/] {exc}")
         return 2
+    except KeyboardInterrupt:  # everything started was stopped and removed on the way out
+        err.print("[red]chaos run interrupted[/]")
+        return 130
     print(json.dumps(result), flush=True)
     return 0 if result["lost"] == 0 and result["doubled"] == 0 else 1
 

@@ -14,9 +14,17 @@ a Hardhat node (EVM chains) and ``--network devnet`` a ``tokenforge devnet`` pro
 the server reaches them over JSON-RPC through its RPC pool, exactly as it reaches a real
 network; ``--deployer-keys K`` spreads EVM launches over K keys.
 
-e2e is server-side (job finished_at − created_at); cpu_ms_per_launch is the server
-process's user+system CPU time divided by N (null with --api); node_cpu_ms_per_launch is
-the chain node's.
+``--stack cluster`` (with ``--network devnet``) runs the same launches through HAProxy in
+front of ``--apis`` ``tokenforge api`` processes, ``--relays`` relays and ``--workers``
+workers on PostgreSQL (a throw-away cluster), RabbitMQ (a vhost on the server at
+127.0.0.1:5672) and Redis (``tests/support/cluster.py``), and adds ``stack``, ``cluster``
+and ``cpu_ms_per_launch_by_kind``: api, relay, worker, postgres, rabbitmq (the broker's
+``beam.smp``: it serves every vhost), redis, devnet, haproxy and the load generator (this
+process).
+
+e2e is server-side (job finished_at − created_at); cpu_ms_per_launch is the TokenForge
+processes' user+system CPU time (the server, or the cluster's API, relay and worker
+processes) divided by N (null with --api); node_cpu_ms_per_launch is the chain node's.
 """
 
 from __future__ import annotations
@@ -25,11 +33,13 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import secrets
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -38,39 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, 
 import httpx
 from eth_account import Account
 from solders.keypair import Keypair
+from tests.support.cluster import Cluster, tree_cpu_s
 from tests.support.server import free_port
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def _stat(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU of ``pid`` and all its descendants (the server's worker process)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int(_stat(int(entry.name))[1])
-            except (OSError, IndexError, ValueError):
-                pass
-    tree, frontier = {pid}, [pid]
-    while frontier:
-        parent = frontier.pop()
-        for child, ppid in parents.items():
-            if ppid == parent and child not in tree:
-                tree.add(child)
-                frontier.append(child)
-    total = 0.0
-    for p in tree:
-        try:
-            fields = _stat(p)
-            total += (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
-        except OSError:
-            pass
-    return total
 
 
 def percentile(values: list[float], p: float) -> float | None:
@@ -204,7 +183,39 @@ def stop_process(proc: subprocess.Popen | None) -> None:
         os.killpg(proc.pid, 9)
 
 
+#: CPU seconds so far by process kind (None: not measured).
+CpuSample = Callable[[], dict[str, float | None]]
+#: Kinds whose CPU is TokenForge's own (``cpu_ms_per_launch``); the chain node's is ``devnet``/``node``.
+TOKENFORGE_KINDS = ("server", "api", "relay", "worker")
+NODE_KINDS = ("node", "devnet")
+
+
+def cpu_per_launch(cpu0: dict, cpu1: dict, tokens: int) -> dict:
+    """``cpu_ms_per_launch`` (TokenForge's processes), ``node_cpu_ms_per_launch`` and, for the
+    cluster, every kind's figure."""
+
+    def per_launch(kinds) -> float | None:
+        known = [k for k in kinds if cpu0.get(k) is not None and cpu1.get(k) is not None]
+        return round(sum(cpu1[k] - cpu0[k] for k in known) * 1000 / tokens, 2) if known else None
+
+    figures = {
+        "cpu_ms_per_launch": per_launch(TOKENFORGE_KINDS),
+        "node_cpu_ms_per_launch": per_launch(NODE_KINDS),
+    }
+    if "api" in cpu0:
+        figures["cpu_ms_per_launch_by_kind"] = {k: per_launch([k]) for k in cpu0}
+    return figures
+
+
+def own_cpu_s() -> float:
+    """This process's CPU seconds (the load generator), without its children."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def run(args: argparse.Namespace) -> dict:
+    if args.stack == "cluster":
+        return await run_cluster(args)
     proc = None
     node = None
     tmp = None
@@ -214,109 +225,15 @@ async def run(args: argparse.Namespace) -> dict:
         # starting processes (and waiting for the node to answer) blocks: off the event loop
         node, rpc_url = await asyncio.to_thread(start_node, args, tmp.name)
         proc, base = await asyncio.to_thread(start_server, args, tmp.name, rpc_url)
+
+    def cpu_sample() -> dict[str, float | None]:
+        return {"server": tree_cpu_s(proc.pid) if proc else None, "node": tree_cpu_s(node.pid) if node else None}
+
     limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
     try:
         async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
             await wait_ready(client, proc)
-            # warm-up launch: opens the chain (factory deployment etc.) outside the measurement
-            await client.post(
-                "/v1/tokens",
-                json={
-                    "chain": args.chain,
-                    "name": "Warm Up",
-                    "symbol": "WARM",
-                    "supply": 1,
-                    "creator": creator_for(args.chain),
-                },
-            )
-            cpu0 = cpu_s(proc.pid) if proc else None
-            node_cpu0 = cpu_s(node.pid) if node else None
-            sem = asyncio.Semaphore(args.concurrency)
-            create_ms: list[float] = []
-            job_ids: list[str] = []
-
-            async def one(i: int) -> None:
-                body = {
-                    "chain": args.chain,
-                    "name": f"Bench Token {i}",
-                    "symbol": f"B{i}",
-                    "supply": "1000000000",
-                    "creator": creator_for(args.chain),
-                }
-                async with sem:
-                    t0 = time.perf_counter()
-                    resp = await client.post("/v1/tokens", json=body)
-                    create_ms.append((time.perf_counter() - t0) * 1000)
-                if resp.status_code != 202:
-                    raise SystemExit(f"launch refused: {resp.status_code} {resp.text}")
-                job_ids.append(resp.json()["job"]["id"])
-
-            started = time.perf_counter()
-            if args.rate:
-                # open loop: launches arrive at a fixed rate whatever the latency, as users do
-                tasks = []
-                for i in range(args.tokens):
-                    delay = started + i / args.rate - time.perf_counter()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    tasks.append(asyncio.create_task(one(i)))
-                await asyncio.gather(*tasks)
-            else:
-                await asyncio.gather(*(one(i) for i in range(args.tokens)))
-            accepted_s = time.perf_counter() - started
-            deadline = time.monotonic() + args.timeout_s
-            while time.monotonic() < deadline:  # cheap: one indexed query per poll
-                page = (await client.get("/v1/tokens", params={"status": "pending", "limit": 1})).json()
-                if not page["items"]:
-                    break
-                await asyncio.sleep(0.1)
-            cpu1 = cpu_s(proc.pid) if proc else None
-            node_cpu1 = cpu_s(node.pid) if node else None
-            jobs: dict[str, dict] = {}
-            errors: dict[str, int] = {}
-            for i in range(0, len(job_ids), 100):
-                results = await asyncio.gather(*(client.get(f"/v1/jobs/{j}") for j in job_ids[i : i + 100]))
-                for resp in results:
-                    job = resp.json()
-                    if job["final"]:
-                        jobs[job["id"]] = job
-                    if job["status"] != "confirmed":
-                        code = (job.get("error") or {}).get("code") or job["status"]
-                        errors[code] = errors.get(code, 0) + 1
-            finished_s = time.perf_counter() - started
-            confirmed = [j for j in jobs.values() if j["status"] == "confirmed"]
-            e2e = [
-                (datetime.fromisoformat(j["finished_at"]) - datetime.fromisoformat(j["created_at"])).total_seconds()
-                * 1000
-                for j in confirmed
-            ]
-            gas = None
-            if args.chain != "solana" and confirmed:
-                sample = confirmed[: min(len(confirmed), 200)]
-                tokens = await asyncio.gather(*(client.get(f"/v1/tokens/{j['token_id']}") for j in sample))
-                used = [t.json()["gas_used"] for t in tokens if t.json()["gas_used"]]
-                gas = round(sum(used) / len(used)) if used else None
-            last_confirm = max((datetime.fromisoformat(j["finished_at"]) for j in confirmed), default=None)
-            first_create = min((datetime.fromisoformat(j["created_at"]) for j in jobs.values()), default=None)
-            span_s = (last_confirm - first_create).total_seconds() if last_confirm and first_create else finished_s
-            return {
-                "chain": args.chain,
-                "network": args.network,
-                "deployer_keys": args.deployer_keys,
-                "tokens": args.tokens,
-                "confirmed": len(confirmed),
-                "failed": args.tokens - len(confirmed),
-                "errors": errors,
-                "accepted_per_s": round(args.tokens / accepted_s, 1),
-                "confirmed_per_s": round(len(confirmed) / span_s, 1) if span_s > 0 else None,
-                "create_p50_ms": round(percentile(create_ms, 50), 2),
-                "create_p99_ms": round(percentile(create_ms, 99), 2),
-                "e2e_p50_ms": round(percentile(e2e, 50), 1) if e2e else None,
-                "e2e_p99_ms": round(percentile(e2e, 99), 1) if e2e else None,
-                "gas_per_launch": gas,
-                "cpu_ms_per_launch": round((cpu1 - cpu0) * 1000 / args.tokens, 2) if proc else None,
-                "node_cpu_ms_per_launch": round((node_cpu1 - node_cpu0) * 1000 / args.tokens, 2) if node else None,
-            }
+            return await measure(args, client, cpu_sample)
     finally:
         if proc is not None:
             proc.terminate()
@@ -327,6 +244,133 @@ async def run(args: argparse.Namespace) -> dict:
         stop_process(node)
         if tmp is not None:
             tmp.cleanup()
+
+
+async def run_cluster(args: argparse.Namespace) -> dict:
+    """The same launches through HAProxy in front of the cluster of ``tests/support/cluster.py``
+    (2 API processes, 2 relays, 2 workers, PostgreSQL, RabbitMQ, Redis, the devnet)."""
+
+    def settings(chains: list[str], devnet_url: str) -> dict:
+        return chain_settings(args, f"{devnet_url}/{args.chain}")
+
+    cluster = Cluster(
+        chains=[args.chain],
+        chain_settings=settings,
+        apis=args.apis,
+        relays=args.relays,
+        workers=args.workers,
+        worker_concurrency=args.worker_concurrency,
+        postgres=args.postgres,
+        say=lambda text: print(text, file=sys.stderr),
+    )
+
+    def cpu_sample() -> dict[str, float | None]:
+        return {**cluster.cpu_s_by_kind(), "load_generator": own_cpu_s()}
+
+    limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
+    async with cluster, httpx.AsyncClient(base_url=cluster.base_url, timeout=60, limits=limits) as client:
+        await wait_ready(client, None)
+        result = await measure(args, client, cpu_sample)
+    return {**result, "stack": "cluster", "cluster": {k: getattr(args, k) for k in ("apis", "relays", "workers")}}
+
+
+async def measure(args: argparse.Namespace, client: httpx.AsyncClient, cpu_sample: CpuSample) -> dict:
+    """Warm up, drive ``args.tokens`` launches, wait until all are final; the JSON line's figures."""
+    # warm-up launch: opens the chain (factory deployment etc.) outside the measurement
+    await client.post(
+        "/v1/tokens",
+        json={
+            "chain": args.chain,
+            "name": "Warm Up",
+            "symbol": "WARM",
+            "supply": 1,
+            "creator": creator_for(args.chain),
+        },
+    )
+    cpu0 = cpu_sample()
+    sem = asyncio.Semaphore(args.concurrency)
+    create_ms: list[float] = []
+    job_ids: list[str] = []
+
+    async def one(i: int) -> None:
+        body = {
+            "chain": args.chain,
+            "name": f"Bench Token {i}",
+            "symbol": f"B{i}",
+            "supply": "1000000000",
+            "creator": creator_for(args.chain),
+        }
+        async with sem:
+            t0 = time.perf_counter()
+            resp = await client.post("/v1/tokens", json=body)
+            create_ms.append((time.perf_counter() - t0) * 1000)
+        if resp.status_code != 202:
+            raise SystemExit(f"launch refused: {resp.status_code} {resp.text}")
+        job_ids.append(resp.json()["job"]["id"])
+
+    started = time.perf_counter()
+    if args.rate:
+        # open loop: launches arrive at a fixed rate whatever the latency, as users do
+        tasks = []
+        for i in range(args.tokens):
+            delay = started + i / args.rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+    else:
+        await asyncio.gather(*(one(i) for i in range(args.tokens)))
+    accepted_s = time.perf_counter() - started
+    deadline = time.monotonic() + args.timeout_s
+    while time.monotonic() < deadline:  # cheap: one indexed query per poll
+        page = (await client.get("/v1/tokens", params={"status": "pending", "limit": 1})).json()
+        if not page["items"]:
+            break
+        await asyncio.sleep(0.1)
+    cpu1 = cpu_sample()
+    jobs: dict[str, dict] = {}
+    errors: dict[str, int] = {}
+    for i in range(0, len(job_ids), 100):
+        results = await asyncio.gather(*(client.get(f"/v1/jobs/{j}") for j in job_ids[i : i + 100]))
+        for resp in results:
+            job = resp.json()
+            if job["final"]:
+                jobs[job["id"]] = job
+            if job["status"] != "confirmed":
+                code = (job.get("error") or {}).get("code") or job["status"]
+                errors[code] = errors.get(code, 0) + 1
+    finished_s = time.perf_counter() - started
+    confirmed = [j for j in jobs.values() if j["status"] == "confirmed"]
+    e2e = [
+        (datetime.fromisoformat(j["finished_at"]) - datetime.fromisoformat(j["created_at"])).total_seconds() * 1000
+        for j in confirmed
+    ]
+    gas = None
+    if args.chain != "solana" and confirmed:
+        sample = confirmed[: min(len(confirmed), 200)]
+        tokens = await asyncio.gather(*(client.get(f"/v1/tokens/{j['token_id']}") for j in sample))
+        used = [t.json()["gas_used"] for t in tokens if t.json()["gas_used"]]
+        gas = round(sum(used) / len(used)) if used else None
+    last_confirm = max((datetime.fromisoformat(j["finished_at"]) for j in confirmed), default=None)
+    first_create = min((datetime.fromisoformat(j["created_at"]) for j in jobs.values()), default=None)
+    span_s = (last_confirm - first_create).total_seconds() if last_confirm and first_create else finished_s
+    return {
+        "chain": args.chain,
+        "network": args.network,
+        "deployer_keys": args.deployer_keys,
+        "tokens": args.tokens,
+        "confirmed": len(confirmed),
+        "failed": args.tokens - len(confirmed),
+        "errors": errors,
+        "accepted_per_s": round(args.tokens / accepted_s, 1),
+        "confirmed_per_s": round(len(confirmed) / span_s, 1) if span_s > 0 else None,
+        "create_p50_ms": round(percentile(create_ms, 50), 2),
+        "create_p99_ms": round(percentile(create_ms, 99), 2),
+        "e2e_p50_ms": round(percentile(e2e, 50), 1) if e2e else None,
+        "e2e_p99_ms": round(percentile(e2e, 99), 1) if e2e else None,
+        "gas_per_launch": gas,
+        **cpu_per_launch(cpu0, cpu1, args.tokens),
+    }
 
 
 def main() -> None:
@@ -354,8 +398,27 @@ def main() -> None:
         help="Hardhat only: mine a block every N ms instead of one per transaction",
     )
     parser.add_argument("--api", default=None, help="benchmark a running server instead of starting one")
+    parser.add_argument(
+        "--stack",
+        choices=["one", "cluster"],
+        default="one",
+        help="one: tokenforge serve (one process); cluster: API processes behind HAProxy, relays and "
+        "workers on PostgreSQL, RabbitMQ and Redis (needs --network devnet)",
+    )
+    parser.add_argument("--apis", type=int, default=2, help="cluster: API processes (default 2)")
+    parser.add_argument("--relays", type=int, default=2, help="cluster: relay processes (default 2)")
+    parser.add_argument("--workers", type=int, default=2, help="cluster: worker processes (default 2)")
+    parser.add_argument("--worker-concurrency", type=int, default=None, help="cluster: launches per chain per worker")
+    parser.add_argument(
+        "--postgres",
+        choices=["own", "shared"],
+        default="own",
+        help="cluster: a throw-away PostgreSQL cluster (default) or a database on the server at 127.0.0.1:5432",
+    )
     parser.add_argument("--timeout-s", type=float, default=600)
     args = parser.parse_args()
+    if args.stack == "cluster" and (args.network != "devnet" or args.api):
+        parser.error("--stack cluster runs on --network devnet and starts its own processes (no --api)")
     result = asyncio.run(run(args))
     print(json.dumps(result))
 
