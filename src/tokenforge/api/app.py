@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from tokenforge import __version__
 from tokenforge.api import problems
+from tokenforge.api.fast_reads import FastReads
 from tokenforge.api.limits import RequestLimits, cap_recursion_limit
 from tokenforge.api.middleware import ObservabilityMiddleware
 from tokenforge.api.routes import chains, health, jobs, ops, tokens
@@ -75,6 +76,7 @@ def create_app(
         app.state.container = container
     problems.install(app)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes, body_timeout_s=settings.body_timeout_s)
+    app.add_middleware(FastReads)  # cache hits of token reads, before routing (api/fast_reads.py)
     app.add_middleware(ObservabilityMiddleware)  # outermost: ids and metrics for refused requests too
     app.include_router(tokens.router)
     app.include_router(jobs.router)

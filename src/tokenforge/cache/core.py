@@ -117,7 +117,7 @@ class Cache:
             return await load()
         full = f"{self._prefix}:{entry.name}:{key}"
         generation_key = self._generation_key(entry) if entry.by_generation else None
-        if full in self._dirty_keys or (generation_key is not None and generation_key in self._dirty_generations):
+        if self._dirty(full, generation_key):
             _count(entry, "miss" if self.up else "error")  # its invalidation has not reached the store yet
             return await self._uncached(full, load)
         if not self._may_ask():
@@ -137,6 +137,30 @@ class Cache:
         return await self._single_flight(
             self._flights, resolved, lambda flight: self._fill(backend, entry, resolved, load, flight)
         )
+
+    async def peek(self, entry: Entry, key: str) -> bytes | None:
+        """The body stored under ``entry``/``key`` when :meth:`read` would answer with it from
+        the store, else None (no store, an invalidation not yet sent, the store down or not
+        holding it). One store round trip at most; never loads, never fills, never probes a
+        store that failed (the :meth:`read` that follows a None does). A hit counts as one;
+        a None counts nothing, so the :meth:`read` after it counts that request once."""
+        backend = self._backend
+        if backend is None or self._down_since is not None or self._clock() < self._open_until:
+            return None
+        full = f"{self._prefix}:{entry.name}:{key}"
+        generation_key = self._generation_key(entry) if entry.by_generation else None
+        if self._dirty(full, generation_key):
+            return None
+        try:
+            _, value = await backend.get(full, generation_key)
+        except CacheUnavailable as exc:
+            self._failed(exc)
+            return None
+        if value is None or self._dirty(full, generation_key):  # invalidated while asking: doubt it
+            return None
+        self._answered()
+        _count(entry, "hit")
+        return value
 
     def invalidate(self, entry: Entry, keys: Iterable[str] = ()) -> None:
         """Forget ``keys`` of ``entry`` (every key of an entry ``by_generation``). Call after
@@ -343,6 +367,10 @@ class Cache:
             self._open_until = 0.0
 
     # -- keys and TTLs ----------------------------------------------------------------------
+
+    def _dirty(self, full: str, generation_key: str | None) -> bool:
+        """Whether an invalidation of the key (or of its generation) has not reached the store yet."""
+        return full in self._dirty_keys or (generation_key is not None and generation_key in self._dirty_generations)
 
     def _generation_key(self, entry: Entry) -> str:
         return f"{self._prefix}:{entry.name}:generation"

@@ -36,6 +36,9 @@ from tokenforge.errors import NotFound, ValidationFailed
 from tokenforge.services.launches import accept_launch, request_fingerprint
 from tokenforge.store.repositories import tokens as tokens_repo
 
+#: Tokens per page when the query names no ``limit``.
+PAGE_SIZE = 50
+
 router = APIRouter(prefix="/v1/tokens", tags=["tokens"], responses=PROBLEM_RESPONSES)
 
 
@@ -107,6 +110,21 @@ def _decode_cursor(cursor: str) -> int:
     raise ValidationFailed("query.cursor", "is not a cursor this API returned")
 
 
+def list_filters(cursor: str | None, creator: str | None) -> tuple[int | None, str | None]:
+    """The page's ``before`` sequence number and the creator as stored (EIP-55 for an EVM
+    address), from the validated query; raises :class:`ValidationFailed` for a bad cursor."""
+    before = _decode_cursor(cursor) if cursor else None
+    if creator is not None and creator.startswith("0x") and is_hex_address(creator):
+        creator = to_checksum_address(creator)  # stored in EIP-55 form
+    return before, creator
+
+
+def list_key(chain: str | None, status: TokenStatus | None, limit: int, before: int | None, creator: str | None) -> str:
+    """The :data:`TOKEN_LIST` cache key of a page (also built by :mod:`tokenforge.api.fast_reads`)."""
+    # the creator (free text) last: no other part can contain the separator
+    return f"{chain or ''}|{status or ''}|{limit}|{'' if before is None else before}|{creator or ''}"
+
+
 def json_body(model: BaseModel) -> bytes:
     """The JSON a cached read stores and answers with."""
     return orjson.dumps(model.model_dump(mode="json"))
@@ -130,7 +148,7 @@ async def list_tokens(
         ),
     ] = None,
     status: Annotated[TokenStatus | None, Query(description="Only tokens in this state")] = None,
-    limit: Annotated[int, Query(ge=1, le=200, description="Tokens per page, 1-200")] = 50,
+    limit: Annotated[int, Query(ge=1, le=200, description="Tokens per page, 1-200")] = PAGE_SIZE,
     cursor: Annotated[
         str | None,
         Query(
@@ -141,9 +159,7 @@ async def list_tokens(
         ),
     ] = None,
 ):
-    before = _decode_cursor(cursor) if cursor else None
-    if creator is not None and creator.startswith("0x") and is_hex_address(creator):
-        creator = to_checksum_address(creator)  # stored in EIP-55 form
+    before, creator = list_filters(cursor, creator)
 
     async def load() -> bytes:
         rows = await tokens_repo.list_page(
@@ -152,9 +168,7 @@ async def list_tokens(
         next_cursor = _encode_cursor(rows[limit - 1].seq) if len(rows) > limit else None
         return json_body(TokenPage(items=[token_out(r) for r in rows[:limit]], next_cursor=next_cursor))
 
-    # the creator (free text) last: no other part can contain the separator
-    key = f"{chain or ''}|{status or ''}|{limit}|{'' if before is None else before}|{creator or ''}"
-    return json_response(await cache.read(TOKEN_LIST, key, load))
+    return json_response(await cache.read(TOKEN_LIST, list_key(chain, status, limit, before, creator), load))
 
 
 @router.get(
