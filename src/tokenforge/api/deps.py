@@ -23,12 +23,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-_NO_CACHE = Cache(None)
-
-
 async def get_cache(request: Request) -> Cache:
-    """The container's cache; a container without one caches nothing."""
-    return getattr(request.app.state.container, "cache", None) or _NO_CACHE
+    return request.app.state.container.cache
 
 
 ContainerDep = Annotated["Container", Depends(get_container)]

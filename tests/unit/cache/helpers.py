@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tokenforge.cache import Cache, install_cache_invalidation, open_cache
+from tokenforge.cache import Cache
 from tokenforge.cache.memory import MemoryBackend
 from tokenforge.cache.ports import CacheUnavailable, Claim
 
@@ -114,9 +114,5 @@ def sql_statements(engine: AsyncEngine) -> Iterator[list[str]]:
 
 
 def container_cache(container) -> Cache:
-    """The container's cache; a memory cache subscribed to its feed where bootstrap wires none."""
-    cache = getattr(container, "cache", None)
-    if cache is None:
-        cache = container.cache = open_cache(container.settings.cache_url)
-        install_cache_invalidation(container.feed, cache)
-    return cache
+    """The container's cache (bootstrap opens it from ``cache_url`` and subscribes it to the feed)."""
+    return container.cache
