@@ -5,16 +5,19 @@ Only :mod:`tokenforge.bootstrap` turns settings into adapters.
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tokenforge.domain.chains import CHAINS, Family, Network
 
 GWEI = 10**9
+#: Calls per second to one endpoint of a testnet or mainnet unless its ``max_rps`` says otherwise.
+DEFAULT_PUBLIC_RPC_RPS = 25.0
 
 
 class EndpointSettings(BaseModel):
@@ -27,6 +30,10 @@ class EndpointSettings(BaseModel):
     #: Relative share of first-choice traffic among healthy endpoints.
     weight: int = Field(default=1, ge=1, le=1000)
     timeout_s: float = Field(default=10.0, gt=0, le=300)
+    #: Client-side budget of calls per second to this endpoint, so the provider never bans
+    #: us (calls over it wait their turn). Default: none on local networks,
+    #: :data:`DEFAULT_PUBLIC_RPC_RPS` on testnets and mainnets.
+    max_rps: float | None = Field(default=None, gt=0, le=100_000)
 
 
 class ChainSettings(BaseModel):
@@ -142,8 +149,53 @@ class Settings(BaseSettings):
     #: OpenTelemetry span exporter: ``none`` (default), ``console`` or ``otlp``
     #: (``OTEL_EXPORTER_OTLP_ENDPOINT`` and the other standard variables apply).
     otel_exporter: Literal["none", "console", "otlp"] = "none"
-    #: Bearer token of the operator endpoints (``/v1/ops/...``); unset = they answer 403.
-    ops_token: SecretStr | None = None
+    # -- who may do what (docs/security.md) --------------------------------------------
+    #: The address people reach this deployment at; sign-in messages must name its host
+    #: (``domain``) and an URI under it. Default: ``http://{host}:{port}``.
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^/?#@\s]+/?$")
+    #: Lifetime of a wallet sign-in session.
+    session_ttl_s: float = Field(default=24 * 3600.0, gt=0, le=30 * 24 * 3600)
+    #: How long a sign-in nonce may wait for its signed message.
+    signin_nonce_ttl_s: float = Field(default=300.0, gt=0, le=3600)
+    #: Wallets (EVM addresses, Solana keys) whose sign-in sessions get the operator role.
+    operator_wallets: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    #: Rate limits on: off only for benchmarks that measure raw throughput.
+    rate_limits_enabled: bool = True
+    #: Budgets in the ``limits`` notation (``"600/minute"``, ``"10/second;1000/hour"``),
+    #: counted in a sliding window per client IP and per identity (API key, session).
+    rate_limit_reads_ip: str = "1200/minute"
+    rate_limit_reads_identity: str = "2400/minute"
+    rate_limit_writes_ip: str = "120/minute"
+    rate_limit_writes_identity: str = "60/minute"
+    #: Sign-in attempts (nonce and verify requests) per client IP.
+    rate_limit_signin_ip: str = "20/minute"
+    #: Proxies (CIDRs) whose ``X-Forwarded-For`` names the client; others are the client.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    #: Where the master key of envelope encryption lives: ``local`` (``master_key`` or
+    #: ``master_keyfile``) or ``aws-kms`` (``kms_key_id``).
+    key_backend: Literal["local", "aws-kms"] = "local"
+    #: The local master key as base64 of 32 bytes (instead of a keyfile); a secret.
+    master_key: SecretStr | None = None
+    #: AWS KMS key (id, ARN or alias) that wraps data keys when ``key_backend=aws-kms``.
+    kms_key_id: str | None = None
+    kms_region: str = "us-east-1"
+    #: KMS endpoint to use instead of AWS's (a VPC endpoint, or a test server).
+    kms_endpoint_url: str | None = None
+
+    #: A webhook call not answered within this long counts as failed.
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    #: Delivery attempts of one webhook event before it is given up (backoff in between).
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    #: Networks (CIDRs) outbound calls may reach although they are not public (loopback,
+    #: private ranges): for a webhook receiver on a local network. Empty in production.
+    outbound_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    #: Origins (``https://app.example``) whose pages may call this API from a browser.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: A client that has not sent its request headers within this long is disconnected.
+    header_timeout_s: float = Field(default=10.0, gt=0, le=300)
     #: How often worker processes write RPC endpoint and key health to the database; an
     #: entry older than three intervals is reported as stale (``GET /v1/chains``).
     chain_health_interval_s: float = Field(default=10.0, gt=0, le=3600)
@@ -210,6 +262,16 @@ class Settings(BaseSettings):
                 raise ValueError(f"{name}: legacy_fees applies to EVM chains only")
         return value
 
+    @field_validator("operator_wallets", "trusted_proxies", "outbound_allowed_networks", "cors_origins", mode="before")
+    @classmethod
+    def _comma_list(cls, value):
+        """A JSON list or a comma-separated string."""
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [c.strip() for c in value.split(",") if c.strip()]
+        return value
+
     @field_validator("worker_chains", mode="before")
     @classmethod
     def _chain_list(cls, value):
@@ -237,6 +299,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'tokenforge.db').resolve()}"
+
+    @property
+    def resolved_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def is_sqlite(self) -> bool:

@@ -156,6 +156,22 @@ class ErrorCode(StrEnum):
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused", _P
     BODY_TOO_LARGE = "body_too_large", _P
     BODY_TOO_DEEP = "body_too_deep", _P
+    #: a URL names a host that resolves to a loopback, private, link-local, multicast or
+    #: metadata address (server-side request forgery)
+    UNSAFE_URL = "unsafe_url", _P
+
+    # -- who may do what (401: who are you; 403: you may not) ---------------------------
+    AUTH_REQUIRED = "auth_required", _P
+    CREDENTIAL_INVALID = "credential_invalid", _P
+    CREDENTIAL_EXPIRED = "credential_expired", _P
+    CREDENTIAL_REVOKED = "credential_revoked", _P
+    SIGNIN_FAILED = "signin_failed", _P
+    FORBIDDEN = "forbidden", _P
+    CREATOR_MISMATCH = "creator_mismatch", _P
+    RATE_LIMITED_CLIENT = "too_many_requests", _P
+
+    # -- audit log --------------------------------------------------------------------------
+    AUDIT_CONFLICT = "audit_conflict", _T
 
 
 def _registered(code: ErrorCode | str) -> ErrorCode:
@@ -235,6 +251,19 @@ class NotFound(PermanentError):
 
 class Conflict(PermanentError):
     code = ErrorCode.CONFLICT
+
+
+class Unauthenticated(PermanentError):
+    """No valid credential (HTTP 401). ``code`` says why: none given, invalid, expired,
+    revoked, or a sign-in that did not verify."""
+
+    code = ErrorCode.AUTH_REQUIRED
+
+
+class Forbidden(PermanentError):
+    """A valid credential that may not do this (HTTP 403): its role, or another creator."""
+
+    code = ErrorCode.FORBIDDEN
 
 
 class IllegalTransition(PermanentError):

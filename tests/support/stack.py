@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 
+from tests.support.auth import bearer, container_key
 from tokenforge.api.app import create_app
 from tokenforge.bootstrap import build_container
 from tokenforge.chains.registry import DeployerRegistry
@@ -14,7 +15,9 @@ from tokenforge.domain.jobs import FINAL
 
 
 @asynccontextmanager
-async def running_stack(settings, deployers: dict | None = None, *, start: bool = True):
+async def running_stack(settings, deployers: dict | None = None, *, start: bool = True, authorized: bool = True):
+    """The container and a client of its API; the client carries an operator API key
+    unless ``authorized`` is False."""
     registry = None
     if deployers is not None:
         registry = DeployerRegistry({name: (lambda d=d: _ready(d)) for name, d in deployers.items()})
@@ -23,7 +26,8 @@ async def running_stack(settings, deployers: dict | None = None, *, start: bool 
         await container.start()
     app = create_app(container=container)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://tokenforge.test") as client:
+    headers = bearer(await container_key(container)) if authorized else {}
+    async with httpx.AsyncClient(transport=transport, base_url="http://tokenforge.test", headers=headers) as client:
         try:
             yield container, client
         finally:

@@ -26,7 +26,7 @@ from starlette.routing import compile_path
 from tokenforge.api.responses import OrjsonResponse
 from tokenforge.api.schemas.tokens import CURSOR_PATTERN
 from tokenforge.domain.tokens import URL_PATTERN
-from tokenforge.errors import Conflict, NotFound, TokenForgeError, ValidationFailed
+from tokenforge.errors import Conflict, Forbidden, NotFound, TokenForgeError, Unauthenticated, ValidationFailed
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
@@ -44,6 +44,14 @@ class Problem(BaseModel):
     detail: str | None = None
     instance: str | None = None
     errors: list[FieldError] | None = None
+
+
+def problem_doc(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An OpenAPI ``responses`` entry for a problem+json answer."""
+    doc: dict[str, Any] = {"model": Problem, "description": description, "content": {PROBLEM_JSON: {}}}
+    if headers:
+        doc["headers"] = headers
+    return doc
 
 
 def problem_response(
@@ -195,6 +203,24 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> OrjsonResponse:
         return problem_response(request, 404, "not-found", "Not found", exc.message)
+
+    @app.exception_handler(Unauthenticated)
+    async def _unauthenticated(request: Request, exc: Unauthenticated) -> OrjsonResponse:
+        challenge = 'Bearer realm="tokenforge"'  # RFC 6750: an error code only for a bad credential
+        if exc.code != "auth_required":
+            challenge += ', error="invalid_token"'
+        return problem_response(
+            request,
+            401,
+            exc.code.replace("_", "-"),
+            "Unauthorized",
+            exc.message,
+            headers={"WWW-Authenticate": challenge},
+        )
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, exc: Forbidden) -> OrjsonResponse:
+        return problem_response(request, 403, exc.code.replace("_", "-"), "Forbidden", exc.message)
 
     @app.exception_handler(Conflict)
     async def _conflict(request: Request, exc: Conflict) -> OrjsonResponse:

@@ -8,6 +8,7 @@ re-queued here is published by whichever relay runs against the same database.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -71,7 +72,7 @@ async def dead_jobs(settings: Settings, limit: int) -> tuple[list[JobRow], int]:
 async def retry_job(settings: Settings, job_id: str) -> JobRow:
     """dead → queued with a fresh attempt budget (see :func:`operations.retry_job`)."""
     async with database(settings) as sessions, shared_cache_feed(settings) as feed:
-        return await operations.retry_job(sessions, job_id, feed=feed)
+        return await operations.retry_job(sessions, job_id, actor=cli_actor(), feed=feed)
 
 
 async def retry_all(
@@ -80,4 +81,16 @@ async def retry_all(
     """Re-queue every dead job in batches; ``on_total(n)`` first, then ``progress(k)`` per batch."""
     async with database(settings) as sessions, shared_cache_feed(settings) as feed:
         on_total(await operations.count_dead(sessions))
-        return await operations.retry_all(sessions, batch=batch, feed=feed, progress=progress)
+        return await operations.retry_all(sessions, actor=cli_actor(), batch=batch, feed=feed, progress=progress)
+
+
+def cli_actor() -> str:
+    """How the audit log names an operator working on this host's database directly."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        user = str(os.getuid())
+    return f"cli:{user}@{socket.gethostname()}"

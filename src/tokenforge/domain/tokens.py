@@ -157,26 +157,32 @@ def _check_url(field: str, value: str | None) -> str | None:
 
 def normalise_creator(spec: ChainSpec, creator: str) -> str:
     """Return the canonical form of ``creator`` for ``spec``'s family or raise."""
-    if spec.family is Family.EVM:
-        if not isinstance(creator, str) or not creator.startswith("0x") or not is_hex_address(creator):
-            raise ValidationFailed("creator", "must be a 0x-prefixed 20-byte hex address")
-        body = creator[2:]
+    return normalise_address(spec.family, creator)
+
+
+def normalise_address(family: Family, address: str, field: str = "creator") -> str:
+    """The canonical form of a wallet address of ``family`` (EIP-55 hex, or base58);
+    :class:`ValidationFailed` naming ``field`` otherwise."""
+    if family is Family.EVM:
+        if not isinstance(address, str) or not address.startswith("0x") or not is_hex_address(address):
+            raise ValidationFailed(field, "must be a 0x-prefixed 20-byte hex address")
+        body = address[2:]
         mixed_case = body != body.lower() and body != body.upper()
-        if mixed_case and not is_checksum_address(creator):
-            raise ValidationFailed("creator", "has an invalid EIP-55 checksum")
-        address = to_checksum_address(creator)
-        if int(address, 16) == 0:
-            raise ValidationFailed("creator", "must not be the zero address")
-        return address
+        if mixed_case and not is_checksum_address(address):
+            raise ValidationFailed(field, "has an invalid EIP-55 checksum")
+        checksummed = to_checksum_address(address)
+        if int(checksummed, 16) == 0:
+            raise ValidationFailed(field, "must not be the zero address")
+        return checksummed
     try:
-        key = Pubkey.from_string(creator)
+        key = Pubkey.from_string(address)
     except (ValueError, TypeError):
-        raise ValidationFailed("creator", "must be a base58-encoded 32-byte public key") from None
-    if str(key) != creator:
-        raise ValidationFailed("creator", "must be a base58-encoded 32-byte public key")
+        raise ValidationFailed(field, "must be a base58-encoded 32-byte public key") from None
+    if str(key) != address:
+        raise ValidationFailed(field, "must be a base58-encoded 32-byte public key")
     if key == Pubkey.default():
-        raise ValidationFailed("creator", "must not be the all-zero key")
-    return creator
+        raise ValidationFailed(field, "must not be the all-zero key")
+    return address
 
 
 def parse_supply(value: int | str) -> int:

@@ -20,6 +20,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tokenforge.audit import Action, AuditEvent
 from tokenforge.domain.jobs import JobStatus, TokenStatus, could_be_id
 from tokenforge.errors import Conflict, ErrorCode, NotFound, ValidationFailed
 from tokenforge.jobs.handlers.launch import launch_topic, outbox_row
@@ -101,9 +102,10 @@ async def broker_dead_letter_ids(
     return ids
 
 
-def _retry_changes(jobs: list[JobRow], now: datetime) -> Changes:
+def _retry_changes(jobs: list[JobRow], now: datetime, actor: str) -> Changes:
     changes = Changes()
     for job in jobs:
+        changes.audit.append(AuditEvent(actor, Action.JOB_REQUEUED, f"job:{job.id}", {"chain": job.chain}))
         changes.jobs.append(
             {
                 "id": job.id,
@@ -134,9 +136,9 @@ def _retry_changes(jobs: list[JobRow], now: datetime) -> Changes:
 
 
 async def retry_job(
-    sessions: async_sessionmaker[AsyncSession], job_id: str, *, feed: ChangeFeed | None = None
+    sessions: async_sessionmaker[AsyncSession], job_id: str, *, actor: str, feed: ChangeFeed | None = None
 ) -> JobRow:
-    """Re-queue one dead job; returns it as it is now.
+    """Re-queue one dead job for ``actor`` (in the audit log); returns it as it is now.
 
     ``NotFound`` for an unknown job, :class:`JobNotDead` for one that is not dead (a second
     retry of the same job is refused the same way: it is queued by then)."""
@@ -146,7 +148,7 @@ async def retry_job(
             raise NotFound(f"job {job_id[:64]} does not exist")
         if job.status != JobStatus.DEAD.value:
             raise JobNotDead(f"job {job_id} is {job.status}, not dead: only a dead job can be re-queued")
-        changes = _retry_changes([job], utcnow())
+        changes = _retry_changes([job], utcnow(), actor)
         await write_changes(session, [changes])
         await session.commit()
         await session.refresh(job)
@@ -163,6 +165,7 @@ async def count_dead(sessions: async_sessionmaker[AsyncSession]) -> int:
 async def retry_all(
     sessions: async_sessionmaker[AsyncSession],
     *,
+    actor: str,
     batch: int = 200,
     feed: ChangeFeed | None = None,
     progress: Callable[[int], None] | None = None,
@@ -177,7 +180,7 @@ async def retry_all(
             jobs = await dead_jobs.lock_batch(session, died_before=started, limit=batch)
             if not jobs:
                 return total
-            changes = _retry_changes(jobs, utcnow())
+            changes = _retry_changes(jobs, utcnow(), actor)
             await write_changes(session, [changes])
             await session.commit()
         if feed is not None:

@@ -26,12 +26,17 @@ from typing import Any
 from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tokenforge.domain.jobs import FINAL
+from tokenforge.audit import log as audit_log
+from tokenforge.audit.actions import Action
+from tokenforge.audit.log import AuditEvent
+from tokenforge.domain.jobs import FINAL, JobStatus
 from tokenforge.errors import ErrorCode, TransientError
 from tokenforge.store.feed import ChangeFeed
 from tokenforge.store.models import JobEventRow, JobRow, OutboxRow, TokenRow, table
 
 _FINAL_VALUES = [s.value for s in FINAL]
+#: Who the audit log says dead-lettered a job (the failure policy, in a worker or sweeper).
+DEAD_LETTER_ACTOR = "system:failure-policy"
 log = logging.getLogger(__name__)
 
 #: One row's column values (column name → value).
@@ -51,6 +56,8 @@ class Changes:
     tokens: list[RowValues] = field(default_factory=list)
     events: list[RowValues] = field(default_factory=list)
     outbox: list[RowValues] = field(default_factory=list)
+    #: Audit log entries (:mod:`tokenforge.audit`), appended last in the transaction.
+    audit: list[AuditEvent] = field(default_factory=list)
     #: Not written: (job id, chain, new status) of each job state change, for the
     #: :class:`~tokenforge.store.feed.ChangeFeed` subscribers (metrics) after commit.
     transitions: list[tuple[str, str, str]] = field(default_factory=list)
@@ -181,6 +188,7 @@ async def write_changes(session: AsyncSession, writes: Iterable[Changes]) -> Non
     tokens: list[RowValues] = []
     events: list[RowValues] = []
     outbox: list[RowValues] = []
+    audit: list[AuditEvent] = []
     for c in writes:
         new_tokens += c.new_tokens
         new_jobs += c.new_jobs
@@ -188,6 +196,12 @@ async def write_changes(session: AsyncSession, writes: Iterable[Changes]) -> Non
         tokens += c.tokens
         events += c.events
         outbox += c.outbox
+        audit += c.audit
+        audit += [  # every job that dies is in the audit log, whoever decided it
+            AuditEvent(DEAD_LETTER_ACTOR, Action.JOB_DEAD_LETTERED, f"job:{job_id}", {"chain": chain})
+            for job_id, chain, status in c.transitions
+            if status == JobStatus.DEAD.value
+        ]
     # Foreign keys: tokens before the jobs that name them, jobs before their events.
     if new_tokens:
         await session.execute(insert(table(TokenRow)), new_tokens)
@@ -206,3 +220,5 @@ async def write_changes(session: AsyncSession, writes: Iterable[Changes]) -> Non
         await session.execute(insert(table(JobEventRow)), events)
     if outbox:
         await session.execute(insert(table(OutboxRow)), outbox)
+    if audit:  # last: on PostgreSQL the chain's lock is held from here to the commit
+        await audit_log.append(session, audit)

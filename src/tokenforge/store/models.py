@@ -1,4 +1,5 @@
-"""SQLAlchemy models: tokens, jobs, job events, outbox, idempotency keys, nonce cursors.
+"""SQLAlchemy models: tokens, jobs, job events, outbox, idempotency keys, nonce cursors;
+API keys, sign-in sessions and nonces, the audit log, webhooks and their deliveries.
 
 Big integers (supplies, fees in wei) are stored as decimal strings so SQLite and
 PostgreSQL hold them exactly.
@@ -83,6 +84,8 @@ class TokenRow(Base):
     gas_used: Mapped[int | None] = mapped_column(BigInteger)
     fee_paid_base_units: Mapped[str | None] = mapped_column(String(80))
     job_id: Mapped[str] = mapped_column(String(32), unique=True)
+    #: Who asked for the launch: the principal's subject (:mod:`tokenforge.auth.principal`).
+    requested_by: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -212,3 +215,130 @@ class IdempotencyKeyRow(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (UniqueConstraint("scope", "key", name="uq_idempotency_scope_key"),)
+
+
+class ApiKeyRow(Base):
+    """An API key of a programmatic client. Only the SHA-256 of the key is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    #: The key's public start (``tfk_<id>``), shown in listings and the audit log.
+    prefix: Mapped[str] = mapped_column(String(48))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    #: The wallet the key launches for (required for creators).
+    wallet: Mapped[str | None] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(128), default="")
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AuthSessionRow(Base):
+    """A wallet sign-in session (opaque bearer token; only its SHA-256 is stored)."""
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    wallet: Mapped[str] = mapped_column(String(64))
+    #: ``evm`` or ``solana``: the kind of wallet that signed in.
+    family: Mapped[str] = mapped_column(String(16))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_auth_sessions_wallet", "wallet"),)
+
+
+class SigninNonceRow(Base):
+    """A server-issued sign-in nonce; deleted when a signed message uses it (single use)."""
+
+    __tablename__ = "signin_nonces"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditRow(Base):
+    """One entry of the append-only, hash-chained audit log (:mod:`tokenforge.audit`).
+
+    ``seq`` runs 1, 2, 3, ... with no gaps; ``hash`` = SHA-256 over ``prev_hash`` and the
+    entry's canonical JSON, so editing, deleting or inserting a row breaks the chain."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: Who: ``api_key:<id>``, ``session:<id>``, ``cli:<user>@<host>``, ``system:<role>``, ...
+    actor: Mapped[str] = mapped_column(String(160))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(256))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_audit_action_seq", "action", "seq"), Index("ix_audit_actor_seq", "actor", "seq"))
+
+
+class WebhookRow(Base):
+    """A callback URL registered by a creator or API key for its launches."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    #: The principal subject whose launches it follows (a wallet, or ``api_key:<id>``).
+    owner: Mapped[str] = mapped_column(String(128))
+    url: Mapped[str] = mapped_column(String(2048))
+    #: The signing secret, envelope-encrypted (:mod:`tokenforge.keys.envelope`).
+    secret: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: Job statuses delivered; None = every state change.
+    events: Mapped[list[str] | None] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(160))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_webhooks_owner", "owner"),)
+
+
+class WebhookDeliveryRow(Base):
+    """One job event for one webhook, with its delivery attempts."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(String(32), ForeignKey("webhooks.id"))
+    job_id: Mapped[str] = mapped_column(String(32))
+    #: The job event delivered (None for a re-send or a test ping).
+    event_id: Mapped[int | None] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    #: ``pending``, ``delivered`` or ``failed`` (attempts used up).
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "event_id", name="uq_webhook_delivery_event"),
+        Index("ix_webhook_deliveries_webhook", "webhook_id", "created_at"),
+        Index("ix_webhook_deliveries_status", "status"),
+    )
+
+
+class CursorRow(Base):
+    """A named position in an append-only table (e.g. the job events webhooks have seen)."""
+
+    __tablename__ = "cursors"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,66 +1,31 @@
 """/v1/ops: operator endpoints — list dead letters, re-queue a dead job.
 
-Every request needs ``Authorization: Bearer <TOKENFORGE_OPS_TOKEN>`` (compared in constant
-time). Without the setting the endpoints are disabled and answer 403; a missing or wrong
-token answers 401 with ``WWW-Authenticate: Bearer``.
+Every request needs an operator credential (an API key with the operator role, or the
+session of a wallet in ``operator_wallets``): 401 without one, 403 for a creator's.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Depends, Path, Query
 
+from tokenforge.api.auth import AUTH_RESPONSES, OperatorDep, require_role
 from tokenforge.api.deps import ContainerDep, SessionDep
-from tokenforge.api.problems import PROBLEM_JSON, PROBLEM_RESPONSES, Problem
+from tokenforge.api.problems import PROBLEM_RESPONSES, problem_doc
 from tokenforge.api.schemas.ops import DeadLetterPage, dead_letter_out
 from tokenforge.api.schemas.tokens import CURSOR_PATTERN, JobOut, job_out
+from tokenforge.auth.principal import Role
 from tokenforge.errors import TokenForgeError
 from tokenforge.services import operations
 
 log = logging.getLogger(__name__)
 
-DISABLED = "operator endpoints are disabled; set TOKENFORGE_OPS_TOKEN"
-_bearer = HTTPBearer(auto_error=False, description="The operator token (TOKENFORGE_OPS_TOKEN)")
-
-
-async def require_operator(
-    container: ContainerDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> None:
-    """Let the request through only with the operator token; 403 while none is configured."""
-    configured = container.settings.ops_token
-    expected = configured.get_secret_value() if configured is not None else ""
-    if not expected:
-        raise HTTPException(403, DISABLED)
-    given = credentials.credentials if credentials is not None else ""
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(
-            401, "a valid operator token is required", headers={"WWW-Authenticate": 'Bearer realm="tokenforge-ops"'}
-        )
-
-
-def _problem(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
-    doc: dict[str, Any] = {"model": Problem, "description": description, "content": {PROBLEM_JSON: {}}}
-    if headers:
-        doc["headers"] = headers
-    return doc
-
-
-AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: _problem(
-        "The operator token is missing or wrong",
-        {"WWW-Authenticate": {"description": "`Bearer`", "schema": {"type": "string"}}},
-    ),
-    403: _problem("Operator endpoints are disabled (TOKENFORGE_OPS_TOKEN is not set)"),
-}
-
 router = APIRouter(
     prefix="/v1/ops",
     tags=["operations"],
-    dependencies=[Depends(require_operator)],
+    dependencies=[Depends(require_role(Role.OPERATOR))],
     responses={**PROBLEM_RESPONSES, **AUTH_RESPONSES},
 )
 
@@ -103,11 +68,13 @@ async def list_dead_letters(
     response_model=JobOut,
     summary="Re-queue a dead job with a fresh attempt budget",
     responses={
-        404: _problem("No such job"),
-        409: _problem("The job is not dead (`job-not-dead`)"),
+        404: problem_doc("No such job"),
+        409: problem_doc("The job is not dead (`job-not-dead`)"),
     },
 )
-async def retry_job(job_id: Annotated[str, Path(description="A dead job's `id`")], container: ContainerDep):
-    job = await operations.retry_job(container.sessions, job_id, feed=container.feed)
+async def retry_job(
+    job_id: Annotated[str, Path(description="A dead job's `id`")], container: ContainerDep, principal: OperatorDep
+):
+    job = await operations.retry_job(container.sessions, job_id, actor=principal.actor, feed=container.feed)
     container.wake_relay()
     return job_out(job)

@@ -16,6 +16,7 @@ from eth_utils import is_hex_address, to_checksum_address
 from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import BaseModel
 
+from tokenforge.api.auth import AUTH_RESPONSES, CreatorDep
 from tokenforge.api.deps import CacheDep, ContainerDep, SessionDep
 from tokenforge.api.problems import PROBLEM_JSON, PROBLEM_RESPONSES, Problem
 from tokenforge.api.responses import OrjsonResponse
@@ -33,7 +34,7 @@ from tokenforge.domain.chains import ChainName
 from tokenforge.domain.jobs import TokenStatus, could_be_id
 from tokenforge.domain.tokens import validate_launch
 from tokenforge.errors import NotFound, ValidationFailed
-from tokenforge.services.launches import accept_launch, request_fingerprint
+from tokenforge.services.launches import accept_launch, launch_creator, request_fingerprint
 from tokenforge.store.repositories import tokens as tokens_repo
 
 #: Tokens per page when the query names no ``limit``.
@@ -47,7 +48,11 @@ router = APIRouter(prefix="/v1/tokens", tags=["tokens"], responses=PROBLEM_RESPO
     status_code=202,
     response_model=LaunchAccepted,
     summary="Launch a token",
+    responses=AUTH_RESPONSES,
     description=(
+        "Needs a sign-in session or an API key (`Authorization: Bearer`); the token's creator is "
+        "the signed-in wallet or the key's wallet (`creator` may be left out or must match it, "
+        "else 403); an operator key without a wallet names the creator. "
         "Validates and records the launch, then answers at once with `202` and the job; a worker "
         "deploys it. Follow progress at `job.events_url` (Server-Sent Events). Send an "
         "`Idempotency-Key` header to make retries safe: the same key and body return the first "
@@ -57,6 +62,7 @@ router = APIRouter(prefix="/v1/tokens", tags=["tokens"], responses=PROBLEM_RESPO
 async def create_token(
     body: CreateTokenRequest,
     container: ContainerDep,
+    principal: CreatorDep,
     response: Response,
     idempotency_key: Annotated[
         str | None,
@@ -70,10 +76,13 @@ async def create_token(
 ):
     if idempotency_key is not None and (not idempotency_key.strip() or not idempotency_key.isprintable()):
         raise ValidationFailed("header.idempotency-key", "must be 1-255 printable characters")
-    params = validate_launch(**body.model_dump())
+    creator = launch_creator(principal, body.chain, body.creator)
+    params = validate_launch(**{**body.model_dump(), "creator": creator})
     fingerprint = ""
     if idempotency_key is not None:  # "same body" compares the supply as the number it is
-        fingerprint = request_fingerprint({**body.model_dump(mode="json"), "supply": str(params.supply)})
+        fingerprint = request_fingerprint(
+            {**body.model_dump(mode="json"), "supply": str(params.supply), "creator": params.creator}
+        )
     chain_settings = container.settings.chains.get(params.chain)
     if chain_settings is None:
         raise ValidationFailed("chain", f"{params.chain} is not enabled on this server")
@@ -83,6 +92,8 @@ async def create_token(
         params,
         network=chain_settings.network,
         max_attempts=container.settings.max_attempts,
+        actor=principal.actor,
+        owner=principal.subject,
         render=launch_body,
         idempotency_key=idempotency_key,
         fingerprint=fingerprint,

@@ -58,11 +58,14 @@ class CreateTokenRequest(BaseModel):
     supply: Annotated[int, Field(ge=1)] | Annotated[str, Field(pattern=r"^[0-9]{1,80}$")] = Field(
         description="Whole tokens, > 0; an integer or a string of digits (for values past 2^53)"
     )
-    creator: str = Field(
+    creator: str | None = Field(
+        default=None,
         min_length=32,
         max_length=44,
         pattern=r"^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$",
-        description="EVM 0x address (EIP-55 checksum checked when mixed case) or Solana base58 public key",
+        description="EVM 0x address (EIP-55 checksum checked when mixed case) or Solana base58 public key. "
+        "Default: the signed-in wallet or the API key's wallet; when given it must be that wallet (403 "
+        "otherwise). Required only with an operator key that has no wallet.",
     )
     description: str = Field(
         default="",

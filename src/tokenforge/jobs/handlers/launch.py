@@ -29,6 +29,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tokenforge.audit import Action as AuditAction
+from tokenforge.audit import AuditEvent
 from tokenforge.chains.ports import LaunchReceipt, LaunchRequest, ReplaceableDeployer, SignedLaunch
 from tokenforge.chains.registry import DeployerRegistry
 from tokenforge.domain.jobs import FINAL, JobStatus, TokenStatus, check_transition
@@ -292,6 +294,14 @@ class LaunchHandler:
             JobStatus.SUBMITTING,
             "transaction signed and recorded",
             {"tx_id": signed.tx_id, "token_address": signed.token_address, "nonce": signed.nonce},
+        )
+        step.changes.audit.append(
+            AuditEvent(
+                f"system:worker/{job.chain}",
+                AuditAction.KEY_USED_FOR_LAUNCH,
+                f"key:{job.chain}/{signed.signer}",
+                {"job_id": job.id, "tx_id": signed.tx_id, "nonce": signed.nonce},
+            )
         )
         await self._commit(step)
 

@@ -13,7 +13,9 @@ from tokenforge.domain.tokens import LaunchParams
 from tokenforge.store.models import TokenRow
 
 
-def new_token(params: LaunchParams, *, token_id: str, job_id: str, network: str, now: datetime) -> dict[str, Any]:
+def new_token(
+    params: LaunchParams, *, token_id: str, job_id: str, network: str, now: datetime, requested_by: str | None = None
+) -> dict[str, Any]:
     """Column values of a new token row (every column but the autoincrement ``seq``)."""
     return dict(
         id=token_id,
@@ -38,6 +40,7 @@ def new_token(params: LaunchParams, *, token_id: str, job_id: str, network: str,
         gas_used=None,
         fee_paid_base_units=None,
         job_id=job_id,
+        requested_by=requested_by,
         created_at=now,
         updated_at=now,
     )

@@ -1,0 +1,131 @@
+"""Sign-in sessions and :func:`authenticate`, which turns any bearer credential (an API
+key or a session token) into a :class:`~tokenforge.auth.principal.Principal`.
+
+Sessions are opaque bearer tokens (``tfs_…``) stored as SHA-256, not JWTs: a revoked
+session is refused by every process at its next request, with no key to rotate and no
+deny-list to share (docs/decisions/0013-sessions-and-api-keys.md). A session expires
+``session_ttl_s`` after sign-in; signing in again issues a new one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tokenforge.audit import Action, AuditEvent
+from tokenforge.audit import log as audit_log
+from tokenforge.auth.credentials import API_KEY_PREFIX, SESSION_PREFIX, NewCredential, hash_token, new_credential, parse
+from tokenforge.auth.principal import CredentialKind, Principal, Role
+from tokenforge.auth.wallets import wallet_family
+from tokenforge.errors import ErrorCode, Unauthenticated
+from tokenforge.store.db import utcnow
+from tokenforge.store.models import ApiKeyRow, AuthSessionRow
+from tokenforge.store.repositories import credentials as repo
+
+#: ``last_used_at`` is written at most this often per credential (a write per request
+#: would double the load of every authenticated read).
+TOUCH_EVERY = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedSession:
+    row: AuthSessionRow
+    credential: NewCredential
+
+    @property
+    def token(self) -> str:
+        return self.credential.token
+
+
+async def issue(
+    session: AsyncSession,
+    *,
+    wallet: str,
+    family: str,
+    role: Role,
+    ttl_s: float,
+    details: dict | None = None,
+) -> IssuedSession:
+    """Add a session for a verified wallet to the caller's transaction, with its audit
+    entries (``signin.succeeded``, ``session.issued``); the caller commits."""
+    now = utcnow()
+    credential = new_credential(SESSION_PREFIX)
+    row = AuthSessionRow(
+        id=credential.id,
+        token_hash=credential.token_hash,
+        wallet=wallet,
+        family=family,
+        role=role.value,
+        created_at=now,
+        expires_at=now + timedelta(seconds=ttl_s),
+    )
+    session.add(row)
+    await session.flush()
+    actor = f"session:{row.id}/{wallet}"
+    await audit_log.append(
+        session,
+        [
+            AuditEvent(actor, Action.SIGNIN_SUCCEEDED, wallet, {"family": family, **(details or {})}),
+            AuditEvent(
+                actor,
+                Action.SESSION_ISSUED,
+                f"session:{row.id}",
+                {"role": role.value, "expires_at": row.expires_at.isoformat()},
+            ),
+        ],
+    )
+    return IssuedSession(row, credential)
+
+
+async def revoke(sessions: async_sessionmaker[AsyncSession], session_id: str, *, actor: str) -> bool:
+    """Revoke a session (sign-out); False if it was already revoked."""
+    async with sessions() as session:
+        done = await repo.revoke_session(session, session_id, utcnow())
+        if done:
+            await audit_log.append(session, [AuditEvent(actor, Action.SESSION_REVOKED, f"session:{session_id}")])
+        await session.commit()
+    return done
+
+
+def _check_live(what: str, revoked_at: datetime | None, expires_at: datetime | None, now: datetime) -> None:
+    if revoked_at is not None:
+        raise Unauthenticated(f"this {what} was revoked", code=ErrorCode.CREDENTIAL_REVOKED)
+    if expires_at is not None and expires_at <= now:
+        raise Unauthenticated(f"this {what} expired", code=ErrorCode.CREDENTIAL_EXPIRED)
+
+
+async def authenticate(sessions: async_sessionmaker[AsyncSession], token: str) -> Principal:
+    """The principal a bearer credential stands for; :class:`Unauthenticated` naming why
+    not (malformed or unknown, expired, revoked)."""
+    parsed = parse(token)
+    if parsed is None:
+        raise Unauthenticated(
+            "the bearer credential is not a TokenForge API key or session", code=ErrorCode.CREDENTIAL_INVALID
+        )
+    prefix, _ = parsed
+    digest = hash_token(token)
+    now = utcnow()
+    async with sessions() as session:
+        row: ApiKeyRow | AuthSessionRow | None
+        if prefix == API_KEY_PREFIX:
+            row = await repo.api_key_by_hash(session, digest)
+            what, kind = "API key", CredentialKind.API_KEY
+        else:
+            row = await repo.session_by_hash(session, digest)
+            what, kind = "session", CredentialKind.SESSION
+        if row is None:
+            raise Unauthenticated(f"unknown {what}", code=ErrorCode.CREDENTIAL_INVALID)
+        _check_live(what, row.revoked_at, row.expires_at, now)
+        if row.last_used_at is None or now - row.last_used_at >= TOUCH_EVERY:
+            await repo.touch(session, type(row), row.id, now)
+            await session.commit()
+    wallet = row.wallet
+    return Principal(
+        kind=kind,
+        credential_id=row.id,
+        role=Role(row.role),
+        wallet=wallet,
+        family=(wallet_family(wallet).value if wallet else None),
+    )
