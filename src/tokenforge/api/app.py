@@ -14,7 +14,9 @@ from tokenforge.api import problems
 from tokenforge.api.fast_reads import FastReads
 from tokenforge.api.limits import RequestLimits, cap_recursion_limit
 from tokenforge.api.middleware import ObservabilityMiddleware
-from tokenforge.api.routes import chains, health, jobs, ops, tokens
+from tokenforge.api.ratelimit import RateLimits
+from tokenforge.api.routes import api_keys, audit, auth, chains, health, jobs, ops, tokens, webhooks
+from tokenforge.api.security import SecurityHeaders
 from tokenforge.bootstrap import Container, build_container
 from tokenforge.config import Settings
 from tokenforge.observability.tracing import fastapi_telemetry
@@ -77,12 +79,18 @@ def create_app(
     problems.install(app)
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes, body_timeout_s=settings.body_timeout_s)
     app.add_middleware(FastReads)  # cache hits of token reads, before routing (api/fast_reads.py)
+    app.add_middleware(RateLimits, settings=settings)  # budgets per IP and identity (api/ratelimit.py)
+    app.add_middleware(SecurityHeaders, settings=settings)  # CSP, CORS, nosniff (api/security.py)
     app.add_middleware(ObservabilityMiddleware)  # outermost: ids and metrics for refused requests too
     app.include_router(tokens.router)
     app.include_router(jobs.router)
     app.include_router(health.router)
     app.include_router(chains.router)
+    app.include_router(auth.router)
+    app.include_router(webhooks.router)
     app.include_router(ops.router)
+    app.include_router(api_keys.router)
+    app.include_router(audit.router)
 
     def openapi() -> dict:
         if app.openapi_schema is None:

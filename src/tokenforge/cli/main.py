@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from tokenforge.cli.api_keys import api_keys_app
+from tokenforge.cli.audit import audit_app
 from tokenforge.cli.client import ApiError, create_token, follow_job, get_json, throwaway_creator
 from tokenforge.cli.jobs import jobs_app
 from tokenforge.cli.keys import keys_app
@@ -22,6 +24,8 @@ from tokenforge.config import Settings
 app = typer.Typer(help="TokenForge: launch tokens on EVM chains and Solana.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(keys_app, name="keys")
+app.add_typer(api_keys_app, name="api-keys")
+app.add_typer(audit_app, name="audit")
 app.add_typer(processes_app)  # migrate, api, relay, worker, sweeper
 console = Console()
 err = Console(stderr=True)
