@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, 
 
 import httpx
 from solders.keypair import Keypair
+from tests.support.auth import env_key
 from tests.support.cluster import HOST, PostgresDatabase, Proc, RedisChild, run_command
 from tests.support.server import free_port
 
@@ -129,7 +130,8 @@ async def seed_tokens(args: argparse.Namespace, env: dict, workdir: Path) -> lis
     serve.start()
     try:
         await serve.wait_ready()
-        async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}", timeout=60) as client:
+        headers = {"Authorization": f"Bearer {await asyncio.to_thread(env_key, env)}"}
+        async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}", timeout=60, headers=headers) as client:
             ids = []
             for i in range(args.tokens):
                 body = {"chain": "solana", "name": f"Read Bench {i}", "symbol": f"RB{i}", "supply": "1000000"}

@@ -98,6 +98,7 @@ from chaos_client import (  # noqa: E402
 from chaos_readers import reader_for  # noqa: E402
 from chaos_targets import Child, PostgresDatabase, SqliteDatabase, wait_http  # noqa: E402
 from rich.progress import Progress  # noqa: E402
+from tests.support.auth import env_key  # noqa: E402
 from tests.support.pg_cluster import PostgresUnavailable  # noqa: E402
 from tests.support.server import free_port  # noqa: E402
 
@@ -215,11 +216,14 @@ async def run_scenario(args: argparse.Namespace) -> dict:
         await wait_http(f"{devnet_url}/health", devnet)
         server.start()
         await wait_http(f"{base_url}/readyz", server)
+        headers = {"Authorization": f"Bearer {await asyncio.to_thread(env_key, server_env)}"}
         launches = make_launches(args.tokens, chains)
         progress = progress_bars()
         limits = httpx.Limits(max_connections=args.concurrency + 4, max_keepalive_connections=args.concurrency + 4)
         with progress:
-            async with httpx.AsyncClient(base_url=base_url, timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
+            async with httpx.AsyncClient(
+                base_url=base_url, timeout=REQUEST_TIMEOUT_S, limits=limits, headers=headers
+            ) as client:
                 run = ServerRun(args, server, base_url, db, progress)
                 run.say(
                     f"{args.scenario}: {args.tokens} launches on {', '.join(chains)}, {db.name}, work dir {workdir}"

@@ -217,7 +217,9 @@ async def run_cluster_scenario(args: argparse.Namespace) -> dict:
         launches = make_launches(args.tokens, chains)
         with progress:
             async with (
-                httpx.AsyncClient(base_url=cluster.base_url, timeout=REQUEST_TIMEOUT_S, limits=limits) as client,
+                httpx.AsyncClient(
+                    base_url=cluster.base_url, timeout=REQUEST_TIMEOUT_S, limits=limits, headers=cluster.headers
+                ) as client,
                 httpx.AsyncClient(base_url=cluster.base_url, timeout=READ_TIMEOUT_S) as read_client,
             ):
                 run = ClusterRun(args, cluster, progress, random.Random(seed))

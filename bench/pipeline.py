@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, 
 import httpx
 from eth_account import Account
 from solders.keypair import Keypair
+from tests.support.auth import env_key
 from tests.support.cluster import Cluster, tree_cpu_s
 from tests.support.server import free_port
 
@@ -233,6 +234,8 @@ async def run(args: argparse.Namespace) -> dict:
     try:
         async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
             await wait_ready(client, proc)
+            key = await asyncio.to_thread(env_key, {"TOKENFORGE_DATA_DIR": os.path.join(tmp.name, "data")})
+            client.headers["Authorization"] = f"Bearer {key}"
             return await measure(args, client, cpu_sample)
     finally:
         if proc is not None:
@@ -268,7 +271,10 @@ async def run_cluster(args: argparse.Namespace) -> dict:
         return {**cluster.cpu_s_by_kind(), "load_generator": own_cpu_s()}
 
     limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
-    async with cluster, httpx.AsyncClient(base_url=cluster.base_url, timeout=60, limits=limits) as client:
+    async with (
+        cluster,
+        httpx.AsyncClient(base_url=cluster.base_url, timeout=60, limits=limits, headers=cluster.headers) as client,
+    ):
         await wait_ready(client, None)
         result = await measure(args, client, cpu_sample)
     return {**result, "stack": "cluster", "cluster": {k: getattr(args, k) for k in ("apis", "relays", "workers")}}

@@ -12,11 +12,11 @@ from tests.support.stack import running_stack
 
 pytestmark = pytest.mark.integration
 
-OPS = {"Authorization": "Bearer ops-nul-token"}
+#: The stack's client carries an operator key already (tests/support/stack.py).
+OPS: dict[str, str] = {}
 
 
 async def test_nul_bytes_are_answered_without_a_server_error(any_db_settings):
-    any_db_settings.ops_token = "ops-nul-token"
     cursor = base64.urlsafe_b64encode(b"2026-01-01T00:00:00+00:00|ab\x00cd").decode().rstrip("=")
     async with running_stack(any_db_settings, {"ethereum": FakeDeployer()}, start=False) as (_, client):
         for method, url, params, expected in (

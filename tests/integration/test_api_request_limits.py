@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from tests.support.bodies import launch_body
-from tests.support.server import serve, stop
+from tests.support.server import operator_headers, serve, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -166,7 +166,12 @@ def test_deeply_nested_json_is_refused_and_the_server_lives(server, depth, frami
     proc, base = server
     body = b"[" * depth
     content = body if framing == "content-length" else chunks(body)
-    resp = httpx.post(f"{base}/v1/tokens", content=content, headers={"content-type": "application/json"}, timeout=60)
+    resp = httpx.post(
+        f"{base}/v1/tokens",
+        content=content,
+        headers={"content-type": "application/json", **operator_headers(base)},
+        timeout=60,
+    )
     if framing == "content-length":  # announced larger than the limit: refused unread
         assert assert_problem(resp, 413)["type"] == "/problems/body-too-large"
     else:  # streamed: refused at the first chunk, for its depth
@@ -182,7 +187,13 @@ def test_deeply_nested_json_is_refused_and_the_server_lives(server, depth, frami
 def test_json_deeper_than_32_levels_within_the_size_limit_is_a_422_naming_the_body(server, body):
     proc, base = server
     problem = assert_problem(
-        httpx.post(f"{base}/v1/tokens", content=body, timeout=60, headers={"content-type": "application/json"}), 422
+        httpx.post(
+            f"{base}/v1/tokens",
+            content=body,
+            timeout=60,
+            headers={"content-type": "application/json", **operator_headers(base)},
+        ),
+        422,
     )
     assert [e["field"] for e in problem["errors"]] == ["body"]
     assert "32" in problem["detail"]
@@ -191,7 +202,12 @@ def test_json_deeper_than_32_levels_within_the_size_limit_is_a_422_naming_the_bo
 
 def test_brackets_inside_strings_do_not_count_and_a_launch_still_works(server):
     proc, base = server
-    resp = httpx.post(f"{base}/v1/tokens", json=chain_body(description="[{" * 400 + '\\"[' * 50), timeout=60)
+    resp = httpx.post(
+        f"{base}/v1/tokens",
+        json=chain_body(description="[{" * 400 + '\\"[' * 50),
+        headers=operator_headers(base),
+        timeout=60,
+    )
     assert resp.status_code == 202, resp.text
     assert_alive(proc, base)
 
@@ -208,7 +224,7 @@ def test_a_streamed_100_mb_body_is_refused_with_413_without_growing_the_server(s
             f"{base}/v1/tokens",
             content=chunks(payload, 256 * 1024),
             timeout=60,
-            headers={"content-type": "application/json"},
+            headers={"content-type": "application/json", **operator_headers(base)},
         )
     problem = assert_problem(resp, 413)
     assert problem["type"] == "/problems/body-too-large"
@@ -234,10 +250,20 @@ def test_a_body_of_exactly_the_limit_is_read(server):
     _, base = server
     body = json.dumps(chain_body()).encode()
     body += b" " * (64 * 1024 - len(body))
-    resp = httpx.post(f"{base}/v1/tokens", content=body, headers={"content-type": "application/json"}, timeout=60)
+    resp = httpx.post(
+        f"{base}/v1/tokens",
+        content=body,
+        headers={"content-type": "application/json", **operator_headers(base)},
+        timeout=60,
+    )
     assert resp.status_code == 202, resp.text
     assert_problem(
-        httpx.post(f"{base}/v1/tokens", content=body + b" ", timeout=60, headers={"content-type": "application/json"}),
+        httpx.post(
+            f"{base}/v1/tokens",
+            content=body + b" ",
+            timeout=60,
+            headers={"content-type": "application/json", **operator_headers(base)},
+        ),
         413,
     )
 
@@ -279,7 +305,7 @@ def test_a_100_kb_url_is_refused_with_431(server):
 
 def test_ordinary_headers_and_keep_alive_still_work(server):
     _, base = server
-    with httpx.Client(base_url=base, timeout=10, headers={"X-Padding": "p" * 8000}) as client:
+    with httpx.Client(base_url=base, timeout=10, headers={"X-Padding": "p" * 8000, **operator_headers(base)}) as client:
         for _ in range(3):  # several requests on one connection
             assert client.get("/healthz").status_code == 200
             assert client.post("/v1/tokens", json=chain_body()).status_code == 202

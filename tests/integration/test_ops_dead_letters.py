@@ -11,8 +11,10 @@ import sys
 import pytest
 from sqlalchemy import select, update
 
+from tests.support.auth import bearer, issue_key
 from tests.support.fake_deployer import FakeDeployer
 from tests.support.stack import running_stack, wait_final
+from tokenforge.auth.principal import Role
 from tokenforge.config import Settings
 from tokenforge.errors import TransientError
 from tokenforge.jobs.handlers.launch import launch_topic
@@ -26,7 +28,8 @@ pytestmark = pytest.mark.integration
 
 CREATOR = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
 TOPIC = launch_topic("ethereum")
-OPS = {"Authorization": "Bearer ops-s3cr3t"}
+#: The stack's client carries an operator key already (tests/support/stack.py).
+OPS: dict[str, str] = {}
 
 
 def body(i: int = 0) -> dict:
@@ -125,18 +128,19 @@ def dead_letter_sweeper(container) -> Sweeper:
     )
 
 
-async def test_operator_api_needs_the_token_lists_and_retries(dead_settings):
+async def test_operator_api_needs_an_operator_lists_and_retries(dead_settings):
     fake = FakeDeployer()
-    async with running_stack(dead_settings, {"ethereum": fake}) as (_, client):
+    async with running_stack(dead_settings, {"ethereum": fake}) as (container, client):
         (dead,) = await launch_dead(client, fake)
         alive = (await client.post("/v1/tokens", json=body(9))).json()["job"]["id"]
         assert (await wait_final(client, alive))["status"] == "confirmed"
 
-        disabled = await client.get("/v1/ops/dead-letters", headers=OPS)
-        assert disabled.status_code == 403 and "TOKENFORGE_OPS_TOKEN" in disabled.json()["detail"]
-
-        dead_settings.ops_token = "ops-s3cr3t"
-        for headers in ({}, {"Authorization": "Bearer nope"}):
+        creator = bearer(await issue_key(container.sessions, Role.CREATOR, wallet="0x" + "ab" * 20))
+        for headers in (creator,):
+            refused = await client.get("/v1/ops/dead-letters", headers=headers)
+            assert refused.status_code == 403 and refused.json()["type"] == "/problems/forbidden"
+            assert (await client.post(f"/v1/ops/jobs/{dead}/retry", headers=headers)).status_code == 403
+        for headers in ({"Authorization": ""}, {"Authorization": "Bearer nope"}):
             refused = await client.get("/v1/ops/dead-letters", headers=headers)
             assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Bearer")
             assert (await client.post(f"/v1/ops/jobs/{dead}/retry", headers=headers)).status_code == 401
@@ -161,7 +165,6 @@ async def test_operator_api_needs_the_token_lists_and_retries(dead_settings):
 
 
 async def test_dead_letters_page_through_every_dead_job(dead_settings):
-    dead_settings.ops_token = "ops-s3cr3t"
     fake = FakeDeployer()
     async with running_stack(dead_settings, {"ethereum": fake}) as (_, client):
         ids = await launch_dead(client, fake, 3)
@@ -194,7 +197,6 @@ async def dead_letter(queue, job_id: str) -> None:
 
 
 async def test_a_message_the_broker_dead_lettered_makes_its_job_dead(any_db_settings):
-    any_db_settings.ops_token = "ops-s3cr3t"
     async with running_stack(any_db_settings, {"ethereum": FakeDeployer()}, start=False) as (container, client):
         accepted = (await client.post("/v1/tokens", json=body())).json()
         job_id = accepted["job"]["id"]

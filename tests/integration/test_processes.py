@@ -17,7 +17,16 @@ from solders.keypair import Keypair
 
 from tests.conftest import fresh_postgres_database
 from tests.support.devnet import running_devnet
-from tests.support.processes import devnet_solana, migrate, rabbit_vhost, role_env, running, start, tokenforge
+from tests.support.processes import (
+    devnet_solana,
+    migrate,
+    operator_key,
+    rabbit_vhost,
+    role_env,
+    running,
+    start,
+    tokenforge,
+)
 from tokenforge.domain.jobs import FINAL
 from tokenforge.store.migrate import head_revision
 
@@ -123,10 +132,10 @@ async def test_an_idle_relay_uses_almost_no_cpu(tmp_path):
                 assert await asyncio.to_thread(relay.wait) == 0
 
 
-def _launch(base_url: str, i: int) -> str:
+def _launch(base_url: str, i: int, key: str) -> str:
     body = {"chain": "solana", "name": f"Drain {i}", "symbol": f"DRN{i}", "supply": 10}
     body["creator"] = str(Keypair().pubkey())
-    reply = httpx.post(f"{base_url}/v1/tokens", json=body, timeout=30)
+    reply = httpx.post(f"{base_url}/v1/tokens", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30)
     assert reply.status_code == 202, reply.text
     return reply.json()["job"]["id"]
 
@@ -168,12 +177,13 @@ def _drain_scenario(tmp_path: Path, database_url: str, broker_url: str) -> None:
             drain_timeout_s=DRAIN_TIMEOUT_S,
         )
         assert migrate(env).returncode == 0
+        key = operator_key(env)
         relay, api = start("relay", ["relay"], env, tmp_path), start("api", ["api"], env, tmp_path)
         with running(relay, api):
             relay.wait_ready()
             api.wait_ready()
             with ThreadPoolExecutor(8) as pool:  # queued before a worker runs: many in flight at once
-                job_ids = list(pool.map(lambda i: _launch(api.base_url, i), range(LAUNCHES)))
+                job_ids = list(pool.map(lambda i: _launch(api.base_url, i, key), range(LAUNCHES)))
             first = start("worker1", ["worker", "--chains", "solana", "--concurrency", "16"], env, tmp_path)
             with running(first):
                 first.wait_ready()

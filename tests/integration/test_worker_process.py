@@ -13,7 +13,7 @@ import pytest
 from solders.keypair import Keypair
 
 from tests.conftest import fresh_postgres_database
-from tests.support.server import follow_until_final, serve, stop
+from tests.support.server import follow_until_final, operator_headers, serve, stop
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,9 @@ def _launch_then_kill_the_worker(data_dir: Path, database_url: str) -> None:
             "supply": 10,
             "creator": str(Keypair().pubkey()),
         }
-        job_id = httpx.post(f"{base}/v1/tokens", json=body, timeout=30).json()["job"]["id"]
+        job_id = httpx.post(f"{base}/v1/tokens", json=body, headers=operator_headers(base), timeout=30).json()["job"][
+            "id"
+        ]
         job, events = follow_until_final(base, job_id)
         assert job["status"] == "confirmed"
         assert [e["status"] for e in events] == ["queued", "submitting", "submitted", "confirmed"]

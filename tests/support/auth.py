@@ -4,6 +4,7 @@ directory's database, and the ``Authorization`` header that carries them."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 from tokenforge.auth import api_keys
 from tokenforge.auth.principal import Role
@@ -23,16 +24,30 @@ async def container_key(container, role: Role = Role.OPERATOR, wallet: str | Non
     return await issue_key(container.sessions, role, wallet)
 
 
-def settings_key(settings, role: Role = Role.OPERATOR, wallet: str | None = None) -> str:
-    """Issue a key in the (already migrated) database ``settings`` name, from sync code:
-    e.g. for a ``tokenforge serve`` child process started by the test."""
+def settings_key(settings, role: Role = Role.OPERATOR, wallet: str | None = None, *, migrate: bool = False) -> str:
+    """Issue a key in the database ``settings`` name (migrating it first if asked), from
+    sync code, e.g. for a ``tokenforge serve`` child process started by the test. Runs in
+    a thread of its own, so it works from inside a running event loop too."""
     from tokenforge.store.db import make_engine, make_sessionmaker
+    from tokenforge.store.migrate import upgrade_to_head
 
     async def run() -> str:
         engine = make_engine(settings.resolved_database_url)
         try:
+            if migrate:
+                await upgrade_to_head(engine)
             return await issue_key(make_sessionmaker(engine), role, wallet)
         finally:
             await engine.dispose()
 
-    return asyncio.run(run())
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result()
+
+
+def env_key(env: dict, role: Role = Role.OPERATOR, wallet: str | None = None) -> str:
+    """A key in the database of the deployment whose ``TOKENFORGE_*`` environment is ``env``
+    (``TOKENFORGE_DATA_DIR``, and ``TOKENFORGE_DATABASE_URL`` when it is not the default)."""
+    from tokenforge.config import Settings
+
+    settings = Settings(data_dir=env["TOKENFORGE_DATA_DIR"], database_url=env.get("TOKENFORGE_DATABASE_URL"))
+    return settings_key(settings, role, wallet)

@@ -463,6 +463,8 @@ class Cluster:
         devnet_port = free_port()
         self.devnet_url = f"http://{HOST}:{devnet_port}"
         self.env: dict[str, str] = {}
+        #: ``Authorization`` of an operator API key, issued once the database is migrated.
+        self.headers: dict[str, str] = {}
         devnet_argv = [
             *(sys.executable, "-m", "tokenforge", "devnet", "--port", str(devnet_port)),
             *("--data-dir", str(self.workdir / "devnet"), "--chains", ",".join(chains)),
@@ -507,6 +509,7 @@ class Cluster:
         (self.workdir / "metrics").mkdir()
         tokenforge = (sys.executable, "-m", "tokenforge")
         await run_command(*tokenforge, "migrate", timeout_s=START_TIMEOUT_S, env=self.env)
+        self.headers = {"Authorization": f"Bearer {await asyncio.to_thread(self._operator_key)}"}
         await run_command(*tokenforge, "keys", "list", timeout_s=START_TIMEOUT_S, env=self.env)
         for _ in range(self.counts["worker"]):
             argv = [*tokenforge, "worker", "--chains", ",".join(self.chains), "--health-port", str(free_port())]
@@ -532,6 +535,11 @@ class Cluster:
         haproxy.start()
         await haproxy.wait_ready()
         self.say(f"cluster up in {time.monotonic() - started:.1f} s: {self.describe()}")
+
+    def _operator_key(self) -> str:
+        from tests.support.auth import env_key
+
+        return env_key(self.env)
 
     async def close(self) -> None:
         """Stops every process, removes the database, the vhost, Redis and the work directory;

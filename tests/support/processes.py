@@ -148,6 +148,13 @@ def migrate(env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(tokenforge("migrate"), env=env, capture_output=True, text=True, timeout=120)
 
 
+def operator_key(env: dict) -> str:
+    """An operator API key in the (migrated) database of the deployment ``env`` describes."""
+    from tests.support.auth import env_key
+
+    return env_key(env)
+
+
 @contextmanager
 def running(*procs: RoleProcess) -> Iterator[tuple[RoleProcess, ...]]:
     """Stop every process at the end, whatever happens."""

@@ -11,7 +11,17 @@ import time
 
 import httpx
 
+from tests.support.auth import settings_key
+from tokenforge.config import Settings
+
 _ISSUED_PORTS: set[int] = set()
+#: The operator key of each server :func:`serve` started, by base URL.
+_KEYS: dict[str, str] = {}
+
+
+def operator_headers(base: str) -> dict[str, str]:
+    """The ``Authorization`` header of the operator key issued for the server at ``base``."""
+    return {"Authorization": f"Bearer {_KEYS[base]}"}
 
 
 def free_port() -> int:
@@ -53,6 +63,8 @@ def serve(
             raise AssertionError(f"server exited early: {proc.stderr.read().decode()[-2000:]}")
         try:
             if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                settings = Settings(data_dir=data_dir, database_url=full_env.get("TOKENFORGE_DATABASE_URL"))
+                _KEYS[base] = settings_key(settings)
                 return proc, base
         except httpx.TransportError:
             pass
@@ -98,7 +110,7 @@ def crash_and_resume(
     try:
         if before is not None:
             before()
-        accepted = httpx.post(f"{base}/v1/tokens", json=body, timeout=30).json()
+        accepted = httpx.post(f"{base}/v1/tokens", json=body, headers=operator_headers(base), timeout=30).json()
         assert proc.wait(timeout=60) == 86, "the armed fault must kill the process mid-launch"
     finally:
         stop(proc)

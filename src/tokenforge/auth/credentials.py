@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 API_KEY_PREFIX = "tfk"
 SESSION_PREFIX = "tfs"
@@ -23,13 +23,13 @@ _FORMAT = re.compile(r"^(tfk|tfs)_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 class NewCredential:
     id: str
     #: The whole credential: give it to the client once, never store or log it.
-    token: str
-    token_hash: str
+    token: str = field(repr=False)
+    token_hash: str = field(repr=False)
 
     @property
     def display(self) -> str:
         """The public part, safe to show and log (``tfk_<id>``)."""
-        return self.token.rsplit("_", 1)[0]
+        return "_".join(self.token.split("_", 2)[:2])  # the secret may contain "_" itself
 
 
 def hash_token(token: str) -> str:

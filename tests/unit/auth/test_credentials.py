@@ -1,0 +1,19 @@
+"""Bearer credentials: the public part never carries any of the secret."""
+
+from tokenforge.auth.credentials import API_KEY_PREFIX, SESSION_PREFIX, hash_token, new_credential, parse
+
+
+def test_the_display_form_is_the_prefix_and_id_only_whatever_the_secret_holds():
+    for _ in range(200):  # secrets are base64url: some contain "_"
+        cred = new_credential(API_KEY_PREFIX)
+        secret = cred.token.removeprefix(f"{cred.display}_")
+        assert cred.display == f"tfk_{cred.id}" and len(secret) == 43
+        assert secret not in repr(cred) and secret not in cred.display
+        assert parse(cred.token) == ("tfk", cred.id)
+        assert cred.token_hash == hash_token(cred.token) != cred.token
+
+
+def test_malformed_credentials_are_not_looked_up():
+    cred = new_credential(SESSION_PREFIX)
+    for bad in ("", "tfk_", cred.token + "x", cred.token[:-1], "Bearer " + cred.token, cred.token.upper()):
+        assert parse(bad) is None
