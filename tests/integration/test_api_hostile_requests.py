@@ -21,7 +21,9 @@ JSON = {"content-type": "application/json"}
 async def client_for(settings, *, start: bool = False):
     async with running_stack(settings, fakes(), start=start) as (container, plain):
         transport = httpx.ASGITransport(app=create_app(container=container), raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://tokenforge.test") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://tokenforge.test", headers=plain.headers
+        ) as client:
             yield client, plain
 
 

@@ -58,9 +58,11 @@ def test_limit_and_outage_answers_are_documented(status):
 
 
 async def test_a_url_refused_by_the_pattern_is_named_in_plain_words(settings):
-    async with running_stack(settings, fakes(), start=False) as (container, _):
+    async with running_stack(settings, fakes(), start=False) as (container, plain):
         transport = httpx.ASGITransport(app=create_app(container=container))
-        async with httpx.AsyncClient(transport=transport, base_url="http://tokenforge.test") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://tokenforge.test", headers=plain.headers
+        ) as client:
             resp = await client.post("/v1/tokens", json=launch_body(website="ftp://example.org"))
             assert resp.status_code == 422
             assert resp.json()["errors"] == [

@@ -94,10 +94,12 @@ class _Quiet:
 
 @asynccontextmanager
 async def api_with_broken_database(settings, error: TransientError, where: str):
-    async with running_stack(settings, fakes(), start=False) as (container, _):
+    async with running_stack(settings, fakes(), start=False) as (container, plain):
         job_id = None
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=create_app(container=container)), base_url="http://tokenforge.test"
+            transport=httpx.ASGITransport(app=create_app(container=container)),
+            base_url="http://tokenforge.test",
+            headers=plain.headers,
         ) as healthy:
             accepted = await healthy.post("/v1/tokens", json=launch_body())
             assert accepted.status_code == 202, accepted.text
@@ -145,9 +147,11 @@ async def test_a_launch_during_an_outage_is_a_503_not_a_500(settings, monkeypatc
         raise outage(5.0)
 
     monkeypatch.setattr(tokens, "accept_launch", accept_launch)
-    async with running_stack(settings, fakes(), start=False) as (container, _):
+    async with running_stack(settings, fakes(), start=False) as (container, plain):
         transport = httpx.ASGITransport(app=create_app(container=container), raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://tokenforge.test") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://tokenforge.test", headers=plain.headers
+        ) as client:
             assert_unavailable(await client.post("/v1/tokens", json=launch_body()), "5")
 
 

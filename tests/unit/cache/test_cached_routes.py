@@ -22,8 +22,9 @@ def all_hits() -> float:
 
 
 def same_headers(resp: httpx.Response) -> dict[str, str]:
-    """The headers that must not depend on the cache (a request id is new for every request)."""
-    return {k: v for k, v in resp.headers.items() if k != "x-request-id"}
+    """The headers that must not depend on the cache (a request id is new for every request,
+    the rate limit's remaining budget shrinks with each)."""
+    return {k: v for k, v in resp.headers.items() if k != "x-request-id" and not k.startswith("ratelimit-")}
 
 
 def token_selects(statements: list[str]) -> list[str]:
