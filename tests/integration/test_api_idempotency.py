@@ -162,7 +162,8 @@ async def test_key_survives_a_restart_on_the_same_data_dir(settings):
         first = await client.post("/v1/tokens", json=launch_body(), headers=keyed("order-7"))
         assert first.status_code == 202
         await wait_final(client, first.json()["job"]["id"])
-    async with running_stack(settings, fakes()) as (_, client):
+        key = client.headers["Authorization"].removeprefix("Bearer ")
+    async with running_stack(settings, fakes(), api_key=key) as (_, client):  # the same caller
         again = await client.post("/v1/tokens", json=launch_body(), headers=keyed("order-7"))
         assert again.status_code == 202, again.text
         assert again.headers["idempotent-replayed"] == "true"

@@ -15,9 +15,11 @@ from tokenforge.domain.jobs import FINAL
 
 
 @asynccontextmanager
-async def running_stack(settings, deployers: dict | None = None, *, start: bool = True, authorized: bool = True):
-    """The container and a client of its API; the client carries an operator API key
-    unless ``authorized`` is False."""
+async def running_stack(
+    settings, deployers: dict | None = None, *, start: bool = True, authorized: bool = True, api_key: str | None = None
+):
+    """The container and a client of its API; the client carries ``api_key``, else a new
+    operator API key, unless ``authorized`` is False."""
     registry = None
     if deployers is not None:
         registry = DeployerRegistry({name: (lambda d=d: _ready(d)) for name, d in deployers.items()})
@@ -26,7 +28,7 @@ async def running_stack(settings, deployers: dict | None = None, *, start: bool 
         await container.start()
     app = create_app(container=container)
     transport = httpx.ASGITransport(app=app)
-    headers = bearer(await container_key(container)) if authorized else {}
+    headers = bearer(api_key or await container_key(container)) if authorized else {}
     async with httpx.AsyncClient(transport=transport, base_url="http://tokenforge.test", headers=headers) as client:
         try:
             yield container, client
