@@ -151,6 +151,12 @@ class ErrorCode(StrEnum):
     KEY_FORMAT = "key_format", _P
     KEY_EXISTS = "key_exists", _P
     MISSING_KEY = "missing_key", _P
+    #: a retired key is kept sealed for forensics and never signs again
+    KEY_RETIRED = "key_retired", _P
+    #: AWS KMS throttled, failed (5xx) or could not be reached: another moment may answer
+    KMS_UNAVAILABLE = "kms_unavailable", _T
+    #: AWS KMS refused the call (access denied, key disabled or missing, no credentials)
+    KMS_REFUSED = "kms_refused", _P
 
     # -- requests -------------------------------------------------------------------------
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused", _P

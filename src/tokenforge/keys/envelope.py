@@ -1,17 +1,20 @@
 """Envelope encryption for secrets at rest.
 
-Each secret is sealed with its own random AES-256-GCM data key (random 96-bit nonce);
-the data key is wrapped by a :class:`MasterKey`. The record's name is bound in as
-associated data for both layers, so a record moved to another name fails to open.
+Each secret is sealed with its own AES-256-GCM data key (random 96-bit nonce); the data
+key is made and wrapped by a :class:`MasterKey` (``new_data_key``). The record's name is
+bound in as associated data for both layers, so a record moved to another name fails to
+open. :func:`rewrap` moves a record to another master key without touching ``nonce`` or
+``ct``: master-key rotation never re-encrypts a secret.
 
 Sealed record (version 1), JSON-serialisable, binary fields as standard base64::
 
     {"v": 1, "alg": "AES-256-GCM", "kek": "<master key id>",
      "nonce": "<12 bytes>", "ct": "<ciphertext + 16-byte tag>", "wrapped_key": "<...>"}
 
-:class:`LocalMasterKey` keeps 32 bytes in a 0600 keyfile. Another master key (e.g. AWS
-KMS ``Encrypt``/``Decrypt`` with the AAD as encryption context) only has to implement
-:class:`MasterKey`; records name their master key in ``kek``.
+:class:`LocalMasterKey` keeps 32 bytes in a 0600 keyfile (or a secret environment
+variable); :class:`tokenforge.keys.kms.AwsKmsMasterKey` asks AWS KMS (``GenerateDataKey``
+/ ``Decrypt`` with the record name as encryption context). Records name their master key
+in ``kek``.
 """
 
 from __future__ import annotations
@@ -36,15 +39,24 @@ NONCE_BYTES = 12
 
 
 class MasterKey(Protocol):
-    """Wraps and unwraps data keys. ``aad`` must match between wrap and unwrap."""
+    """Makes, wraps and unwraps 32-byte data keys. ``aad`` must match between the call
+    that wrapped a key and :meth:`unwrap`. Errors are TokenForge errors only (an adapter
+    translates its vendor's); none carries key material."""
 
-    #: stable identifier written into each record (``"local"``, later e.g. a KMS key ARN).
+    #: stable identifier written into each record (``"local"``, or the KMS key id).
     key_id: str
 
-    def wrap(self, data_key: bytes, aad: bytes) -> bytes: ...
+    def new_data_key(self, aad: bytes) -> tuple[bytes, bytes]:
+        """A fresh random data key and the same key wrapped: ``(plaintext, wrapped)``."""
+        ...
+
+    def wrap(self, data_key: bytes, aad: bytes) -> bytes:
+        """``data_key`` wrapped (used when re-wrapping under a new master key)."""
+        ...
 
     def unwrap(self, blob: bytes, aad: bytes) -> bytes:
         """Raise :class:`PermanentError` if ``blob`` or ``aad`` was altered."""
+        ...
 
 
 def _integrity_error(what: str) -> PermanentError:
@@ -66,6 +78,10 @@ class LocalMasterKey:
 
     def __repr__(self) -> str:
         return f"LocalMasterKey(key_id={self.key_id!r})"
+
+    def new_data_key(self, aad: bytes) -> tuple[bytes, bytes]:
+        data_key = AESGCM.generate_key(bit_length=256)
+        return data_key, self.wrap(data_key, aad)
 
     def wrap(self, data_key: bytes, aad: bytes) -> bytes:
         nonce = secrets.token_bytes(NONCE_BYTES)
@@ -133,7 +149,11 @@ def _b64(data: bytes) -> str:
 def seal(master: MasterKey, name: str, plaintext: bytes) -> dict[str, Any]:
     """Encrypt ``plaintext`` under a fresh data key; the record only opens under ``name``."""
     aad = _aad(name)
-    data_key = AESGCM.generate_key(bit_length=256)
+    data_key, wrapped = master.new_data_key(aad)
+    if len(data_key) != KEY_BYTES:
+        raise PermanentError(
+            f"master key {master.key_id!r} made a data key of the wrong size", code=ErrorCode.KEY_FORMAT
+        )
     nonce = secrets.token_bytes(NONCE_BYTES)
     return {
         "v": FORMAT_VERSION,
@@ -141,7 +161,7 @@ def seal(master: MasterKey, name: str, plaintext: bytes) -> dict[str, Any]:
         "kek": master.key_id,
         "nonce": _b64(nonce),
         "ct": _b64(AESGCM(data_key).encrypt(nonce, plaintext, aad)),
-        "wrapped_key": _b64(master.wrap(data_key, aad)),
+        "wrapped_key": _b64(wrapped),
     }
 
 
@@ -151,6 +171,26 @@ def open_sealed(master: MasterKey, name: str, record: dict[str, Any]) -> bytes:
     Raises :class:`PermanentError` on an unknown version, malformed fields, a different
     master key or any tampering.
     """
+    nonce, ct, data_key = _open_data_key(master, name, record)
+    return _decrypt(data_key, nonce, ct, name)
+
+
+def rewrap(old: MasterKey, new: MasterKey, name: str, record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` with its data key wrapped by ``new`` instead of ``old``.
+
+    ``nonce`` and ``ct`` (and any other field, e.g. ``retired_at``) stay as they are. The
+    record is opened first, so a tampered record is refused rather than carried over, and
+    the new wrapping is unwrapped once to prove ``new`` opens it."""
+    nonce, ct, data_key = _open_data_key(old, name, record)
+    _decrypt(data_key, nonce, ct, name)  # authenticates the secret; the plaintext is dropped
+    aad = _aad(name)
+    wrapped = new.wrap(data_key, aad)
+    if new.unwrap(wrapped, aad) != data_key:
+        raise _integrity_error(f"re-wrapped data key of {name!r}")
+    return {**record, "kek": new.key_id, "wrapped_key": _b64(wrapped)}
+
+
+def _open_data_key(master: MasterKey, name: str, record: dict[str, Any]) -> tuple[bytes, bytes, bytes]:
     if not isinstance(record, dict) or record.get("v") != FORMAT_VERSION or record.get("alg") != ALGORITHM:
         raise PermanentError(f"sealed record {name!r} has an unsupported format", code=ErrorCode.KEY_FORMAT)
     if record.get("kek") != master.key_id:
@@ -162,9 +202,11 @@ def open_sealed(master: MasterKey, name: str, record: dict[str, Any]) -> bytes:
         nonce, ct, wrapped = (base64.b64decode(record[f], validate=True) for f in ("nonce", "ct", "wrapped_key"))
     except (KeyError, TypeError, binascii.Error):
         raise PermanentError(f"sealed record {name!r} is malformed", code=ErrorCode.KEY_FORMAT) from None
-    aad = _aad(name)
-    data_key = master.unwrap(wrapped, aad)
+    return nonce, ct, master.unwrap(wrapped, _aad(name))
+
+
+def _decrypt(data_key: bytes, nonce: bytes, ct: bytes, name: str) -> bytes:
     try:
-        return AESGCM(data_key).decrypt(nonce, ct, aad)
+        return AESGCM(data_key).decrypt(nonce, ct, _aad(name))
     except (InvalidTag, ValueError):
         raise _integrity_error(f"sealed record {name!r}") from None
