@@ -223,6 +223,7 @@ async def run(args: argparse.Namespace) -> dict:
             "TOKENFORGE_CHAINS": json.dumps({"solana": "embedded"}),
             "TOKENFORGE_DATA_DIR": str(workdir / "data"),
             "TOKENFORGE_LOG_LEVEL": "WARNING",
+            "TOKENFORGE_RATE_LIMITS_ENABLED": "false",  # one client, raw throughput
         }
         await run_command(sys.executable, "-m", "tokenforge", "migrate", env=env)
         say(f"seeding {args.tokens} confirmed tokens")

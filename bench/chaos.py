@@ -206,6 +206,7 @@ async def run_scenario(args: argparse.Namespace) -> dict:
             "TOKENFORGE_DATA_DIR": str(workdir / "data"),
             "TOKENFORGE_LOG_LEVEL": "WARNING",
             "TOKENFORGE_CHAINS": json.dumps(chain_settings(chains, devnet_url)),
+            "TOKENFORGE_RATE_LIMITS_ENABLED": "false",  # one client, raw throughput
         }
         server = Child(
             [sys.executable, "-m", "tokenforge.cli.main", "serve", "--port", str(server_port)],

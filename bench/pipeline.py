@@ -162,6 +162,7 @@ def start_server(args: argparse.Namespace, workdir: str, rpc_url: str | None) ->
         "TOKENFORGE_DATA_DIR": os.path.join(workdir, "data"),
         "TOKENFORGE_CHAINS": json.dumps(chain_settings(args, rpc_url)),
         "TOKENFORGE_LOG_LEVEL": "WARNING",
+        "TOKENFORGE_RATE_LIMITS_ENABLED": "false",  # one client, raw throughput
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "tokenforge.cli.main", "serve", "--port", str(port)],

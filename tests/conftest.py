@@ -35,8 +35,20 @@ def settings(tmp_path):
     from tokenforge.config import Settings
 
     return Settings(
-        data_dir=tmp_path / "data", confirm_poll_s=0.01, retry_base_s=0.01, retry_max_s=0.05, relay_poll_s=0.05
+        data_dir=tmp_path / "data",
+        confirm_poll_s=0.01,
+        retry_base_s=0.01,
+        retry_max_s=0.05,
+        relay_poll_s=0.05,
+        **UNREACHED_RATE_LIMITS,
     )
+
+
+#: Rate limits on, with budgets no test reaches unless it sets its own (one client sends all).
+UNREACHED_RATE_LIMITS = {
+    f"rate_limit_{budget}": "1000000/minute"
+    for budget in ("reads_ip", "reads_identity", "writes_ip", "writes_identity", "signin_ip")
+}
 
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432

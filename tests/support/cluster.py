@@ -504,6 +504,7 @@ class Cluster:
             "TOKENFORGE_DATA_DIR": str(self.workdir / "data"),
             "TOKENFORGE_METRICS_DIR": str(self.workdir / "metrics"),
             "TOKENFORGE_LOG_LEVEL": "WARNING",
+            "TOKENFORGE_RATE_LIMITS_ENABLED": "false",  # every request comes through one proxy
             **self.extra_env,
         }
         (self.workdir / "metrics").mkdir()

@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import httpx
 
-from tests.conftest import require_service
+from tests.conftest import UNREACHED_RATE_LIMITS, require_service
 from tests.support.server import free_port
 
 START_TIMEOUT_S = 120.0
@@ -36,7 +36,8 @@ def tokenforge(*args: str) -> list[str]:
 
 
 def role_env(data_dir: Path, database_url: str, *, broker_url: str = "memory://", chains: dict | None = None, **extra):
-    """The environment of every process of one test deployment."""
+    """The environment of every process of one test deployment (rate limit budgets no test
+    reaches unless ``extra`` sets them: ``rate_limit_writes_ip="5/minute"``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENFORGE_")}
     env.update(
         {
@@ -45,6 +46,7 @@ def role_env(data_dir: Path, database_url: str, *, broker_url: str = "memory://"
             "TOKENFORGE_DATABASE_URL": database_url,
             "TOKENFORGE_BROKER_URL": broker_url,
             "TOKENFORGE_CHAINS": json.dumps(chains or {"solana": "embedded"}),
+            **{f"TOKENFORGE_{k.upper()}": v for k, v in UNREACHED_RATE_LIMITS.items()},
             **{f"TOKENFORGE_{k.upper()}": str(v) for k, v in extra.items()},
         }
     )

@@ -29,6 +29,17 @@ HTTP_DURATION = Histogram(
     buckets=_FAST,
 )
 
+# -- inbound rate limits (api/ratelimit.py) -----------------------------------------------
+RATE_LIMITED = Counter(
+    "tokenforge_rate_limited_total",
+    "Requests refused with 429, by budget (reads|writes|signin) and scope (ip|identity)",
+    ["budget", "scope"],
+)
+RATE_LIMIT_UNCHECKED = Counter(
+    "tokenforge_rate_limit_unchecked_total",
+    "Requests let through without a rate limit check because the limit store (Redis) was unreachable",
+)
+
 # -- launches and job states (observability/job_metrics.py) ------------------------------
 LAUNCHES = Counter(
     "tokenforge_launches_total", "Launches by chain and outcome (accepted|confirmed|failed|dead)", ["chain", "outcome"]

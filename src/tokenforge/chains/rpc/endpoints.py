@@ -33,11 +33,14 @@ def redact_url(url: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class EndpointConfig:
-    """An http(s) endpoint, its share of first-choice traffic and its per-request timeout."""
+    """An http(s) endpoint, its share of first-choice traffic, its per-request timeout and
+    its client-side budget of calls per second (None: unlimited; calls over it wait their
+    turn, :mod:`tokenforge.outbound`)."""
 
     url: str
     weight: int = 1  # relative share of first-choice traffic, >= 1
     timeout_s: float = 10.0  # per request to this endpoint
+    max_rps: float | None = None  # calls per second to this endpoint, > 0; None: no budget
 
     def __post_init__(self) -> None:
         label = redact_url(self.url)
@@ -47,3 +50,5 @@ class EndpointConfig:
             raise ValueError(f"RPC endpoint {label}: weight must be an integer >= 1")
         if not self.timeout_s > 0:
             raise ValueError(f"RPC endpoint {label}: timeout_s must be > 0")
+        if self.max_rps is not None and not self.max_rps > 0:
+            raise ValueError(f"RPC endpoint {label}: max_rps must be > 0 (or None for no budget)")

@@ -15,6 +15,10 @@ When every endpoint tried was at fault the request fails with a
 breaker state per endpoint: :mod:`tokenforge.observability.metrics`) and
 :meth:`RpcPool.health`. Each request is one client span (:mod:`tokenforge.observability.tracing`).
 
+An endpoint with ``max_rps`` has a client-side budget (:class:`tokenforge.outbound.CallBudget`,
+per process): a call over it waits for its turn before it is sent (the wait is not counted
+as the endpoint's latency and never fails the call), so a provider never bans TokenForge.
+
 One pool belongs to one event loop: its aiohttp session is created lazily inside the
 running loop and re-created if the pool is used from another loop later.
 """
@@ -35,6 +39,7 @@ import orjson
 from tokenforge.errors import ErrorCode, TransientError
 from tokenforge.observability.metrics import RPC_BREAKER_OPEN, RPC_DURATION, RPC_REQUESTS
 from tokenforge.observability.tracing import span
+from tokenforge.outbound import CallBudget, Unlimited, budget
 
 from .breaker import BreakerState, CircuitBreaker
 from .endpoints import EndpointConfig, redact_url
@@ -62,6 +67,7 @@ _MAX_REASON = 80
 class _Endpoint:
     __slots__ = (
         "breaker",
+        "budget",
         "client_timeout",
         "config",
         "failures",
@@ -75,6 +81,7 @@ class _Endpoint:
         self.config = config
         self.label = label
         self.breaker = breaker
+        self.budget: CallBudget | Unlimited = budget(config.max_rps)
         self.client_timeout = aiohttp.ClientTimeout(total=config.timeout_s)
         self.requests = 0
         self.failures = 0
@@ -151,6 +158,7 @@ class RpcPool:
                 "label": endpoint.label,
                 "weight": endpoint.config.weight,
                 "timeout_s": endpoint.config.timeout_s,
+                "max_rps": endpoint.config.max_rps,
                 "state": endpoint.breaker.state,
                 "consecutive_failures": endpoint.breaker.consecutive_failures,
                 "retry_in_s": round(endpoint.breaker.remaining_s(), 3),
@@ -216,10 +224,11 @@ class RpcPool:
     async def _attempt(
         self, session: aiohttp.ClientSession, endpoint: _Endpoint, payload: bytes, batch: bool, method: str
     ) -> tuple[bytes, Any] | Fault:
-        endpoint.requests += 1
-        started = time.perf_counter()
         settled = False
         try:
+            await endpoint.budget.acquire()  # over the endpoint's budget: wait for a slot
+            endpoint.requests += 1
+            started = time.perf_counter()
             try:
                 async with session.post(
                     endpoint.config.url, data=payload, headers=_HEADERS, timeout=endpoint.client_timeout
