@@ -32,8 +32,9 @@ from tokenforge.api.schemas.tokens import (
 from tokenforge.cache import TOKEN, TOKEN_LIST
 from tokenforge.domain.chains import ChainName
 from tokenforge.domain.jobs import TokenStatus, could_be_id
-from tokenforge.domain.tokens import validate_launch
+from tokenforge.domain.tokens import URL_FIELDS, validate_launch
 from tokenforge.errors import NotFound, ValidationFailed
+from tokenforge.net.ssrf import check_links
 from tokenforge.services.launches import accept_launch, launch_creator, request_fingerprint
 from tokenforge.store.repositories import tokens as tokens_repo
 
@@ -86,6 +87,9 @@ async def create_token(
     chain_settings = container.settings.chains.get(params.chain)
     if chain_settings is None:
         raise ValidationFailed("chain", f"{params.chain} is not enabled on this server")
+    # links that name a non-public address are refused; see tokenforge.net.ssrf.check_link
+    links = {f: getattr(params, f) for f in URL_FIELDS}
+    await check_links(links, allowed_networks=container.settings.outbound_allowed_networks)
     accepted = await accept_launch(
         container.sessions,
         container.committer,
