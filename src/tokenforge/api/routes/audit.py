@@ -1,5 +1,80 @@
-"""(being built)"""
+"""/v1/ops/audit: operators read the audit log and check its chain.
 
-from fastapi import APIRouter
+Every request needs an operator credential: 401 without one, 403 for a creator's.
+Reading is not itself recorded (exports are: ``tokenforge audit export``).
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import AwareDatetime
+
+from tokenforge.api.auth import AUTH_RESPONSES, require_role
+from tokenforge.api.deps import ContainerDep, SessionDep
+from tokenforge.api.problems import PROBLEM_RESPONSES
+from tokenforge.api.schemas.audit import AuditEntryOut, AuditPage, AuditVerificationOut, verification_out
+from tokenforge.api.schemas.tokens import CURSOR_PATTERN
+from tokenforge.audit import log as audit_log
+from tokenforge.auth.principal import Role
+from tokenforge.store.repositories.audit import AuditFilter
+
+#: Filters name stored text: no control characters (PostgreSQL refuses NUL in text).
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+
+router = APIRouter(
+    prefix="/v1/ops",
+    tags=["operations"],
+    dependencies=[Depends(require_role(Role.OPERATOR))],
+    responses={**PROBLEM_RESPONSES, **AUTH_RESPONSES},
+)
+
+
+@router.get(
+    "/audit",
+    response_model=AuditPage,
+    summary="Read the audit log, newest entries first",
+    description="Entries of the append-only, hash-chained audit log, newest first (`order=asc`: oldest first), "
+    "filtered by exact `action`, `actor` and `subject` and by time (`since` inclusive, `until` exclusive).",
+)
+async def list_audit(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="Entries per page, 1-500")] = 50,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=128,
+            pattern=CURSOR_PATTERN,
+            description="`next_cursor` of the previous page, passed back unchanged; absent for the first page",
+        ),
+    ] = None,
+    order: Annotated[Literal["desc", "asc"], Query(description="`desc`: newest first; `asc`: oldest first")] = "desc",
+    action: Annotated[
+        str | None, Query(pattern=PRINTABLE, max_length=64, description="Only this action, e.g. `job.requeued`")
+    ] = None,
+    actor: Annotated[
+        str | None, Query(pattern=PRINTABLE, max_length=160, description="Only this actor, e.g. `api_key:<id>`")
+    ] = None,
+    subject: Annotated[
+        str | None, Query(pattern=PRINTABLE, max_length=256, description="Only this subject, e.g. `job:<id>`")
+    ] = None,
+    since: Annotated[AwareDatetime | None, Query(description="Only entries at or after (ISO 8601 with offset)")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Only entries before (ISO 8601 with offset)")] = None,
+) -> AuditPage:
+    where = AuditFilter(action=action, actor=actor, subject=subject, since=since, until=until)
+    page = await audit_log.page(session, limit=limit, cursor=cursor, newest_first=order == "desc", where=where)
+    items = [AuditEntryOut(**audit_log.row_out(row)) for row in page.entries]
+    return AuditPage(items=items, next_cursor=page.next_cursor)
+
+
+@router.get(
+    "/audit/verify",
+    response_model=AuditVerificationOut,
+    summary="Check the audit log's chain",
+    description="Walks the whole chain from the first entry and names the first entry that does not follow "
+    "(edited, deleted or inserted). Removing the newest entries leaves a valid shorter chain: compare `head` "
+    "with one kept elsewhere (`tokenforge audit verify --expect-head`).",
+)
+async def verify_audit(container: ContainerDep) -> AuditVerificationOut:
+    return verification_out(await audit_log.verify(container.sessions))
