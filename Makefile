@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: run test test-fast lint bench contracts clean
+.PHONY: run test test-fast lint bench contracts vendor clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,8 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Listens on TOKENFORGE_HOST:TOKENFORGE_PORT (default 127.0.0.1:8000).
+# Listens on TOKENFORGE_HOST:TOKENFORGE_PORT (default 127.0.0.1:8000). On the embedded
+# default the first start prints a local operator API key once (export TOKENFORGE_API_KEY=…).
 run: $(STAMP)
 	$(BIN)/tokenforge serve
 
@@ -40,6 +41,11 @@ test-fast: $(STAMP)
 
 contracts: $(NODE_STAMP)
 	npm run --silent compile
+
+# The launch page's browser crypto (secp256k1, ed25519, keccak-256) copied from the pinned
+# npm @noble/curves into api/static/vendor/ (committed; a test checks it matches).
+vendor: $(NODE_STAMP)
+	node scripts/vendor_web.js
 
 # 1,000 launches each: Solana and EVM on the embedded default (8 clients), EVM on a Hardhat
 # node with 4 deployer keys and Solana on `tokenforge devnet` (32 clients). Minutes, not seconds.

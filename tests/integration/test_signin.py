@@ -187,8 +187,9 @@ async def test_solana_wallet_signs_in_and_may_not_launch_on_an_evm_chain(api):
     refused(await client.post("/v1/auth/siws", json={"message": evm_text, "signature": sig}), "message", "wrong_family")
 
 
-def _now(**delta) -> str:
-    return _iso(datetime.now(UTC) + timedelta(**delta))
+def _now(**delta) -> timedelta:
+    """A time this far from the moment the test runs (not from when it was collected)."""
+    return timedelta(**delta)
 
 
 REFUSALS = [
@@ -210,6 +211,7 @@ REFUSALS = [
 async def test_refused_sign_in_names_why_and_is_audited(api, over, field, reason):
     container, client = api
     account = Account.create()
+    over = {k: _iso(datetime.now(UTC) + v) if isinstance(v, timedelta) else v for k, v in over.items()}
     resp = await siwe(client, account, **over)
     problem = refused(resp, field, reason)
     assert problem["errors"][0]["message"]

@@ -8,6 +8,7 @@ from importlib import resources
 
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from tokenforge import __version__
 from tokenforge.api import problems
@@ -98,6 +99,10 @@ def create_app(
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+    # the launch page's scripts, stylesheet and vendored browser crypto (api/static/README.md)
+    static_dir = str(resources.files("tokenforge.api").joinpath("static"))
+    app.mount("/static", StaticFiles(directory=static_dir, follow_symlink=False), name="static")
 
     @app.get("/", include_in_schema=False)
     async def index() -> HTMLResponse:

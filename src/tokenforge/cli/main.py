@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Annotated
 
 import httpx
@@ -15,7 +15,15 @@ from rich.table import Table
 
 from tokenforge.cli.api_keys import api_keys_app
 from tokenforge.cli.audit import audit_app
-from tokenforge.cli.client import ApiError, create_token, follow_job, get_json, throwaway_creator
+from tokenforge.cli.client import (
+    ApiError,
+    api_client,
+    auth_headers,
+    create_token,
+    follow_job,
+    get_json,
+    throwaway_creator,
+)
 from tokenforge.cli.jobs import jobs_app
 from tokenforge.cli.keys import keys_app
 from tokenforge.cli.processes import processes_app
@@ -33,6 +41,16 @@ err = Console(stderr=True)
 ApiOption = Annotated[
     str | None,
     typer.Option("--api", envvar="TOKENFORGE_API_URL", help="Base URL of a running TokenForge API."),
+]
+ApiKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="TOKENFORGE_API_KEY",
+        help="API key sent as Authorization: Bearer (tokenforge api-keys create; `make run` prints one).",
+        show_default=False,
+        show_envvar=True,
+    ),
 ]
 
 
@@ -64,13 +82,17 @@ def serve(
     from tokenforge.roles import BackgroundProcess, configure_process
 
     settings = Settings()
-    host = settings.host if host is None else host
-    port = settings.port if port is None else port
+    if host is not None:  # the settings name the server's own address (sign-in messages name it)
+        settings.host = host
+    if port is not None:
+        settings.port = port
+    host, port = settings.host, settings.port
     configure_process(settings, "serve")  # before the app's modules create their metrics
 
     from tokenforge.api.app import create_app
     from tokenforge.api.http_server import BoundedHttpToolsProtocol
     from tokenforge.api.startup import report_startup_failures
+    from tokenforge.cli.api_keys import announce_local_operator_key, is_embedded_default
 
     background = None
     if worker_process:
@@ -83,17 +105,21 @@ def serve(
         run_worker=not worker_process,
         on_shutdown=background.stop if background is not None else None,
     )
+    served = report_startup_failures(app_)
+    if is_embedded_default(settings):  # print (never log) the local operator key once started
+        served = announce_local_operator_key(served, lambda: app_.state, lambda line: typer.echo(line))
     try:
         # keep-alive longer than clients' pools keep idle connections (as proxies do), so a
         # client does not send on a connection the server is closing
         uvicorn.run(
-            report_startup_failures(app_),
+            served,
             host=host,
             port=port,
             loop="uvloop",
             http=BoundedHttpToolsProtocol,
             log_level="warning",
             access_log=False,
+            proxy_headers=False,  # X-Forwarded-For is read by TokenForge (trusted_proxies)
             timeout_keep_alive=75,
         )
     finally:
@@ -102,10 +128,12 @@ def serve(
 
 
 @asynccontextmanager
-async def _client(api: str | None):
-    """An API client: over HTTP to ``api``, or to an embedded stack started in-process."""
+async def _client(api: str | None, api_key: str | None, purpose: str):
+    """An API client sending ``api_key``: over HTTP to ``api``, or to a stack started
+    in-process on this host's database (without a key, the host's user acts as operator
+    through a key issued for this command and revoked at its end)."""
     if api:
-        async with httpx.AsyncClient(base_url=api.rstrip("/"), timeout=30) as client:
+        async with api_client(api, api_key) as client:
             yield client
         return
     from tokenforge.api.app import create_app
@@ -124,10 +152,16 @@ async def _client(api: str | None):
         )
         err.print(f"[red]cannot start the embedded default:[/] {exc.message}{hint}")
         raise typer.Exit(2) from None
+    from tokenforge.cli.api_keys import in_process_key
+
     transport = httpx.ASGITransport(app=create_app(container=container))
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://embedded", timeout=30) as client:
-            yield client
+        async with AsyncExitStack() as stack:
+            key = api_key or await stack.enter_async_context(in_process_key(container.sessions, purpose))
+            client = httpx.AsyncClient(
+                transport=transport, base_url="http://embedded", headers=auth_headers(key), timeout=30
+            )
+            yield await stack.enter_async_context(client)
     finally:
         await container.close()
 
@@ -140,15 +174,24 @@ def launch(
     supply: Annotated[str, typer.Option(help="Initial supply in whole tokens.")],
     decimals: Annotated[int | None, typer.Option(help="Default: 18 on EVM, 9 on Solana.")] = None,
     creator: Annotated[
-        str | None, typer.Option(help="Address that receives the supply. Default: a fresh throwaway address.")
+        str | None,
+        typer.Option(
+            help="Address that receives the supply. Default: the API key's wallet (an operator key without "
+            "a wallet must name one; in-process without --api-key: a fresh throwaway address)."
+        ),
     ] = None,
     description: Annotated[str, typer.Option(help="Up to 1,000 characters.")] = "",
     metadata_uri: Annotated[str | None, typer.Option(help="Metadata URI (Solana).")] = None,
     idempotency_key: Annotated[str | None, typer.Option(help="Makes re-running this command safe.")] = None,
     api: ApiOption = None,
+    api_key: ApiKeyOption = None,
 ) -> None:
-    """Launch one token, show its status live until final, print its address."""
-    if creator is None:
+    """Launch one token, show its status live until final, print its address.
+
+    Needs a credential: --api-key (or TOKENFORGE_API_KEY); in-process (no --api) the host's
+    user acts as operator. The token's creator is the key's wallet unless --creator is given.
+    """
+    if creator is None and api is None and api_key is None:
         creator = throwaway_creator(chain)
         err.print(f"[yellow]no --creator given: the supply goes to a fresh throwaway address {creator}[/]")
     body: dict[str, str | int] = {
@@ -156,20 +199,21 @@ def launch(
         "name": name,
         "symbol": symbol,
         "supply": supply,
-        "creator": creator,
         "description": description,
     }
+    if creator is not None:
+        body["creator"] = creator
     if decimals is not None:
         body["decimals"] = decimals
     if metadata_uri:
         body["metadata_uri"] = metadata_uri
 
     async def run() -> int:
-        async with _client(api) as client:
+        async with _client(api, api_key, "launch") as client:
             try:
                 accepted = await create_token(client, body, idempotency_key=idempotency_key)
             except ApiError as exc:
-                err.print(f"[red]refused:[/] {exc}")
+                err.print(f"[red]refused:[/] {exc.explain()}", highlight=False)
                 return 2
             job_id = accepted["job"]["id"]
             console.print(f"accepted: token {accepted['token']['id']}, job {job_id}")
@@ -197,12 +241,23 @@ def demo(
     ] = "ethereum,bsc,base,solana",
     concurrency: Annotated[int, typer.Option(min=1, max=1000, help="Launches in flight at once.")] = 50,
     api: ApiOption = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="TOKENFORGE_API_KEY",
+            help="An OPERATOR API key (the demo launches for random creators; a creator key may launch "
+            "only for its own wallet). Needed with --api; in-process the host's user acts as operator.",
+            show_default=False,
+            show_envvar=True,
+        ),
+    ] = None,
 ) -> None:
     """Launch N tokens across chains with a progress bar and a summary table.
 
-    Runs against --api when given, else against a stack started in-process from the
-    TOKENFORGE_* settings (the embedded default unless configured otherwise).
-    Exits non-zero if any launch failed.
+    Runs against --api when given (with an operator --api-key), else against a stack started
+    in-process from the TOKENFORGE_* settings (the embedded default unless configured
+    otherwise). Exits non-zero if any launch failed.
     """
     names = [c.strip() for c in chains.split(",") if c.strip()]
 
@@ -210,7 +265,8 @@ def demo(
         results: dict[str, dict[str, int]] = {c: {"confirmed": 0, "failed": 0, "dead": 0, "refused": 0} for c in names}
         latencies: list[float] = []
         sem = asyncio.Semaphore(concurrency)
-        async with _client(api) as client:
+        refusal: list[ApiError] = []  # a 401/403: every further launch would be refused too
+        async with _client(api, api_key, "demo") as client:
             with Progress(
                 SpinnerColumn(),
                 TextColumn("{task.description}"),
@@ -231,10 +287,16 @@ def demo(
                         "creator": throwaway_creator(chain),
                     }
                     async with sem:
+                        if refusal:
+                            results[chain]["refused"] += 1
+                            progress.advance(task)
+                            return
                         started = time.perf_counter()
                         try:
                             accepted = await create_token(client, body)
-                        except ApiError:
+                        except ApiError as exc:
+                            if exc.is_auth:
+                                refusal.append(exc)
                             results[chain]["refused"] += 1
                             progress.advance(task)
                             return
@@ -248,6 +310,14 @@ def demo(
                 wall = time.perf_counter()
                 await asyncio.gather(*(one(i) for i in range(tokens)))
                 wall = time.perf_counter() - wall
+        if refusal:
+            err.print(
+                f"[red]refused:[/] {refusal[0].explain()}\n"
+                "the demo launches for random creators: it needs an operator API key "
+                "(--api-key or TOKENFORGE_API_KEY; tokenforge api-keys create --role operator)",
+                highlight=False,
+            )
+            return 2
         table = Table(title=f"{tokens} launches in {wall:.1f}s ({tokens / wall:.1f}/s)")
         for col in ("chain", "confirmed", "failed", "dead", "refused"):
             table.add_column(col, justify="right" if col != "chain" else "left")

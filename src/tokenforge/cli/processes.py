@@ -144,6 +144,7 @@ def api(
         http=ApiHttpProtocol,
         log_level="warning",
         access_log=False,
+        proxy_headers=False,  # X-Forwarded-For is read by TokenForge (trusted_proxies)
         timeout_keep_alive=75,
         timeout_graceful_shutdown=int(settings.drain_timeout_s),
     )
