@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from tokenforge.cache import Cache, install_cache_invalidation, open_cache
 from tokenforge.chains.health import ChainHealthReporter
 from tokenforge.chains.registry import DeployerFactory, DeployerRegistry
-from tokenforge.config import ChainSettings, Settings
+from tokenforge.config import DEFAULT_PUBLIC_RPC_RPS, ChainSettings, Settings
+from tokenforge.data_dir import make_private
 from tokenforge.domain.chains import CHAINS, Family, Network
 from tokenforge.jobs.backends import open_queue
 from tokenforge.jobs.backends.memory import MemoryQueue
@@ -27,14 +28,17 @@ from tokenforge.jobs.policy import RetryPolicy
 from tokenforge.jobs.ports import JobQueue
 from tokenforge.jobs.sweeper import Sweeper, lease_owner_id
 from tokenforge.jobs.worker import Worker
-from tokenforge.keys.local import LocalKeyStore
+from tokenforge.keys.audit import audited_factories
+from tokenforge.keys.master import open_keystore
 from tokenforge.keys.ports import KeyStore
 from tokenforge.observability.job_metrics import install_job_metrics
+from tokenforge.security_checks import refuse_placeholder_secrets
 from tokenforge.store.db import make_engine, make_sessionmaker
 from tokenforge.store.feed import ChangeFeed
 from tokenforge.store.group_commit import GroupCommitter
 from tokenforge.store.migrate import require_head, upgrade_to_head
 from tokenforge.store.notify import JOB_EVENTS_CHANNEL, OUTBOX_CHANNEL, PgListener
+from tokenforge.webhooks import Webhooks, build_webhooks
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,8 @@ class Container:
     pools: dict = field(default_factory=dict)
     #: PostgreSQL only: wake-ups from other processes (outbox rows, job events).
     listener: PgListener | None = None
+    #: signed webhooks: the dispatcher and the delivery consumer run with the worker
+    webhooks: Webhooks | None = None
     _tasks: list[asyncio.Task] = field(default_factory=list)
     _relay_task: asyncio.Task | None = None
     _worker_started: bool = False
@@ -98,6 +104,8 @@ class Container:
             await self.worker.start()
             self._worker_started = True
             self._tasks.append(asyncio.create_task(self.health_reporter.run(), name="chain-health"))
+            if self.webhooks is not None:
+                await self.webhooks.start(self.queue, requeue_pending=isinstance(self.queue, MemoryQueue))
         if sweeper:
             self._tasks.append(asyncio.create_task(self.sweeper.run(), name="sweeper"))
         if relay:
@@ -132,6 +140,8 @@ class Container:
         if self._worker_started:
             self._worker_started = False
             waits.append(self.worker.stop(timeout_s=timeout_s))
+            if self.webhooks is not None:
+                waits.append(self.webhooks.stop(timeout_s=timeout_s))
         if self._relay_task is not None:
             waits.append(asyncio.wait([self._relay_task], timeout=timeout_s))
         await asyncio.gather(*waits)
@@ -149,6 +159,8 @@ class Container:
         self._tasks.clear()
         if self._worker_started:
             await self.worker.stop()
+        if self.webhooks is not None:
+            await self.webhooks.stop()
         await self.queue.close()
         await self.cache.close()  # sends the invalidations still pending (up to 1 s)
         await self.deployers.close()
@@ -180,9 +192,17 @@ def _fee_oracle(w3, cs: ChainSettings):
 
 
 def _endpoints(cs: ChainSettings) -> list:
+    """The chain's endpoints; each one's call budget is its ``max_rps``, else
+    :data:`DEFAULT_PUBLIC_RPC_RPS` on testnets and mainnets and none on local networks."""
     from tokenforge.chains.rpc.endpoints import EndpointConfig
 
-    return [EndpointConfig(url=e.url, weight=e.weight, timeout_s=e.timeout_s) for e in cs.endpoints]
+    default_rps = DEFAULT_PUBLIC_RPC_RPS if cs.network in (Network.TESTNET, Network.MAINNET) else None
+    return [
+        EndpointConfig(
+            url=e.url, weight=e.weight, timeout_s=e.timeout_s, max_rps=default_rps if e.max_rps is None else e.max_rps
+        )
+        for e in cs.endpoints
+    ]
 
 
 def rpc_pool(chain: str, cs: ChainSettings):
@@ -329,7 +349,8 @@ async def build_container(
     API, which must accept launches into the outbox while the broker is down).
     ``sees_all_writes``: every write happens in this process (``tokenforge serve``), so a
     per-process ``memory://`` cache stays true; otherwise ``memory://`` caches nothing."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    refuse_placeholder_secrets(settings)  # on testnets and mainnets (security_checks.py)
+    make_private(settings)  # the data directory and the SQLite files: 0700 / 0600 (data_dir.py)
     engine = make_engine(settings.resolved_database_url)
     try:
         if migrate:
@@ -368,10 +389,11 @@ async def build_container(
         listen_poll_s=max(settings.relay_poll_s, RELAY_LISTEN_POLL_S),
         policy=policy,
     )
-    keystore = LocalKeyStore(settings.data_dir, master_keyfile=settings.master_keyfile)
+    keystore = open_keystore(settings)  # called at chain open (deployer_factories), never per launch
     pools: dict = {}
     if deployers is None:
-        deployers = DeployerRegistry(deployer_factories(settings, keystore, sessions, pools))
+        factories = deployer_factories(settings, keystore, sessions, pools)
+        deployers = DeployerRegistry(audited_factories(factories, keystore, sessions))  # keys created: audited
     owner = lease_owner_id()
     committer = GroupCommitter(sessions, owner=owner, lease_s=settings.job_lease_s, feed=feed)
     handler = LaunchHandler(
@@ -412,4 +434,5 @@ async def build_container(
         health_reporter,
         pools,
         listener,
+        build_webhooks(settings, sessions, keystore, policy=policy, wake_relay=relay.notify, feed=feed),
     )

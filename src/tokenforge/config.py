@@ -6,6 +6,7 @@ Only :mod:`tokenforge.bootstrap` turns settings into adapters.
 from __future__ import annotations
 
 import json
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -20,8 +21,34 @@ GWEI = 10**9
 DEFAULT_PUBLIC_RPC_RPS = 25.0
 
 
+#: Settings whose URL may carry a password: their ``repr`` shows ``user:***@``.
+_URLS_WITH_PASSWORDS = frozenset({"database_url", "broker_url", "cache_url", "kms_endpoint_url"})
+
+
+def redact_url(url: str, *, keep_path: bool = True) -> str:
+    """``url`` for messages and ``repr``: any password (or a user name standing alone, which
+    may be a token) replaced by ``***`` and, unless
+    ``keep_path``, everything after the host replaced by ``…`` (API keys live there)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "***"
+    netloc, slash, tail = rest.partition("/")
+    for mark in "?#":  # a query or fragment straight after the host
+        if mark in netloc and not slash:
+            netloc, _, more = netloc.partition(mark)
+            slash, tail = mark, more
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"***@{host}"  # a lone name may be a token
+    if not keep_path and (slash or tail):
+        return f"{scheme}://{netloc}/…"
+    return f"{scheme}://{netloc}{slash}{tail}"
+
+
 class EndpointSettings(BaseModel):
-    """One JSON-RPC endpoint of a chain. The URL may carry an API key: it is never logged."""
+    """One JSON-RPC endpoint of a chain. The URL may carry an API key: it is never logged
+    (its ``repr`` shows the host only)."""
 
     # hide_input_in_errors: a URL may carry an API key; a validation error must not echo it
     model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
@@ -34,6 +61,10 @@ class EndpointSettings(BaseModel):
     #: us (calls over it wait their turn). Default: none on local networks,
     #: :data:`DEFAULT_PUBLIC_RPC_RPS` on testnets and mainnets.
     max_rps: float | None = Field(default=None, gt=0, le=100_000)
+
+    def __repr_args__(self):
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value, keep_path=False) if name == "url" else value
 
 
 class ChainSettings(BaseModel):
@@ -113,9 +144,17 @@ class ChainSettings(BaseModel):
 
 
 class Settings(BaseSettings):
+    """Every setting. Secrets never show in ``repr``/``str``: ``master_key`` is a
+    ``SecretStr``, URLs that may carry a password show ``user:***@``, endpoint URLs only
+    their host."""
+
     model_config = SettingsConfigDict(
         env_prefix="TOKENFORGE_", extra="ignore", validate_assignment=True, hide_input_in_errors=True
     )
+
+    def __repr_args__(self):
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name in _URLS_WITH_PASSWORDS and isinstance(value, str) else value
 
     #: Where the embedded default keeps its SQLite file, chain state and sealed keys.
     data_dir: Path = Path(".tokenforge")
@@ -224,8 +263,10 @@ class Settings(BaseSettings):
     idempotency_ttl_h: int = Field(default=24, ge=24)
     #: Largest request body the API reads; a larger one is refused with 413.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=64 * 1024 * 1024)
-    #: A request body not fully received this long after it started is refused with 408.
-    body_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    #: A request body not fully received this long after its headers is refused with 408.
+    #: The largest body (``max_body_bytes``, 64 KiB) takes about 8 s even at 64 kbit/s; a
+    #: longer wait only lets slow clients hold more connections open for less effort.
+    body_timeout_s: float = Field(default=10.0, gt=0, le=3600)
 
     #: Chains this deployment launches on and how each is reached, e.g.
     #: ``{"ethereum": {"network": "testnet", "endpoints": ["https://..."]}, "solana": "embedded"}``
@@ -270,6 +311,52 @@ class Settings(BaseSettings):
             if value.lstrip().startswith("["):
                 return json.loads(value)
             return [c.strip() for c in value.split(",") if c.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        """Exact origins (``https://app.example[:port]``), as browsers send them; no ``*``:
+        these origins make credentialed calls."""
+        origins = []
+        for origin in value:
+            normal = origin.strip().rstrip("/").lower()
+            if not re.fullmatch(r"https?://[a-z0-9.\-\[\]:]+", normal):
+                raise ValueError(f"cors_origins: {origin!r} is not an origin like https://app.example (no * or path)")
+            origins.append(normal)
+        return origins
+
+    @field_validator(
+        "rate_limit_reads_ip",
+        "rate_limit_reads_identity",
+        "rate_limit_writes_ip",
+        "rate_limit_writes_identity",
+        "rate_limit_signin_ip",
+    )
+    @classmethod
+    def _rate_limit_notation(cls, value: str) -> str:
+        """A budget in the ``limits`` notation, each part allowing at least one request."""
+        from limits import parse_many
+
+        try:
+            items = parse_many(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a budget like '600/minute' or '10/second;1000/hour'") from None
+        if any(item.amount < 1 for item in items):
+            raise ValueError(f"{value!r} allows no request at all; each part must allow at least 1")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        """Addresses or CIDRs (``10.0.0.0/8``, ``::1``)."""
+        import ipaddress
+
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not an IP address or CIDR like 10.0.0.0/8") from None
         return value
 
     @field_validator("worker_chains", mode="before")

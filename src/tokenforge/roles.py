@@ -67,9 +67,18 @@ class Role:
         return ("database",) + (("broker",) if self.needs_broker else ()) + (("chains",) if self.worker else ())
 
 
+#: File mode mask of server processes: what they create (the SQLite database and its
+#: -wal/-shm files, chain state, sealed keys, metrics files) is private to the service user.
+SERVER_UMASK = 0o077
+
+
 def configure_process(settings: Settings, role: str) -> None:
-    """First thing in every process entry point: metrics (multiprocess mode must be chosen
-    before any metric exists), traces named after ``role``, logs, the GIL switch interval."""
+    """First thing in every process entry point: the umask (:data:`SERVER_UMASK`), metrics
+    (multiprocess mode must be chosen before any metric exists), traces named after
+    ``role``, logs, the GIL switch interval, and the HTTP protocol's header and body
+    timeouts (``header_timeout_s``, ``body_timeout_s``)."""
+    os.umask(SERVER_UMASK)
+    BoundedHttpToolsProtocol.configure(head_timeout_s=settings.header_timeout_s, body_timeout_s=settings.body_timeout_s)
     from tokenforge.observability.prometheus import setup_metrics
     from tokenforge.observability.tracing import setup_tracing
 

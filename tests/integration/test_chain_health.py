@@ -50,6 +50,7 @@ async def _opened() -> HealthyDeployer:
 @pytest.fixture
 def health_settings(any_db_settings):
     any_db_settings.chains = {"ethereum": {"network": "testnet", "endpoints": [PRIMARY, BACKUP]}, "solana": "embedded"}
+    any_db_settings.public_url = "https://forge.example"  # a testnet deployment needs one
     any_db_settings.chain_health_interval_s = 5
     return any_db_settings
 

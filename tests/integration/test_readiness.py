@@ -58,6 +58,7 @@ async def test_a_live_redis_is_ok(settings):
 async def test_open_breakers_of_a_json_rpc_chain_degrade_readiness_without_showing_the_key(settings):
     secret_url = f"http://127.0.0.1:{free_port()}/v3/SECRETKEY123"  # refuses connections
     settings.chains = {"ethereum": {"network": "testnet", "endpoints": [secret_url]}, "solana": "embedded"}
+    settings.public_url = "https://forge.example"  # a testnet deployment needs one
     pool = RpcPool("ethereum", [EndpointConfig(url=secret_url, timeout_s=1.0)], failure_threshold=1, reset_after_s=60)
     try:
         with pytest.raises(TransientError):

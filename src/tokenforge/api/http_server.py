@@ -1,15 +1,21 @@
-"""The HTTP/1.1 protocol ``tokenforge serve`` runs: uvicorn's httptools protocol with a
-bounded request head.
+"""The HTTP/1.1 protocol ``tokenforge serve`` and ``tokenforge api`` run: uvicorn's
+httptools protocol with a bounded request head and a deadline for the body.
 
-uvicorn buffers a request's line and headers without limit and waits for them without a
-deadline, so one client can grow the process by the size of whatever it sends as a
-header, or hold a connection open by never finishing one. This protocol answers instead:
+uvicorn buffers a request's line and headers without limit and waits for them and for a
+declared body without a deadline, so one client can grow the process by the size of
+whatever it sends as a header, or hold a connection open by never finishing a head or a
+body. This protocol answers instead:
 
 * ``431`` when a request head (request line and headers) passes :data:`MAX_HEAD_BYTES`;
-* ``408`` when a head has not arrived within :data:`HEAD_TIMEOUT_S` of the connection
-  opening or of its first byte,
+* ``408`` when a head has not arrived within ``head_timeout_s`` (``header_timeout_s``)
+  of the connection opening or of its first byte;
+* ``408`` when a declared body (``Content-Length`` or chunked) has not fully arrived
+  within ``body_timeout_s`` of its head, whether or not the route reads it (a route that
+  answered without reading it gets the connection closed instead),
 
-each as problem+json, closing the connection. Bodies are limited by
+each as problem+json, closing the connection. :meth:`BoundedHttpToolsProtocol.configure`
+takes both timeouts from the settings (``roles.configure_process`` calls it in every
+server process). Bodies are also limited in size and time by
 :class:`tokenforge.api.limits.RequestLimits`. Pass the class as uvicorn's ``http``.
 """
 
@@ -22,8 +28,12 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 #: Largest request line plus headers accepted (browsers send a few KiB).
 MAX_HEAD_BYTES = 64 * 1024
-#: Longest wait for a complete request head on an open connection.
-HEAD_TIMEOUT_S = 60.0
+#: Longest wait for a complete request head on an open connection, unless configured
+#: (``Settings.header_timeout_s``).
+HEAD_TIMEOUT_S = 10.0
+#: Longest wait for a declared request body after its head, unless configured
+#: (``Settings.body_timeout_s``).
+BODY_TIMEOUT_S = 10.0
 
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
@@ -59,6 +69,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     max_head_bytes = MAX_HEAD_BYTES
     head_timeout_s = HEAD_TIMEOUT_S
+    body_timeout_s = BODY_TIMEOUT_S
+
+    @classmethod
+    def configure(cls, *, head_timeout_s: float, body_timeout_s: float) -> None:
+        """Use these timeouts on every connection this process accepts from now on (a
+        subclass that sets its own keeps them)."""
+        BoundedHttpToolsProtocol.head_timeout_s = head_timeout_s
+        BoundedHttpToolsProtocol.body_timeout_s = body_timeout_s
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -67,6 +85,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0  # request target and headers parsed so far
         self._refused = False
         self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
@@ -74,6 +93,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        self._cancel_body_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -112,12 +132,15 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._too_large()  # the route never runs
             return
         super().on_headers_complete()
+        # cancelled by on_message_complete, at once when the request has no body
+        self._body_timer = self.loop.call_later(self.body_timeout_s, self._body_timed_out)
 
     def on_body(self, body: bytes) -> None:
         if not self._refused:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._cancel_body_timer()
         if self._refused:
             return
         super().on_message_complete()
@@ -150,6 +173,29 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._arm_head_timer()  # a pipelined head: judge it once the answer before it is sent
             return
         self._refuse(408, "request-timeout", f"the request head did not arrive within {self.head_timeout_s:g} s")
+
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        if self._refused or self.transport.is_closing():
+            return
+        self._cancel_head_timer()
+        self._refused = True
+        cycle = getattr(self, "cycle", None)
+        # answered (or answering) without the body, or a response before it is under way:
+        # a 408 cannot be written now, closing is all that is left
+        if cycle is None or not (cycle.response_started or self.pipeline):
+            self.transport.write(
+                _problem(408, "request-timeout", f"the body did not arrive within {self.body_timeout_s:g} s")
+            )
+        if cycle is not None:  # the route waiting for the body sees a disconnect, and sends nothing more
+            cycle.disconnected = True
+            cycle.message_event.set()
+        self.transport.close()
 
     def _too_large(self) -> None:
         self._refuse(

@@ -92,7 +92,7 @@ def _field_of(err: dict) -> str:
 
 #: Plain words for patterns too long to show a client (the schema states each pattern).
 _PATTERN_MESSAGES = {
-    URL_PATTERN: "must be an http(s) URL with a host, without whitespace or control characters",
+    URL_PATTERN: "must be an http(s) URL with a host, without user:pass@, whitespace or control characters",
     CURSOR_PATTERN: "is not a cursor this API returned",
 }
 

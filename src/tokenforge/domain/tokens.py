@@ -7,7 +7,7 @@ field as the API calls it.
 Text (``name``, ``description``) may hold any printable character, emoji sequences
 included; :func:`hidden_character` says which invisible characters are refused.
 URL fields match :data:`URL_PATTERN` (the API's schema states the same pattern) and must
-parse as an http(s) URL with a host and a valid port.
+parse as an http(s) URL with a host and a valid port, and no user name or password.
 """
 
 from __future__ import annotations
@@ -32,17 +32,19 @@ URL_FIELDS = ("image_url", "website", "twitter", "telegram", "metadata_uri")
 #: Characters no URL may contain: whitespace and C0/C1 controls (other invisible characters
 #: are refused by the printable check in :func:`_check_url`).
 _URL_CHAR = r"[^\s\x00-\x1f\x7f-\x9f"
-#: An http(s) URL: scheme (any case), ``://``, optional userinfo, a host name or IPv4
-#: address or bracketed IPv6 address, an optional numeric port, then path, query or
-#: fragment; or the empty string (no URL). Written for ECMA-262, Python and Rust regex alike.
+#: An http(s) URL: scheme (any case), ``://``, a host name or IPv4 address or bracketed
+#: IPv6 address, an optional numeric port, then path, query or fragment; or the empty
+#: string (no URL). No userinfo (``user:pass@``): a published link must not carry
+#: credentials, nor disguise its host (``https://trusted.example@evil.example/``).
+#: Written for ECMA-262, Python and Rust regex alike.
 URL_PATTERN = (
     r"^$|^[hH][tT][tT][pP][sS]?://"
-    rf"({_URL_CHAR}/?#]*@)?"
     rf"({_URL_CHAR}/?#@\[\]:]+|\[[0-9A-Fa-f:.]+\])"
     r"(:[0-9]*)?"
     rf"([/?#]{_URL_CHAR}]*)?$"
 )
 _URL_RE = re.compile(URL_PATTERN)
+_USERINFO_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@")
 
 _ZWNJ, _ZWJ = "\u200c", "\u200d"
 _TAG_BASE, _TAG_END = "\U0001f3f4", "\U000e007f"  # 🏴 ... CANCEL TAG (subdivision flags)
@@ -143,6 +145,8 @@ def _check_url(field: str, value: str | None) -> str | None:
         raise ValidationFailed(field, f"must be at most {URL_MAX_CHARS} characters")
     if any(ch.isspace() or not ch.isprintable() for ch in value):
         raise ValidationFailed(field, "must not contain whitespace or control characters")
+    if _USERINFO_RE.match(value):
+        raise ValidationFailed(field, "must not carry a user name or password (user:pass@)")
     if not _URL_RE.fullmatch(value):
         raise ValidationFailed(field, "must be an http(s) URL with a host")
     try:

@@ -74,7 +74,8 @@ def test_the_server_never_accepts_what_the_schema_refuses(url):
         "HTTPS://EXAMPLE.ORG/a/b?c=d#e",
         "http://127.0.0.1:8080/x",
         "http://[::1]/",
-        "https://user:pw@host.example/",
+        "https://medium.example/@forge",
+        "https://host.example/?next=a@b#c@d",
         "https://例え.jp/パス",
         "",
     ],
@@ -94,6 +95,11 @@ def test_ordinary_urls_match_the_pattern_and_are_accepted(url):
         "javascript:alert(1)",
         "x.com/forge",
         "https://host/\x85",
+        "https://user:pw@host.example/",
+        "https://user@host.example/",
+        "https://trusted.example@evil.example/",
+        "http://:@host/",
+        "HTTP://u:p@[::1]:80/",
     ],
 )
 def test_urls_the_pattern_refuses_are_refused_by_the_server(url):
@@ -113,6 +119,8 @@ def test_the_pattern_is_a_valid_ecma_262_unicode_regex_with_the_same_answers():
         "http://a@b@c/",
         "http://h:1:2",
         "https://host/\x85",
+        "https://user:pw@host.example/",
+        "https://host.example/@forge",
     ]
     script = (
         "const [p, cases] = JSON.parse(process.argv[1]); const r = new RegExp(p, 'u');"
@@ -122,3 +130,18 @@ def test_the_pattern_is_a_valid_ecma_262_unicode_regex_with_the_same_answers():
         ["node", "-e", script, json.dumps([URL_PATTERN, cases])], capture_output=True, text=True, check=True, timeout=60
     ).stdout
     assert json.loads(out) == [bool(re.search(URL_PATTERN, c)) for c in cases]
+
+
+@pytest.mark.parametrize("field", ["image_url", "website", "twitter", "telegram", "metadata_uri"])
+def test_credentials_in_any_url_field_are_refused_naming_the_field(field):
+    with pytest.raises(ValidationFailed) as caught:
+        validate_launch(
+            chain="solana",
+            name="Forge",
+            symbol="F",
+            decimals=None,
+            supply=1,
+            creator="9xQeWvG816bUx9EPjHmaT23yvVM2ZWbrrpZb9PusVFin",
+            **{field: "https://forge:hunter2@example.org/x"},
+        )
+    assert caught.value.field == field and "user name or password" in caught.value.detail

@@ -19,7 +19,7 @@ CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"
 def _url_rules(what: str) -> str:
     return (
         f"{what} URL: http or https, a host, an optional port 0-65535, at most 200 characters, no "
-        "whitespace or control characters; an empty string counts as absent"
+        "user name or password (user:pass@), no whitespace or control characters; an empty string counts as absent"
     )
 
 
