@@ -128,6 +128,17 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {PROBLEM_JSON: {}},
     },
     422: {"model": Problem, "description": "Invalid input; `errors` names each field", "content": {PROBLEM_JSON: {}}},
+    429: {
+        "model": Problem,
+        "description": "A rate limit's budget is spent (`detail` names which); try again after `Retry-After`",
+        "content": {PROBLEM_JSON: {}},
+        "headers": {
+            "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer", "minimum": 1}},
+            "RateLimit-Limit": {"description": "The budget's size", "schema": {"type": "integer"}},
+            "RateLimit-Remaining": {"description": "What is left of it", "schema": {"type": "integer"}},
+            "RateLimit-Reset": {"description": "Seconds until it refills", "schema": {"type": "integer"}},
+        },
+    },
     500: {"model": Problem, "description": "Unexpected server error", "content": {PROBLEM_JSON: {}}},
     503: {
         "model": Problem,

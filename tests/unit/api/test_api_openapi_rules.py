@@ -68,7 +68,8 @@ async def test_a_url_refused_by_the_pattern_is_named_in_plain_words(settings):
             assert resp.json()["errors"] == [
                 {
                     "field": "website",
-                    "message": "must be an http(s) URL with a host, without user:pass@, whitespace or control characters",
+                    "message": "must be an http(s) URL with a host, "
+                    "without user:pass@, whitespace or control characters",
                 }
             ]
             resp = await client.get("/v1/tokens", params={"cursor": "!!"})

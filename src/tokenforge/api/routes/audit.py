@@ -6,10 +6,10 @@ Reading is not itself recorded (exports are: ``tokenforge audit export``).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime
 
 from tokenforge.api.auth import AUTH_RESPONSES, require_role
 from tokenforge.api.deps import ContainerDep, SessionDep
@@ -18,10 +18,23 @@ from tokenforge.api.schemas.audit import AuditEntryOut, AuditPage, AuditVerifica
 from tokenforge.api.schemas.tokens import CURSOR_PATTERN
 from tokenforge.audit import log as audit_log
 from tokenforge.auth.principal import Role
+from tokenforge.errors import ValidationFailed
 from tokenforge.store.repositories.audit import AuditFilter
 
 #: Filters name stored text: no control characters (PostgreSQL refuses NUL in text).
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+#: An RFC 3339 date-time with its offset (a bare number is not a time here).
+TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+
+
+def _timestamp(field: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value[:-1] + "+00:00" if value[-1] in "Zz" else value)
+    except ValueError:
+        raise ValidationFailed(field, "is not a valid date and time") from None
+
 
 router = APIRouter(
     prefix="/v1/ops",
@@ -59,10 +72,24 @@ async def list_audit(
     subject: Annotated[
         str | None, Query(pattern=PRINTABLE, max_length=256, description="Only this subject, e.g. `job:<id>`")
     ] = None,
-    since: Annotated[AwareDatetime | None, Query(description="Only entries at or after (ISO 8601 with offset)")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Only entries before (ISO 8601 with offset)")] = None,
+    since: Annotated[
+        str | None,
+        Query(
+            pattern=TIMESTAMP,
+            description="Only entries at or after (ISO 8601 with offset, e.g. `2026-12-01T12:00:00Z`)",
+        ),
+    ] = None,
+    until: Annotated[
+        str | None, Query(pattern=TIMESTAMP, description="Only entries before (ISO 8601 with offset)")
+    ] = None,
 ) -> AuditPage:
-    where = AuditFilter(action=action, actor=actor, subject=subject, since=since, until=until)
+    where = AuditFilter(
+        action=action,
+        actor=actor,
+        subject=subject,
+        since=_timestamp("query.since", since),
+        until=_timestamp("query.until", until),
+    )
     page = await audit_log.page(session, limit=limit, cursor=cursor, newest_first=order == "desc", where=where)
     items = [AuditEntryOut(**audit_log.row_out(row)) for row in page.entries]
     return AuditPage(items=items, next_cursor=page.next_cursor)
