@@ -39,6 +39,8 @@ def settings(tmp_path):
         confirm_poll_s=0.01,
         retry_base_s=0.01,
         retry_max_s=0.05,
+        webhook_retry_base_s=0.01,
+        webhook_retry_max_s=0.05,
         relay_poll_s=0.05,
         **UNREACHED_RATE_LIMITS,
     )

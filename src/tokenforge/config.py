@@ -227,6 +227,12 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(default=10.0, gt=0, le=60)
     #: Delivery attempts of one webhook event before it is given up (backoff in between).
     webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    #: Backoff between webhook attempts: exponential from the base, with full jitter, capped
+    #: (the defaults spread 8 attempts over up to ~40 minutes of receiver downtime).
+    webhook_retry_base_s: float = Field(default=10.0, gt=0, le=3600)
+    webhook_retry_max_s: float = Field(default=1800.0, gt=0, le=86400)
+    #: Webhook calls per second to one destination host, from one process.
+    webhook_max_rps_per_host: float = Field(default=10.0, gt=0, le=10_000)
     #: Networks (CIDRs) outbound calls may reach although they are not public (loopback,
     #: private ranges): for a webhook receiver on a local network. Empty in production.
     outbound_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -21,6 +21,7 @@ from tokenforge.jobs.policy import RetryPolicy
 from tokenforge.jobs.ports import STOP_TIMEOUT_S, JobQueue
 from tokenforge.keys.ports import KeyStore
 from tokenforge.net.ssrf import Network, parse_networks
+from tokenforge.outbound import Budgets
 from tokenforge.store.feed import ChangeFeed
 from tokenforge.webhooks.delivery import DeliveryHandler
 from tokenforge.webhooks.dispatcher import Dispatcher
@@ -83,6 +84,9 @@ def build_webhooks(
         timeout_s=settings.webhook_timeout_s,
         max_attempts=settings.webhook_max_attempts,
         policy=policy,
+        retry_base_s=settings.webhook_retry_base_s,
+        retry_max_s=settings.webhook_retry_max_s,
+        per_host=Budgets(settings.webhook_max_rps_per_host, burst=max(1, int(settings.webhook_max_rps_per_host))),
         allowed_networks=allowed,
         wake_relay=wake_relay,
     )

@@ -20,7 +20,8 @@ response body is never read.
 A 2xx marks the delivery ``delivered``. Any other answer, a timeout or a connection
 failure records the status code or the error and schedules the next attempt through the
 outbox after exponential backoff with full jitter (:func:`tokenforge.jobs.policy.backoff_s`
-over ``retry_base_s``..``retry_max_s``) until ``max_attempts`` are used: then ``failed``.
+over ``webhook_retry_base_s``..``webhook_retry_max_s``) until ``max_attempts`` are used:
+then ``failed``. Calls to one destination host keep to ``webhook_max_rps_per_host`` per process.
 
 Deliveries to one webhook are sent one at a time per process, in the order their
 messages arrive (event order, as the dispatcher creates them, unless an attempt had to be
@@ -44,6 +45,7 @@ from tokenforge.errors import ValidationFailed
 from tokenforge.jobs.policy import RetryPolicy, as_tokenforge_error, backoff_s, outage_delay_s
 from tokenforge.jobs.ports import STOP_TIMEOUT_S, Delivery, JobQueue, Subscription
 from tokenforge.net.ssrf import Network, Resolver, Target, UnresolvableHost, resolve_public
+from tokenforge.outbound import Budgets
 from tokenforge.store.db import utcnow
 from tokenforge.store.models import OutboxRow, table
 from tokenforge.store.repositories import webhooks as repo
@@ -77,6 +79,9 @@ class DeliveryHandler:
         timeout_s: float,
         max_attempts: int,
         policy: RetryPolicy,
+        retry_base_s: float,
+        retry_max_s: float,
+        per_host: Budgets | None = None,
         allowed_networks: Iterable[Network],
         wake_relay: Callable[[], None],
         resolve: Resolver | None = None,
@@ -86,6 +91,9 @@ class DeliveryHandler:
         self._timeout_s = timeout_s
         self._max_attempts = max_attempts
         self._policy = policy
+        self._retry_base_s, self._retry_max_s = retry_base_s, retry_max_s
+        #: calls per second to one destination host (:mod:`tokenforge.outbound`)
+        self._per_host = per_host
         self._allowed = tuple(allowed_networks)
         self._wake_relay = wake_relay
         self._resolve = resolve
@@ -179,6 +187,8 @@ class DeliveryHandler:
             DELIVERY_HEADER: delivery_id,
             EVENT_HEADER: event,
         }
+        if self._per_host is not None:  # waiting for the host's budget is not the receiver's time
+            await self._per_host.acquire(target.host.lower())
         try:
             async with asyncio.timeout(self._timeout_s):
                 status = await self._post(target, headers, body)
@@ -239,7 +249,7 @@ class DeliveryHandler:
                 await session.rollback()
                 return  # a duplicate message recorded this attempt first
             if retry:
-                delay_s = backoff_s(attempt, base_s=self._policy.base_s, max_s=self._policy.max_s)
+                delay_s = backoff_s(attempt, base_s=self._retry_base_s, max_s=self._retry_max_s)
                 row = outbox_row(delivery_id, webhook_id, attempt + 1, delay_s=delay_s)
                 await session.execute(insert(table(OutboxRow)), [row])
             await session.commit()
