@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import insert
@@ -39,7 +39,7 @@ MAX_WEBHOOKS_PER_OWNER = 20
 class Registered:
     row: WebhookRow
     #: The signing secret: show it once, never store or log it.
-    secret: str
+    secret: str = field(repr=False)
 
 
 def _not_found(webhook_id: str) -> NotFound:

@@ -68,8 +68,9 @@ class ApiKeyOut(BaseModel):
 
 class ApiKeyIssued(ApiKeyOut):
     key: str = Field(
+        repr=False,
         description="The key itself, shown this once: send it as `Authorization: Bearer …`. "
-        "TokenForge keeps only its SHA-256 and cannot show it again."
+        "TokenForge keeps only its SHA-256 and cannot show it again.",
     )
 
 

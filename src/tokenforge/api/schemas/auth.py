@@ -73,8 +73,9 @@ class SessionOut(BaseModel):
 
 class SignedIn(BaseModel):
     token: str = Field(
+        repr=False,
         description="The session's bearer token (`Authorization: Bearer …`); shown once, kept by the "
-        "server only as a hash"
+        "server only as a hash",
     )
     session: SessionOut
 

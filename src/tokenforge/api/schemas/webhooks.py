@@ -46,8 +46,9 @@ class WebhookOut(BaseModel):
 
 class WebhookCreated(WebhookOut):
     secret: str = Field(
+        repr=False,
         description="The signing secret (`whsec_…`), shown only in this response: verify "
-        "`TokenForge-Signature: t=<unix>,v1=<hex>` as HMAC-SHA256(secret, `<t>.<raw body>`)"
+        "`TokenForge-Signature: t=<unix>,v1=<hex>` as HMAC-SHA256(secret, `<t>.<raw body>`)",
     )
 
 
