@@ -244,8 +244,13 @@ async def test_refresh_rotates_the_token_and_operator_wallets_get_the_operator_r
         assert rotated.status_code == 200, rotated.text
         assert rotated.json()["session"]["id"] != resp.json()["session"]["id"]
         assert rotated.json()["session"]["wallet"] == operator.address
+        assert rotated.json()["session"]["expires_at"] == resp.json()["session"]["expires_at"], "never extended"
         new = bearer(rotated.json()["token"])
         assert (await client.get("/v1/auth/session", headers=new)).json()["role"] == "operator"
+        signin_settings.operator_wallets = []  # taken off the list: the next refresh drops the role
+        demoted = await client.post("/v1/auth/session/refresh", headers=new)
+        assert demoted.json()["session"]["role"] == "creator"
+        new = bearer(demoted.json()["token"])
         assert (await client.get("/v1/auth/session", headers=old)).json()["type"] == "/problems/credential-revoked"
         assert (await client.post("/v1/auth/session/refresh", headers=old)).status_code == 401
         assert (await client.get("/v1/auth/session")).status_code == 401

@@ -33,7 +33,8 @@ async def optional_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal | None:
     """The caller, or None without credentials; a credential that does not authenticate is
-    refused even where none is needed (a client should learn its key is bad)."""
+    refused even where none is needed (a client should learn its key is bad) — except for
+    cache hits of token reads, answered before routing (:mod:`tokenforge.api.fast_reads`)."""
     if credentials is None:
         return None
     principal = await authenticate(container.sessions, credentials.credentials)

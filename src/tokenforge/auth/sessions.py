@@ -3,8 +3,9 @@ key or a session token) into a :class:`~tokenforge.auth.principal.Principal`.
 
 Sessions are opaque bearer tokens (``tfs_…``) stored as SHA-256, not JWTs: a revoked
 session is refused by every process at its next request, with no key to rotate and no
-deny-list to share (docs/decisions/0013-sessions-and-api-keys.md). A session expires
-``session_ttl_s`` after sign-in; signing in again issues a new one.
+deny-list to share (docs/decisions/0013-sessions-api-keys-and-the-audit-chain.md). A
+session expires ``session_ttl_s`` after sign-in; a refresh rotates the token but keeps
+that end (only signing again starts a new one).
 """
 
 from __future__ import annotations
@@ -47,10 +48,13 @@ async def issue(
     role: Role,
     ttl_s: float,
     details: dict | None = None,
+    expires_at: datetime | None = None,
 ) -> IssuedSession:
     """Add a session for a verified wallet to the caller's transaction, with its audit
-    entries (``signin.succeeded``, ``session.issued``); the caller commits."""
+    entries (``signin.succeeded`` and ``session.issued``; only the latter without a sign-in,
+    when ``expires_at`` carries over an earlier session's end); the caller commits."""
     now = utcnow()
+    signed_in = expires_at is None
     credential = new_credential(SESSION_PREFIX)
     row = AuthSessionRow(
         id=credential.id,
@@ -59,23 +63,18 @@ async def issue(
         family=family,
         role=role.value,
         created_at=now,
-        expires_at=now + timedelta(seconds=ttl_s),
+        expires_at=expires_at or now + timedelta(seconds=ttl_s),
     )
     session.add(row)
     await session.flush()
     actor = f"session:{row.id}/{wallet}"
-    await audit_log.append(
-        session,
-        [
-            AuditEvent(actor, Action.SIGNIN_SUCCEEDED, wallet, {"family": family, **(details or {})}),
-            AuditEvent(
-                actor,
-                Action.SESSION_ISSUED,
-                f"session:{row.id}",
-                {"role": role.value, "expires_at": row.expires_at.isoformat()},
-            ),
-        ],
-    )
+    issued = {"role": role.value, "expires_at": row.expires_at.isoformat()}
+    if signed_in:
+        events = [AuditEvent(actor, Action.SIGNIN_SUCCEEDED, wallet, {"family": family, **(details or {})})]
+    else:
+        events, issued = [], {**issued, **(details or {})}
+    events.append(AuditEvent(actor, Action.SESSION_ISSUED, f"session:{row.id}", issued))
+    await audit_log.append(session, events)
     return IssuedSession(row, credential)
 
 

@@ -29,6 +29,7 @@ the operator role when the wallet is in ``settings.operator_wallets``, else crea
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -45,7 +46,9 @@ from tokenforge.chains.registry import DeployerRegistry
 from tokenforge.config import Settings
 from tokenforge.domain.chains import CHAINS, Family, Network
 from tokenforge.errors import ErrorCode, PermanentError, Unauthenticated
+from tokenforge.observability.metrics import SIGNIN_FAILURES_UNAUDITED
 from tokenforge.store.db import utcnow
+from tokenforge.store.models import AuthSessionRow
 from tokenforge.store.repositories import credentials as credentials_repo
 from tokenforge.store.repositories import signin_nonces
 
@@ -248,11 +251,40 @@ async def sign_in(
     try:
         return await _sign_in(sessions, deployers, policy, family, text, signature)
     except SigninFailed as failed:
-        details = {"family": family.value, "reason": failed.reason, "field": failed.field, "message": failed.detail}
-        await audit_log.record(
-            sessions, AuditEvent("anonymous", Action.SIGNIN_FAILED, failed.wallet or "unknown", details)
-        )
+        if _FAILURES.take():
+            details = {"family": family.value, "reason": failed.reason, "field": failed.field, "message": failed.detail}
+            await audit_log.record(
+                sessions, AuditEvent("anonymous", Action.SIGNIN_FAILED, failed.wallet or "unknown", details)
+            )
+        else:  # a flood from many addresses: counted, not chained one by one
+            SIGNIN_FAILURES_UNAUDITED.inc()
         raise
+
+
+class _FailureBudget:
+    """At most ``per_minute`` failed sign-ins per process go to the audit log each minute.
+
+    Every audit append takes the chain's one lock, which launches need too: a flood of
+    failures from many addresses (each within its own per-IP rate limit) must not slow
+    every launch. Failures over the budget are counted in
+    ``tokenforge_signin_failures_unaudited_total`` instead."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._minute = -1
+        self._used = 0
+
+    def take(self) -> bool:
+        minute = int(time.monotonic() // 60)
+        if minute != self._minute:
+            self._minute, self._used = minute, 0
+        self._used += 1
+        return self._used <= self.per_minute
+
+
+#: Failed sign-ins audited per process and minute (see :class:`_FailureBudget`).
+AUDITED_FAILURES_PER_MINUTE = 600
+_FAILURES = _FailureBudget(AUDITED_FAILURES_PER_MINUTE)
 
 
 async def _sign_in(
@@ -296,12 +328,15 @@ async def _sign_in(
 async def rotate(
     sessions: async_sessionmaker[AsyncSession], policy: SigninPolicy, principal: Principal
 ) -> auth_sessions.IssuedSession:
-    """A new session for the caller's wallet, the caller's own revoked in the same
-    transaction (a stolen old token stops working at once). Only sessions rotate."""
+    """A new token for the caller's session, the old one revoked in the same transaction
+    (a stolen old token stops working at once); it ends when the old one would have, so a
+    held token cannot be kept alive without signing again, and the role is worked out
+    again (a wallet taken off ``operator_wallets`` loses it). Only sessions rotate."""
     if principal.kind is not CredentialKind.SESSION or principal.wallet is None or principal.family is None:
         raise Unauthenticated("only a sign-in session can be refreshed", code=ErrorCode.CREDENTIAL_INVALID)
     async with sessions() as session:
-        if not await credentials_repo.revoke_session(session, principal.credential_id, utcnow()):
+        old = await session.get(AuthSessionRow, principal.credential_id)
+        if old is None or not await credentials_repo.revoke_session(session, principal.credential_id, utcnow()):
             raise Unauthenticated("this session was revoked", code=ErrorCode.CREDENTIAL_REVOKED)
         issued = await auth_sessions.issue(
             session,
@@ -310,6 +345,7 @@ async def rotate(
             role=policy.role_of(principal.wallet),
             ttl_s=policy.session_ttl_s,
             details={"rotated_from": f"session:{principal.credential_id}"},
+            expires_at=old.expires_at,  # a refresh never extends a sign-in
         )
         await audit_log.append(
             session,

@@ -39,6 +39,10 @@ RATE_LIMIT_UNCHECKED = Counter(
     "tokenforge_rate_limit_unchecked_total",
     "Requests let through without a rate limit check because the limit store (Redis) was unreachable",
 )
+SIGNIN_FAILURES_UNAUDITED = Counter(
+    "tokenforge_signin_failures_unaudited_total",
+    "Failed sign-ins over the per-process audit budget: counted here instead of one audit entry each",
+)
 
 # -- launches and job states (observability/job_metrics.py) ------------------------------
 LAUNCHES = Counter(

@@ -41,7 +41,7 @@ import orjson
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tokenforge.errors import ValidationFailed
+from tokenforge.errors import PermanentError, ValidationFailed
 from tokenforge.jobs.policy import RetryPolicy, as_tokenforge_error, backoff_s, outage_delay_s
 from tokenforge.jobs.ports import STOP_TIMEOUT_S, Delivery, JobQueue, Subscription
 from tokenforge.net.ssrf import Network, Resolver, Target, UnresolvableHost, resolve_public
@@ -167,7 +167,12 @@ class DeliveryHandler:
             return  # deleting the webhook failed its pending deliveries
         body = orjson.dumps(delivery.payload)
         event = str(delivery.payload.get("type", "")) if isinstance(delivery.payload, dict) else ""
-        outcome = await self._send(hook.url, self._secrets.open(hook.id, hook.secret), delivery_id, event, body)
+        try:
+            secret = self._secrets.open(hook.id, hook.secret)
+        except PermanentError as err:  # tampered, or sealed under a key this process lacks
+            outcome = Outcome(False, error=f"the webhook's secret cannot be opened ({err.code})", retryable=False)
+        else:
+            outcome = await self._send(hook.url, secret, delivery_id, event, body)
         await self._record(delivery_id, hook.id, attempt, outcome)
 
     async def _send(self, url: str, secret: str, delivery_id: str, event: str, body: bytes) -> Outcome:
@@ -227,7 +232,9 @@ class DeliveryHandler:
                 follow_redirects=False,
                 trust_env=False,  # a proxy from the environment would undo the address check
                 timeout=httpx.Timeout(self._timeout_s),
-                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+                # no kept connections: a pool is keyed by IP and port, not by host name, so a
+                # connection verified for one host could carry a delivery to another on that IP
+                limits=httpx.Limits(max_connections=100, max_keepalive_connections=0),
             )
         return self._client
 

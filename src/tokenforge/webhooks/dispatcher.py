@@ -12,9 +12,10 @@ commit: a transaction holding event 100 may commit after event 105 was read and 
 cursor moved past it. Each pass therefore also re-reads the :data:`LOOKBACK_EVENTS` ids
 before the cursor and skips the (webhook, event) pairs that already have a delivery (the
 unique constraint on them backs this up). An event committed more than that many ids
-after a later one was seen would be missed; a job-event transaction is one group commit
-(at most a few hundred steps), far below the window. SQLite commits one writer at a time,
-so its ids already commit in order.
+after a later one was seen would be missed: 10,000 ids is tens of seconds of job events
+at the cluster's launch rates, while a job-event transaction waits at most for the audit
+chain's lock and its own commit. SQLite commits one writer at a time, so its ids already
+commit in order.
 
 A webhook only receives events created after it was registered. Every job event is
 delivered (the same history ``GET /v1/jobs/{id}/events`` streams: state changes, and
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 
 CURSOR = "webhooks.job_events"
 #: Event ids re-read before the cursor on every pass (late commits, see the docstring).
-LOOKBACK_EVENTS = 1000
+LOOKBACK_EVENTS = 10_000
 #: How often an idle dispatcher (no webhooks) looks for webhooks, and writes the cursor.
 IDLE_CHECK_S = 1.0
 IDLE_WRITE_S = 5.0

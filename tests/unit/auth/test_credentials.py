@@ -17,3 +17,12 @@ def test_malformed_credentials_are_not_looked_up():
     cred = new_credential(SESSION_PREFIX)
     for bad in ("", "tfk_", cred.token + "x", cred.token[:-1], "Bearer " + cred.token, cred.token.upper()):
         assert parse(bad) is None
+
+
+def test_failed_sign_ins_beyond_the_audit_budget_are_counted_not_chained(monkeypatch):
+    from tokenforge.auth import signin
+
+    clock = iter([0.0, 1.0, 2.0, 61.0])
+    monkeypatch.setattr(signin.time, "monotonic", lambda: next(clock))
+    budget = signin._FailureBudget(per_minute=2)
+    assert [budget.take() for _ in range(4)] == [True, True, False, True], "a new minute, a new budget"
