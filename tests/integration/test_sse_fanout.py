@@ -15,7 +15,7 @@ from solders.keypair import Keypair
 
 from tests.conftest import fresh_postgres_database
 from tests.support.devnet import running_devnet
-from tests.support.processes import devnet_solana, migrate, rabbit_vhost, role_env, running, start
+from tests.support.processes import devnet_solana, migrate, operator_key, rabbit_vhost, role_env, running, start
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -50,6 +50,7 @@ def _fan_out(tmp_path: Path, database_url: str, broker_url: str) -> None:
             drain_timeout_s=DRAIN_TIMEOUT_S,
         )
         assert migrate(env).returncode == 0
+        auth = {"Authorization": f"Bearer {operator_key(env)}"}
         # the worker first: it creates the shared data directory's keys
         worker = start("worker", ["worker"], env, tmp_path).wait_ready()
         relay = start("relay", ["relay"], env, tmp_path)
@@ -60,7 +61,7 @@ def _fan_out(tmp_path: Path, database_url: str, broker_url: str) -> None:
             body = {"chain": "solana", "name": "Fan Out", "symbol": "FAN", "supply": 10}
             body["creator"] = str(Keypair().pubkey())
             started = time.monotonic()
-            accepted = httpx.post(f"{api1.base_url}/v1/tokens", json=body, timeout=30)
+            accepted = httpx.post(f"{api1.base_url}/v1/tokens", json=body, headers=auth, timeout=30)
             assert accepted.status_code == 202, accepted.text
             events = _follow(api2.base_url, accepted.json()["job"]["id"])
             statuses = [e["status"] for _, e in events]
@@ -75,7 +76,7 @@ def _fan_out(tmp_path: Path, database_url: str, broker_url: str) -> None:
             worker.terminate()
             assert worker.wait() == 0, worker.stderr()[-2000:]
             body["symbol"] = "WAIT"
-            waiting = httpx.post(f"{api1.base_url}/v1/tokens", json=body, timeout=30).json()["job"]["id"]
+            waiting = httpx.post(f"{api1.base_url}/v1/tokens", json=body, headers=auth, timeout=30).json()["job"]["id"]
             with httpx.stream("GET", f"{api2.base_url}/v1/jobs/{waiting}/events", timeout=60) as resp:
                 lines = resp.iter_lines()
                 assert next(line for line in lines if line.startswith("data:"))
