@@ -13,6 +13,7 @@ from tokenforge.audit import Action, AuditEvent
 from tokenforge.audit import log as audit_log
 from tokenforge.auth.credentials import API_KEY_PREFIX, NewCredential, new_credential
 from tokenforge.auth.principal import Role
+from tokenforge.auth.sessions import CHECKED
 from tokenforge.auth.wallets import normalise_wallet
 from tokenforge.errors import NotFound, ValidationFailed
 from tokenforge.store.db import utcnow
@@ -74,7 +75,9 @@ async def list_keys(session: AsyncSession, *, include_revoked: bool = False) -> 
 
 
 async def revoke(sessions: async_sessionmaker[AsyncSession], key_id: str, *, actor: str) -> None:
-    """Revoke a key at once (every process refuses it from its next request)."""
+    """Revoke a key: this process refuses it at once, every other process within
+    :data:`~tokenforge.auth.sessions.CHECKED_FOR_S`."""
+    CHECKED.clear()
     async with sessions() as session:
         if not await repo.revoke_api_key(session, key_id, utcnow()):
             raise NotFound(f"no active API key {key_id[:32]}")

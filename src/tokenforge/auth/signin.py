@@ -334,6 +334,7 @@ async def rotate(
     again (a wallet taken off ``operator_wallets`` loses it). Only sessions rotate."""
     if principal.kind is not CredentialKind.SESSION or principal.wallet is None or principal.family is None:
         raise Unauthenticated("only a sign-in session can be refreshed", code=ErrorCode.CREDENTIAL_INVALID)
+    auth_sessions.CHECKED.clear()
     async with sessions() as session:
         old = await session.get(AuthSessionRow, principal.credential_id)
         if old is None or not await credentials_repo.revoke_session(session, principal.credential_id, utcnow()):

@@ -26,3 +26,25 @@ def test_failed_sign_ins_beyond_the_audit_budget_are_counted_not_chained(monkeyp
     monkeypatch.setattr(signin.time, "monotonic", lambda: next(clock))
     budget = signin._FailureBudget(per_minute=2)
     assert [budget.take() for _ in range(4)] == [True, True, False, True], "a new minute, a new budget"
+
+
+def test_a_checked_credential_is_trusted_for_its_window_and_never_past_its_expiry(monkeypatch):
+    from datetime import UTC, datetime, timedelta
+
+    from tokenforge.auth import sessions
+    from tokenforge.auth.principal import CredentialKind, Principal, Role
+
+    clock = [100.0]
+    monkeypatch.setattr(sessions.time, "monotonic", lambda: clock[0])
+    cache = sessions.CheckedCredentials(ttl_s=2.0)
+    who = Principal(CredentialKind.API_KEY, "0123456789abcdef", Role.CREATOR, "0x" + "ab" * 20, "evm")
+    now = datetime.now(UTC)
+    cache.put("h1", who, expires_at=None)
+    cache.put("h2", who, expires_at=now + timedelta(seconds=1))
+    assert cache.get("h1", now) is who and cache.get("h2", now) is who
+    assert cache.get("h2", now + timedelta(seconds=1)) is None, "an expired credential is looked up again"
+    clock[0] += 2.5
+    assert cache.get("h1", now) is None, "after the window another process's revocation counts"
+    cache.put("h1", who, expires_at=None)
+    cache.clear()
+    assert cache.get("h1", now) is None
