@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tokenforge.api.deps import ContainerDep
-from tokenforge.api.problems import problem_doc
+from tokenforge.api.problems import PROBLEM_RESPONSES, problem_doc
 from tokenforge.auth.principal import Principal, Role
 from tokenforge.auth.sessions import authenticate
 from tokenforge.errors import ErrorCode, Forbidden, Unauthenticated
@@ -73,3 +73,13 @@ AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     ),
     403: problem_doc("The credential's role or wallet does not allow this (`type` says which)"),
 }
+
+
+def operator_router(prefix: str) -> APIRouter:
+    """A router whose every route needs an operator credential (``/v1/ops/...``)."""
+    return APIRouter(
+        prefix=prefix,
+        tags=["operations"],
+        dependencies=[Depends(require_role(Role.OPERATOR))],
+        responses={**PROBLEM_RESPONSES, **AUTH_RESPONSES},
+    )

@@ -11,12 +11,11 @@ standard error. The key is shown this once: only its SHA-256 is stored.
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -24,6 +23,7 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from tokenforge.auth.principal import Role
+from tokenforge.cli.running import run_on_database
 from tokenforge.config import Settings
 from tokenforge.errors import TokenForgeError, ValidationFailed
 from tokenforge.store.models import ApiKeyRow
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 api_keys_app = typer.Typer(help="API keys: create, list, revoke (on the database).", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
-T = TypeVar("T")
 
 _DURATION = re.compile(r"^(\d{1,6})([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -57,18 +56,6 @@ def parse_expires(text: str, *, now: datetime | None = None) -> datetime:
             "expires", "give a duration (30d, 12h, 90m, 8w) or a date/time such as 2027-01-01T00:00:00Z"
         ) from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro``; a TokenForge error (unmigrated database, bad input, unknown key) or an
-    unreachable database is printed in one line (never the URL) and exits with status 1."""
-    try:
-        return asyncio.run(coro)
-    except TokenForgeError as exc:
-        err.print(f"[red]{exc.message}[/]", highlight=False)
-    except (OSError, SQLAlchemyError) as exc:
-        err.print(f"[red]cannot use the database ({type(exc).__name__})[/]", highlight=False)
-    raise typer.Exit(1)
 
 
 def _when(moment: datetime | None, empty: str = "") -> str:
@@ -103,7 +90,7 @@ def create(
                 sessions, role=role, actor=cli_actor(), wallet=wallet, label=label, expires_at=expires_at
             )
 
-    issued = _run(run())
+    issued = run_on_database(run())
     row = issued.row
     scope = f" for {row.wallet}" if row.wallet else ""
     until = f", expires {_when(row.expires_at)}" if row.expires_at else ""
@@ -126,7 +113,7 @@ def list_(
         async with database(Settings()) as sessions, sessions() as session:
             return await api_keys.list_keys(session, include_revoked=all_)
 
-    rows = _run(run())
+    rows = run_on_database(run())
     if not rows:
         console.print("no API keys" if all_ else "no active API keys")
         return
@@ -159,7 +146,7 @@ def revoke(key_id: Annotated[str, typer.Argument(help="The key's id (or its tfk_
         async with database(Settings()) as sessions:
             await api_keys.revoke(sessions, cid, actor=cli_actor())
 
-    _run(run())
+    run_on_database(run())
     console.print(f"revoked tfk_{cid}", highlight=False)
 
 

@@ -10,12 +10,10 @@ broken entry. ``verify --file`` checks an export with the same rules, without a 
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import IO, Annotated, Any, TypeVar
+from typing import IO, Annotated
 
 import orjson
 import typer
@@ -28,32 +26,18 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from sqlalchemy.exc import SQLAlchemyError
 
 from tokenforge.audit import Action, AuditEvent
 from tokenforge.audit import log as audit_log
+from tokenforge.cli.running import run_on_database
 from tokenforge.config import Settings
-from tokenforge.errors import TokenForgeError
 
 audit_app = typer.Typer(help="The audit log: verify the chain, export entries.", no_args_is_help=True)
 console = Console()
 err = Console(stderr=True)
-T = TypeVar("T")
 
 #: The audit log's name as the subject of an export entry.
 SUBJECT = "audit_log"
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro``; a TokenForge error (e.g. an unmigrated database) or an unreachable
-    database is printed in one line (never the URL: it may hold a password), exit 1."""
-    try:
-        return asyncio.run(coro)
-    except TokenForgeError as exc:
-        err.print(f"[red]{exc.message}[/]", highlight=False, soft_wrap=True)
-    except (OSError, SQLAlchemyError) as exc:
-        err.print(f"[red]cannot use the database ({type(exc).__name__})[/]", highlight=False, soft_wrap=True)
-    raise typer.Exit(1)
 
 
 def _entries(n: int) -> str:
@@ -113,7 +97,7 @@ def verify(
         if file is not None:
             result = _verify_file(file, expect_head, progress)
         else:
-            result = _run(_verify_database(Settings(), expect_head, progress))
+            result = run_on_database(_verify_database(Settings(), expect_head, progress))
     if not result.ok:
         err.print(
             f"[red]{where} broken at entry {result.broken_seq}: {result.reason}[/]", highlight=False, soft_wrap=True
@@ -188,8 +172,8 @@ def export(
     if output != "-":
         output = os.path.abspath(output)  # as the export's audit entry names it
     if output == "-":
-        written, upto, head = _run(_export(Settings(), output, since, None))
+        written, upto, head = run_on_database(_export(Settings(), output, since, None))
     else:
         with _progress(f"exporting to {output}") as progress:
-            written, upto, head = _run(_export(Settings(), output, since, progress))
+            written, upto, head = run_on_database(_export(Settings(), output, since, progress))
     err.print(f"exported {_entries(written)} (up to entry {upto}, head {head})", highlight=False, soft_wrap=True)

@@ -17,10 +17,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 
+from tokenforge.cli.running import run_on_database
 from tokenforge.config import Settings
-from tokenforge.errors import TokenForgeError
 from tokenforge.store.models import JobRow
 
 jobs_app = typer.Typer(help="Operate on jobs: dead letters and re-queue.", no_args_is_help=True)
@@ -87,19 +86,6 @@ async def _api_retry(api: str, api_key: str | None, job_ids: list[str] | None, p
         return done
 
 
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro``; a TokenForge error (unmigrated database, unknown job, ...) or an
-    unreachable database is printed in one line (never the URL: it may hold a password) and
-    exits with status 1."""
-    try:
-        return asyncio.run(coro)
-    except TokenForgeError as exc:
-        err.print(f"[red]{exc.message}[/]", highlight=False)
-    except (OSError, SQLAlchemyError) as exc:
-        err.print(f"[red]cannot use the database ({type(exc).__name__})[/]", highlight=False)
-    raise typer.Exit(1)
-
-
 def _when(row: JobRow) -> str:
     moment = row.finished_at or row.updated_at
     return moment.isoformat(timespec="seconds")
@@ -117,7 +103,7 @@ def jobs_list(
     """List the newest jobs in a state (default: dead) from the database."""
     from tokenforge.cli.operations import list_jobs
 
-    rows = _run(list_jobs(Settings(), status, limit))
+    rows = run_on_database(list_jobs(Settings(), status, limit))
     table = Table(title=f"{status} jobs")
     for col in ("job", "chain", "attempts", "error", "updated"):
         table.add_column(col)
@@ -153,7 +139,7 @@ def jobs_dead(
             for d in items
         ]
     else:
-        rows, total = _run(dead_jobs(Settings(), limit))
+        rows, total = run_on_database(dead_jobs(Settings(), limit))
         title = f"{total} dead jobs" + (f" (newest {len(rows)})" if total > len(rows) else "")
         table_rows = [(r.id, r.chain, r.token_id, str(r.attempts), _error(r), _when(r)) for r in rows]
     if not table_rows:
@@ -186,7 +172,7 @@ def jobs_retry(
         _retry_over_api(api, api_key, job_id)
         return
     if job_id is not None:
-        job = _run(operations.retry_job(Settings(), job_id))
+        job = run_on_database(operations.retry_job(Settings(), job_id))
         console.print(f"re-queued {job.id} ({job.chain})")
         return
     with Progress(
@@ -197,7 +183,9 @@ def jobs_retry(
         def on_total(total: int) -> None:
             progress.update(task, total=total, visible=total >= PROGRESS_FROM)
 
-        count = _run(operations.retry_all(Settings(), on_total=on_total, progress=lambda n: progress.advance(task, n)))
+        count = run_on_database(
+            operations.retry_all(Settings(), on_total=on_total, progress=lambda n: progress.advance(task, n))
+        )
     console.print(f"re-queued {count} dead jobs")
 
 

@@ -10,23 +10,17 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import Path, Query
 
-from tokenforge.api.auth import AUTH_RESPONSES, OperatorDep, require_role
+from tokenforge.api.auth import OperatorDep, operator_router
 from tokenforge.api.deps import ContainerDep, SessionDep
-from tokenforge.api.problems import PROBLEM_RESPONSES, problem_doc
+from tokenforge.api.problems import problem_doc
 from tokenforge.api.responses import OrjsonResponse
 from tokenforge.api.schemas.api_keys import ApiKeyIssued, ApiKeyList, CreateApiKeyRequest, api_key_out
 from tokenforge.auth import api_keys
-from tokenforge.auth.principal import Role
 from tokenforge.store.db import utcnow
 
-router = APIRouter(
-    prefix="/v1/ops/api-keys",
-    tags=["operations"],
-    dependencies=[Depends(require_role(Role.OPERATOR))],
-    responses={**PROBLEM_RESPONSES, **AUTH_RESPONSES},
-)
+router = operator_router("/v1/ops/api-keys")
 
 
 @router.post(

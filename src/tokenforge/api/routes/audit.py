@@ -9,15 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Query
 
-from tokenforge.api.auth import AUTH_RESPONSES, require_role
+from tokenforge.api.auth import operator_router
 from tokenforge.api.deps import ContainerDep, SessionDep
-from tokenforge.api.problems import PROBLEM_RESPONSES
 from tokenforge.api.schemas.audit import AuditEntryOut, AuditPage, AuditVerificationOut, verification_out
 from tokenforge.api.schemas.tokens import CURSOR_PATTERN
 from tokenforge.audit import log as audit_log
-from tokenforge.auth.principal import Role
 from tokenforge.errors import ValidationFailed
 from tokenforge.store.repositories.audit import AuditFilter
 
@@ -36,12 +34,7 @@ def _timestamp(field: str, value: str | None) -> datetime | None:
         raise ValidationFailed(field, "is not a valid date and time") from None
 
 
-router = APIRouter(
-    prefix="/v1/ops",
-    tags=["operations"],
-    dependencies=[Depends(require_role(Role.OPERATOR))],
-    responses={**PROBLEM_RESPONSES, **AUTH_RESPONSES},
-)
+router = operator_router("/v1/ops")
 
 
 @router.get(

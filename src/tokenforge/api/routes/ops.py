@@ -9,25 +9,19 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import Path, Query
 
-from tokenforge.api.auth import AUTH_RESPONSES, OperatorDep, require_role
+from tokenforge.api.auth import OperatorDep, operator_router
 from tokenforge.api.deps import ContainerDep, SessionDep
-from tokenforge.api.problems import PROBLEM_RESPONSES, problem_doc
+from tokenforge.api.problems import problem_doc
 from tokenforge.api.schemas.ops import DeadLetterPage, dead_letter_out
 from tokenforge.api.schemas.tokens import CURSOR_PATTERN, JobOut, job_out
-from tokenforge.auth.principal import Role
 from tokenforge.errors import TokenForgeError
 from tokenforge.services import operations
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(
-    prefix="/v1/ops",
-    tags=["operations"],
-    dependencies=[Depends(require_role(Role.OPERATOR))],
-    responses={**PROBLEM_RESPONSES, **AUTH_RESPONSES},
-)
+router = operator_router("/v1/ops")
 
 
 @router.get(
