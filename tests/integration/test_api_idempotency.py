@@ -130,9 +130,9 @@ async def test_a_refused_request_does_not_burn_the_key(settings):
         assert len(await all_tokens(client)) == 1
 
 
-async def test_twenty_concurrent_requests_with_one_key_make_one_token(settings):
+async def test_twenty_concurrent_requests_with_one_key_make_one_token(any_db_settings):
     deployers = fakes()
-    async with running_stack(settings, deployers) as (_, client):
+    async with running_stack(any_db_settings, deployers) as (_, client):
         responses = await asyncio.gather(
             *(client.post("/v1/tokens", json=launch_body(), headers=keyed("burst")) for _ in range(20))
         )

@@ -137,7 +137,6 @@ async def accept_launch(
         now = utcnow()
         token, job = _new_rows(params, network=network, max_attempts=max_attempts, now=now, actor=actor)
         first = _first_writes(token, job, now, actor)
-        await write_changes(session, [first])
         body = render(token, job)
         idem_repo.add(
             session,
@@ -150,6 +149,10 @@ async def accept_launch(
             ttl=idempotency_ttl,
         )
         try:
+            # the key's row first: a concurrent request with the same key stops here, before
+            # the audit entry takes the chain's lock (held until the commit)
+            await session.flush()
+            await write_changes(session, [first])
             await session.commit()
         except IntegrityError:
             await session.rollback()  # a concurrent request with the same key won the race
