@@ -284,7 +284,11 @@ class AuditRow(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
-    __table_args__ = (Index("ix_audit_action_seq", "action", "seq"), Index("ix_audit_actor_seq", "actor", "seq"))
+    __table_args__ = (
+        Index("ix_audit_action_seq", "action", "seq"),
+        Index("ix_audit_actor_seq", "actor", "seq"),
+        Index("ix_audit_subject_seq", "subject", "seq"),
+    )
 
 
 class WebhookRow(Base):
