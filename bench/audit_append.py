@@ -36,12 +36,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests/support
 
-import orjson
 from sqlalchemy import JSON, BigInteger, Column, Identity, Index, MetaData, String, Table, insert, select
 from sqlalchemy.sql import func
 from tests.support.cluster import PostgresDatabase
 
-from tokenforge.audit.log import GENESIS, AuditEvent, entry_hash, record, verify
+from tokenforge.audit.log import GENESIS, AuditEvent, chain_rows, record, verify
 from tokenforge.store.db import make_engine, make_sessionmaker, utcnow
 from tokenforge.store.migrate import upgrade_to_head
 from tokenforge.store.models import UTCDateTime
@@ -87,22 +86,9 @@ async def plain_append(sessions, events: list[AuditEvent]) -> None:
     """The rows :func:`record` would write, chained from GENESIS within the transaction,
     inserted into ``audit_plain`` in a transaction of their own: no lock, no head read."""
     async with sessions() as session:
-        at, prev, rows = utcnow(), GENESIS, []
-        for n, event in enumerate(events, 1):
-            details = orjson.loads(orjson.dumps(event.details))
-            digest = entry_hash(prev, n, at, event.actor, event.action, event.subject, details)
-            rows.append(
-                dict(
-                    at=at,
-                    actor=event.actor,
-                    action=event.action,
-                    subject=event.subject,
-                    details=details,
-                    prev_hash=prev,
-                    hash=digest,
-                )
-            )
-            prev = digest
+        rows = chain_rows(events, after_seq=0, prev_hash=GENESIS, at=utcnow())
+        for row in rows:
+            del row["seq"]  # the plain table numbers its rows itself
         await session.execute(insert(PLAIN), rows)
         await session.commit()
 

@@ -74,6 +74,30 @@ def entry_hash(prev_hash: str, seq: int, at: datetime, actor: str, action: str, 
     return hashlib.sha256(prev_hash.encode("ascii") + canonical(seq, at, actor, action, subject, details)).hexdigest()
 
 
+def chain_rows(events: Sequence[AuditEvent], *, after_seq: int, prev_hash: str, at: datetime) -> list[dict[str, Any]]:
+    """The ``audit_log`` rows of ``events`` chained after entry ``after_seq`` whose hash is
+    ``prev_hash``, all at ``at`` (both databases keep microseconds: the hash covers what is
+    stored)."""
+    rows = []
+    for seq, event in enumerate(events, after_seq + 1):
+        details = orjson.loads(orjson.dumps(event.details))  # as stored and read back (JSON)
+        digest = entry_hash(prev_hash, seq, at, event.actor, event.action, event.subject, details)
+        rows.append(
+            dict(
+                seq=seq,
+                at=at,
+                actor=event.actor,
+                action=event.action,
+                subject=event.subject,
+                details=details,
+                prev_hash=prev_hash,
+                hash=digest,
+            )
+        )
+        prev_hash = digest
+    return rows
+
+
 async def append(session: AsyncSession, events: Sequence[AuditEvent], *, now: datetime | None = None) -> list[int]:
     """Append ``events`` in order inside the caller's transaction; returns their ``seq``.
     Call it as late in the transaction as possible: on PostgreSQL it holds the chain's
@@ -83,25 +107,7 @@ async def append(session: AsyncSession, events: Sequence[AuditEvent], *, now: da
     if dialect_name(session) == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY})
     seq, prev = await audit_repo.head(session) or (0, GENESIS)
-    at = now or utcnow()  # both databases keep microseconds: the hash covers what is stored
-    rows = []
-    for event in events:
-        seq += 1
-        details = orjson.loads(orjson.dumps(event.details))  # as stored and read back (JSON)
-        digest = entry_hash(prev, seq, at, event.actor, event.action, event.subject, details)
-        rows.append(
-            dict(
-                seq=seq,
-                at=at,
-                actor=event.actor,
-                action=event.action,
-                subject=event.subject,
-                details=details,
-                prev_hash=prev,
-                hash=digest,
-            )
-        )
-        prev = digest
+    rows = chain_rows(events, after_seq=seq, prev_hash=prev, at=now or utcnow())
     await session.execute(insert(table(AuditRow)), rows)
     return [r["seq"] for r in rows]
 

@@ -36,6 +36,7 @@ import asyncio
 import ipaddress
 import re
 import socket
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
@@ -242,6 +243,40 @@ async def resolve_public(
     return Target(url, parts.scheme.lower(), host, port, target, tuple(addresses))
 
 
+class _LinkHosts:
+    """Addresses (or None: no answer) of the link hosts looked up in the last ``ttl_s``,
+    so launches naming the same hosts (``x.com``, ``t.me``) do not each wait for DNS in
+    the request. Only launch links use it: a webhook delivery resolves every time."""
+
+    def __init__(self, ttl_s: float = 60.0, max_hosts: int = 10_000) -> None:
+        self.ttl_s, self.max_hosts = ttl_s, max_hosts
+        self._hosts: dict[str, tuple[list[str] | None, float]] = {}
+
+    async def resolve(self, host: str, port: int) -> list[str]:
+        now = time.monotonic()
+        known = self._hosts.get(host)
+        if known is None or now - known[1] > self.ttl_s:
+            try:
+                async with asyncio.timeout(LINK_RESOLVE_TIMEOUT_S):
+                    addresses: list[str] | None = await resolver(host, port)
+            except (OSError, TimeoutError, UnicodeError):
+                addresses = None
+            if len(self._hosts) >= self.max_hosts:
+                self._hosts.clear()
+            known = self._hosts[host] = (addresses, now)
+        if not known[0]:
+            raise OSError(f"{host} does not resolve")
+        return known[0]
+
+    def clear(self) -> None:
+        self._hosts.clear()
+
+
+#: How long a launch waits for a link host's addresses.
+LINK_RESOLVE_TIMEOUT_S = 1.0
+LINK_HOSTS = _LinkHosts()
+
+
 async def check_link(url: str | None, *, field: str, allowed_networks: Iterable[Network | str] = ()) -> None:
     """Check a link a launch publishes (``image_url``, ``website``, ...): refuse userinfo,
     IP literals that are not public and names that resolve to addresses that are not.
@@ -249,11 +284,12 @@ async def check_link(url: str | None, *, field: str, allowed_networks: Iterable[
     A name that does not resolve (no DNS here, or a typo) is accepted: TokenForge does not
     fetch these links when it accepts them, and whatever fetches one later must check it
     again at that moment (:func:`resolve_public`), so refusing it now would only refuse
-    launches whenever DNS is down."""
+    launches whenever DNS is down. Host lookups are remembered for a minute
+    (:data:`LINK_HOSTS`)."""
     if not url:
         return
     try:
-        await resolve_public(url, field=field, allowed_networks=allowed_networks, timeout_s=1.0)
+        await resolve_public(url, field=field, allowed_networks=allowed_networks, resolve=LINK_HOSTS.resolve)
     except UnresolvableHost:
         return
 

@@ -142,3 +142,30 @@ async def test_launch_links_refuse_non_public_but_accept_unresolvable(monkeypatc
     with pytest.raises(UnsafeUrl) as info:
         await check_links({"image_url": "http://169.254.169.254/latest/meta-data/", "website": None})
     assert info.value.field == "image_url"
+
+
+async def test_launch_link_hosts_are_looked_up_once_a_minute_answered_or_not(monkeypatch):
+    asked: list[str] = []
+
+    async def fake(host, port):
+        asked.append(host)
+        if host == "internal.example":
+            return ["10.0.0.7"]
+        raise OSError("no DNS")
+
+    monkeypatch.setattr(ssrf, "resolver", fake)
+    for _ in range(3):
+        await check_link("https://offline.example/x.png", field="image_url")
+        with pytest.raises(UnsafeUrl):
+            await check_link("https://internal.example/", field="website")
+    assert sorted(asked) == ["internal.example", "offline.example"], "one lookup per host, refusals included"
+    clock = ssrf.time.monotonic() + 61
+    monkeypatch.setattr(ssrf.time, "monotonic", lambda: clock)
+    await check_link("https://offline.example/x.png", field="image_url")
+    assert asked.count("offline.example") == 2, "after a minute the host is asked again"
+    await resolve_public("https://offline.example/", field="url", resolve=lambda h, p: _public())
+    assert asked.count("offline.example") == 2, "a delivery check never uses the launch links' memory"
+
+
+async def _public():
+    return ["93.184.216.34"]

@@ -14,7 +14,7 @@ from fastapi import Query
 from tokenforge.api.auth import operator_router
 from tokenforge.api.deps import ContainerDep, SessionDep
 from tokenforge.api.schemas.audit import AuditEntryOut, AuditPage, AuditVerificationOut, verification_out
-from tokenforge.api.schemas.tokens import CURSOR_PATTERN
+from tokenforge.api.schemas.tokens import PageCursor
 from tokenforge.audit import log as audit_log
 from tokenforge.errors import ValidationFailed
 from tokenforge.store.repositories.audit import AuditFilter
@@ -47,14 +47,7 @@ router = operator_router("/v1/ops")
 async def list_audit(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500, description="Entries per page, 1-500")] = 50,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=128,
-            pattern=CURSOR_PATTERN,
-            description="`next_cursor` of the previous page, passed back unchanged; absent for the first page",
-        ),
-    ] = None,
+    cursor: PageCursor = None,
     order: Annotated[Literal["desc", "asc"], Query(description="`desc`: newest first; `asc`: oldest first")] = "desc",
     action: Annotated[
         str | None, Query(pattern=PRINTABLE, max_length=64, description="Only this action, e.g. `job.requeued`")

@@ -160,8 +160,9 @@ async def sign_out(principal: CallerDep, container: ContainerDep) -> Response:
     response_model=SignedIn,
     summary="Swap the session token for a new one",
     responses=AUTH_RESPONSES,
-    description="Issues a new session for the same wallet (a full `session_ttl_s`) and revokes the "
-    "caller's, in one transaction.",
+    description="Issues a new session token for the same wallet and revokes the caller's, in one "
+    "transaction; the new session ends when the old one would have (only signing in again extends it), "
+    "and its role is worked out again.",
 )
 async def refresh(principal: CallerDep, container: ContainerDep) -> SignedIn:
     _own_session(principal)

@@ -15,7 +15,7 @@ from tokenforge.api.auth import OperatorDep, operator_router
 from tokenforge.api.deps import ContainerDep, SessionDep
 from tokenforge.api.problems import problem_doc
 from tokenforge.api.schemas.ops import DeadLetterPage, dead_letter_out
-from tokenforge.api.schemas.tokens import CURSOR_PATTERN, JobOut, job_out
+from tokenforge.api.schemas.tokens import JobOut, PageCursor, job_out
 from tokenforge.errors import TokenForgeError
 from tokenforge.services import operations
 
@@ -36,14 +36,7 @@ async def list_dead_letters(
     session: SessionDep,
     container: ContainerDep,
     limit: Annotated[int, Query(ge=1, le=500, description="Jobs per page, 1-500")] = 50,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=128,
-            pattern=CURSOR_PATTERN,
-            description="`next_cursor` of the previous page, passed back unchanged; absent for the first page",
-        ),
-    ] = None,
+    cursor: PageCursor = None,
 ):
     page = await operations.dead_page(session, limit=limit, cursor=cursor)
     in_broker: set[str] | None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
+from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from tokenforge.domain.chains import ChainName
@@ -14,6 +15,15 @@ from tokenforge.store.models import JobRow, TokenRow
 
 #: What a ``cursor`` may look like: the unpadded URL-safe base64 this API returns (or empty).
 CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"
+#: The ``cursor`` query parameter of the operator pages (dead letters, the audit log).
+PageCursor = Annotated[
+    str | None,
+    Query(
+        max_length=128,
+        pattern=CURSOR_PATTERN,
+        description="`next_cursor` of the previous page, passed back unchanged; absent for the first page",
+    ),
+]
 
 
 def _url_rules(what: str) -> str:
