@@ -10,9 +10,19 @@ const path = require("path");
 const solc = require("solc");
 
 const ROOT = path.resolve(__dirname, "..");
-const CONTRACTS = ["TokenForgeToken", "TokenForgeFactory"];
+const CONTRACTS = ["TokenForgeToken", "TokenForgeCurve", "TokenForgeFactory"];
+// Uniswap V2 as published on npm (compiled by Uniswap with solc 0.5.16 / 0.6.6): copied,
+// not recompiled, so the pair's init code hash is the published one. Deployed on the
+// embedded chain, Hardhat and the devnet; real networks name their own in settings.
+const UNISWAP = [
+  ["@uniswap/v2-core/build/UniswapV2Factory.json", "UniswapV2Factory"],
+  ["@uniswap/v2-core/build/UniswapV2Pair.json", "UniswapV2Pair"],
+  ["@uniswap/v2-periphery/build/WETH9.json", "WETH9"],
+  ["@uniswap/v2-periphery/build/UniswapV2Router02.json", "UniswapV2Router02"],
+];
 const SETTINGS = {
   evmVersion: "cancun",
+  viaIR: true,
   optimizer: { enabled: true, runs: 200 },
   metadata: { bytecodeHash: "none" },
   outputSelection: {
@@ -66,6 +76,21 @@ function main() {
       deployedBytecode: `0x${compiled.evm.deployedBytecode.object}`,
     };
     const file = path.join(outDir, `${name}.json`);
+    fs.writeFileSync(file, `${JSON.stringify(artifact, null, 2)}\n`);
+    process.stdout.write(`wrote ${path.relative(process.cwd(), file)}\n`);
+  }
+  const uniDir = path.join(outDir, "uniswap");
+  fs.mkdirSync(uniDir, { recursive: true });
+  for (const [source, name] of UNISWAP) {
+    const pkg = source.split("/").slice(0, 2).join("/");
+    const published = JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules", source), "utf8"));
+    const artifact = {
+      contractName: name,
+      source: `${pkg}@${require(path.join(ROOT, "node_modules", pkg, "package.json")).version}`,
+      abi: published.abi,
+      bytecode: `0x${(published.bytecode || published.evm.bytecode.object).replace(/^0x/, "")}`,
+    };
+    const file = path.join(uniDir, `${name}.json`);
     fs.writeFileSync(file, `${JSON.stringify(artifact, null, 2)}\n`);
     process.stdout.write(`wrote ${path.relative(process.cwd(), file)}\n`);
   }

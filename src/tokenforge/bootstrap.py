@@ -19,6 +19,7 @@ from tokenforge.chains.registry import DeployerFactory, DeployerRegistry
 from tokenforge.config import DEFAULT_PUBLIC_RPC_RPS, ChainSettings, Settings
 from tokenforge.data_dir import make_private
 from tokenforge.domain.chains import CHAINS, Family, Network
+from tokenforge.errors import ErrorCode, PermanentError
 from tokenforge.jobs.backends import open_queue
 from tokenforge.jobs.backends.memory import MemoryQueue
 from tokenforge.jobs.events import JobEventHub
@@ -183,6 +184,39 @@ def _evm_options(cs: ChainSettings) -> dict:
     }
 
 
+def market_terms(chain: str, cs: ChainSettings):
+    """The platform's curve terms on ``chain`` from its settings (an empty fee recipient
+    means the chain's first deployer key)."""
+    from tokenforge.domain.curve import CHAIN_DEFAULTS, PlatformTerms
+
+    m, defaults = cs.market, CHAIN_DEFAULTS[chain]
+    return PlatformTerms(
+        fee_recipient=m.fee_recipient or "",
+        platform_fee_bps=m.platform_fee_bps,
+        creator_fee_bps=m.creator_fee_bps,
+        max_launch_fee_bps=m.max_launch_fee_bps,
+        max_launch_window_s=m.max_launch_window_s,
+        max_launch_window_blocks=m.max_launch_window_blocks,
+        virtual_native0=m.virtual_native_base_units or defaults.virtual_native0,
+        migration_fee=defaults.migration_fee if m.migration_fee_base_units is None else m.migration_fee_base_units,
+    )
+
+
+def _dex(cs: ChainSettings):
+    """The chain's configured Uniswap V2, or None on local networks (deployed with the factory)."""
+    from tokenforge.chains.evm.setup import Dex
+
+    m = cs.market
+    if m.uniswap_factory is None or m.weth is None:
+        if cs.network in (Network.TESTNET, Network.MAINNET):
+            raise PermanentError(
+                "a testnet or mainnet chain needs market.uniswap_factory and market.weth (its Uniswap V2)",
+                code=ErrorCode.FACTORY_MISSING,
+            )
+        return None
+    return Dex(m.uniswap_factory, m.weth, m.uniswap_router, bytes.fromhex(m.pair_init_code_hash.removeprefix("0x")))
+
+
 def _fee_oracle(w3, cs: ChainSettings):
     from tokenforge.chains.evm.fees import FeeOracle
 
@@ -246,6 +280,7 @@ def deployer_factories(
                     spec.chain_id(Network.EMBEDDED),
                     _state_dir(settings, chain),
                     keystore.evm_deployer_keys(chain, cs.deployer_keys),
+                    terms=market_terms(chain, cs),
                     **_evm_options(cs),
                 )
 
@@ -273,6 +308,8 @@ def deployer_factories(
                         deployer_keys=keystore.evm_deployer_keys(chain, cs.deployer_keys),
                         factory_address=cs.factory_address,
                         dev_fund_wei=cs.dev_fund_base_units if network is Network.LOCAL else None,
+                        terms=market_terms(chain, cs),
+                        dex=_dex(cs),
                         fees=_fee_oracle(w3, cs),
                         nonces=lambda pending_count, chain=chain: SqlNonceSource(sessions, chain, pending_count),
                         logs_window_blocks=10_000,

@@ -67,6 +67,49 @@ class EndpointSettings(BaseModel):
             yield name, redact_url(value, keep_path=False) if name == "url" else value
 
 
+class MarketSettings(BaseModel):
+    """A chain's market: the bonding curve's terms, the AMM it graduates to, its indexer.
+
+    Amounts are integers in base units; ``None`` takes the chain's default from
+    :data:`tokenforge.domain.curve.CHAIN_DEFAULTS` (docs/market.md says why each).
+    The curve terms are written into the factory at its deployment and kept in step at
+    start (the first deployer key owns the factory); each token keeps the terms it was
+    launched with."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    #: The curve's initial virtual native reserve (pump.fun: 30 SOL).
+    virtual_native_base_units: int | None = Field(default=None, gt=0, lt=2**112)
+    platform_fee_bps: int = Field(default=95, ge=0, le=500)
+    creator_fee_bps: int = Field(default=30, ge=0, le=500)
+    #: Native kept by the platform out of the raise when a curve graduates.
+    migration_fee_base_units: int | None = Field(default=None, ge=0, lt=2**112)
+    #: Who receives the platform's fees; default: the first deployer key's address.
+    fee_recipient: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{40}$")
+    #: Bounds of a launch's decaying launch fee (per launch: start fee and window).
+    max_launch_fee_bps: int = Field(default=9000, ge=0, le=9900)
+    max_launch_window_s: int = Field(default=60, ge=0, le=3600)
+    max_launch_window_blocks: int = Field(default=30, ge=0, le=300)
+    #: Uniswap V2 on this chain (required on testnets and mainnets; deployed from the
+    #: published artifacts on embedded and local networks).
+    uniswap_factory: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{40}$")
+    uniswap_router: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{40}$")
+    weth: str | None = Field(default=None, pattern=r"^0x[0-9a-fA-F]{40}$")
+    #: The pair contract's init code hash of that Uniswap V2 deployment (forks differ).
+    pair_init_code_hash: str = Field(
+        default="0x96e8ac4277198ff8b6f785478aa9a39f403cb768dd02cbee326c3e7da348845f", pattern=r"^0x[0-9a-fA-F]{64}$"
+    )
+    # -- indexer ---------------------------------------------------------------------
+    #: Blocks below the head the indexer stays (0 = index the head; reorgs roll back).
+    index_confirmations: int = Field(default=0, ge=0, le=1000)
+    #: First block to index; default: the factory's deployment block.
+    index_from_block: int | None = Field(default=None, ge=0)
+    #: Most blocks one ``eth_getLogs`` call asks for (providers cap ranges).
+    index_batch_blocks: int = Field(default=2000, ge=1, le=100_000)
+    #: How often the indexer asks for new blocks when nothing wakes it.
+    index_poll_s: float = Field(default=0.5, gt=0, le=60)
+
+
 class ChainSettings(BaseModel):
     """How one chain is reached and how launches on it are paid for and confirmed.
 
@@ -105,7 +148,7 @@ class ChainSettings(BaseModel):
     max_fee_per_gas_wei: int = Field(default=500 * GWEI, ge=1)
     #: Fixed priority fee; default: the median reward of recent blocks.
     priority_fee_wei: int | None = Field(default=None, ge=0)
-    gas_limit: int = Field(default=200_000, ge=21_000, le=30_000_000)
+    gas_limit: int = Field(default=300_000, ge=21_000, le=30_000_000)
     #: A transaction not mined after this long is replaced with higher fees (same nonce).
     stuck_after_s: float = Field(default=60.0, gt=0)
     #: Each replacement raises both fee fields by at least this much (geth needs >= 10).
@@ -122,6 +165,9 @@ class ChainSettings(BaseModel):
     prefetch: int | None = Field(default=None, ge=1, le=1024)
 
     # -- Solana fees -----------------------------------------------------------------
+    #: The chain's market (bonding curve, AMM, indexer).
+    market: MarketSettings = Field(default_factory=MarketSettings)
+
     compute_unit_price_micro_lamports: int = Field(default=0, ge=0, le=10**9)
     compute_unit_limit: int | None = Field(default=None, ge=1, le=1_400_000)
 
@@ -141,6 +187,25 @@ class ChainSettings(BaseModel):
         if self.network is Network.EMBEDDED and self.endpoints:
             raise ValueError("the embedded network takes no endpoints")
         return self
+
+
+class PriceProviderSettings(BaseModel):
+    """One source of native coin prices in USD (``tokenforge.market.price_providers``).
+    ``api_key`` is sent as a header, never in the URL, and never logged."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    #: ``coingecko`` (``GET {url}/simple/price``) or ``coinbase`` (``GET {url}/v2/prices/ETH-USD/spot``).
+    kind: Literal["coingecko", "coinbase"]
+    url: str = Field(pattern=r"^https?://[^/?#@\s]+(/[^?#@\s]*)?$")
+    api_key: SecretStr | None = None
+
+
+def _default_price_providers() -> list[PriceProviderSettings]:
+    return [
+        PriceProviderSettings(kind="coingecko", url="https://api.coingecko.com/api/v3"),
+        PriceProviderSettings(kind="coinbase", url="https://api.coinbase.com"),
+    ]
 
 
 class Settings(BaseSettings):
@@ -236,6 +301,23 @@ class Settings(BaseSettings):
     #: Networks (CIDRs) outbound calls may reach although they are not public (loopback,
     #: private ranges): for a webhook receiver on a local network. Empty in production.
     outbound_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    #: Where USD figures come from: ``fixed`` (``price_fixed_usd``, no call out; the embedded
+    #: default) or ``http`` (``price_providers`` in order, cached, with failover).
+    price_feed: Literal["fixed", "http"] = "fixed"
+    #: USD price of each native coin for the fixed feed (``{"ETH": 3000.0, ...}``), each > 0.
+    price_fixed_usd: dict[str, float] = Field(default_factory=lambda: {"ETH": 3000.0, "BNB": 600.0, "SOL": 150.0})
+    #: Price sources of the http feed, tried in order, as a JSON list of
+    #: ``{"kind": "coingecko"|"coinbase", "url": "https://...", "api_key": "..."}``.
+    price_providers: list[PriceProviderSettings] = Field(default_factory=_default_price_providers, min_length=1)
+    #: A price younger than this is served without asking a provider.
+    price_ttl_s: float = Field(default=60.0, gt=0, le=86400)
+    #: A price older than this is still served (with its age) but a refresh is awaited briefly first.
+    price_stale_max_s: float = Field(default=3600.0, gt=0, le=30 * 86400)
+    #: A price provider not answered within this long counts as failed.
+    price_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    #: Calls per second to one price provider, from one process.
+    price_max_rps: float = Field(default=1.0, gt=0, le=100)
 
     #: Origins (``https://app.example``) whose pages may call this API from a browser.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -371,6 +453,23 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [c.strip() for c in value.split(",") if c.strip()]
         return value
+
+    @field_validator("price_fixed_usd")
+    @classmethod
+    def _positive_prices(cls, value: dict[str, float]) -> dict[str, float]:
+        """Asset symbols upper-cased; every price a finite number above 0."""
+        import math
+
+        for asset, usd in value.items():
+            if not (math.isfinite(usd) and usd > 0):
+                raise ValueError(f"price_fixed_usd: the price of {asset} must be a number > 0")
+        return {asset.upper(): usd for asset, usd in value.items()}
+
+    @model_validator(mode="after")
+    def _price_ages_ordered(self) -> Settings:
+        if self.price_stale_max_s < self.price_ttl_s:
+            raise ValueError("price_stale_max_s must be at least price_ttl_s")
+        return self
 
     @model_validator(mode="after")
     def _worker_chains_configured(self) -> Settings:

@@ -68,6 +68,10 @@ class LaunchRequest:
     supply_base_units: int
     creator: str  # EVM: checksummed 0x address; Solana: base58 pubkey
     metadata_uri: str = ""  # Solana token-metadata URI (may be empty)
+    #: the curve's decaying launch fee: start fee and window (0, 0 = none)
+    launch_fee_bps: int = 0
+    launch_fee_window: int = 0
+    launch_fee_in_blocks: bool = False  # window counted in blocks instead of seconds
 
 
 @dataclass(frozen=True, slots=True)

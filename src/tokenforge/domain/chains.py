@@ -21,6 +21,9 @@ class Network(StrEnum):
 
 UINT256_MAX = 2**256 - 1
 U64_MAX = 2**64 - 1
+#: An EVM token's supply must leave its curve's virtual reserves (1.073 x supply) and its
+#: Uniswap V2 pool reserves within uint112.
+EVM_MAX_SUPPLY_BASE_UNITS = (2**112 - 1) * 1000 // 1073
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +48,7 @@ class ChainSpec:
 
 
 def _evm(name: str, display: str, native: str, ids: dict[Network, int]) -> ChainSpec:
-    return ChainSpec(name, Family.EVM, display, ids, 18, UINT256_MAX, native)
+    return ChainSpec(name, Family.EVM, display, ids, 18, EVM_MAX_SUPPLY_BASE_UNITS, native)
 
 
 CHAINS: dict[str, ChainSpec] = {

@@ -12,6 +12,7 @@ anything is sent, and equals ``TokenForgeFactory.predictAddress`` on chain.
   32-char lowercase hex UUID), not its ASCII text.
 * **token address** = CREATE2(factory, salt, keccak256(init code)), where the init code is
   OpenZeppelin ``Clones`` immutable-args clone code for (implementation, args).
+* **curve address** = CREATE(token, nonce 1): the token creates its curve first thing.
 * **signed transactions** are decoded (:func:`decode_signed_tx`) to replace a stuck one
   with the same nonce and higher fees.
 """
@@ -100,8 +101,25 @@ def selector(signature: str) -> bytes:
     return keccak(text=signature)[:4]
 
 
-def encode_create_token(salt: bytes, args: bytes, creator: str, supply_base_units: int) -> bytes:
-    """Calldata for ``createToken(bytes32,bytes,address,uint256)``."""
+def curve_address(token: str) -> str:
+    """The checksummed address of ``token``'s bonding curve (the token's first CREATE)."""
+    return create_address(token, 1)
+
+
+CREATE_TOKEN_SIGNATURE = "createToken(bytes32,bytes,address,uint256,uint16,uint32,bool)"
+
+
+def encode_create_token(
+    salt: bytes,
+    args: bytes,
+    creator: str,
+    supply_base_units: int,
+    *,
+    launch_fee_bps: int = 0,
+    launch_window: int = 0,
+    window_in_blocks: bool = False,
+) -> bytes:
+    """Calldata for ``createToken(bytes32,bytes,address,uint256,uint16,uint32,bool)``."""
     if (
         isinstance(supply_base_units, bool)
         or not isinstance(supply_base_units, int)
@@ -114,12 +132,33 @@ def encode_create_token(salt: bytes, args: bytes, creator: str, supply_base_unit
         raise ValidationFailed("creator", "must be a 0x-prefixed 20-byte address") from exc
     if creator_bytes == b"\x00" * 20:
         raise ValidationFailed("creator", "must not be the zero address")
-    return selector("createToken(bytes32,bytes,address,uint256)") + abi_encode(
-        ["bytes32", "bytes", "address", "uint256"], [salt, args, creator_bytes, supply_base_units]
+    if not 0 <= launch_fee_bps < 2**16 or not 0 <= launch_window < 2**32:
+        raise ValidationFailed("launch_fee", "start_bps must fit uint16 and window uint32")
+    return selector(CREATE_TOKEN_SIGNATURE) + abi_encode(
+        ["bytes32", "bytes", "address", "uint256", "uint16", "uint32", "bool"],
+        [salt, args, creator_bytes, supply_base_units, launch_fee_bps, launch_window, window_in_blocks],
     )
 
 
-TOKEN_CREATED_TOPIC = keccak(text="TokenCreated(address,address,bytes32)")
+TOKEN_CREATED_SIGNATURE = (
+    "TokenCreated(address,address,bytes32,address,uint256,uint256,uint256,uint256,uint256,uint256,bool,uint256,uint256)"
+)
+TOKEN_CREATED_TOPIC = keccak(text=TOKEN_CREATED_SIGNATURE)
+#: ``TokenCreated``'s data after the three indexed topics, in order.
+TOKEN_CREATED_DATA = (
+    "address",
+    "uint256",
+    "uint256",
+    "uint256",
+    "uint256",
+    "uint256",
+    "uint256",
+    "bool",
+    "uint256",
+    "uint256",
+)
+#: TokenForgeFactory.Config, in field order.
+FACTORY_CONFIG_TYPE = "(address,uint16,uint16,uint16,uint32,uint16,uint112,uint112)"
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,9 @@ optional ``abandon`` (:class:`~tokenforge.chains.ports.ReleasableDeployer`) and 
 :class:`~tokenforge.chains.rpc.pool.RpcPool`); :mod:`.open` builds it for each, after
 :mod:`.setup` found or deployed the factory.
 
-* Each launch is one ``createToken(salt, args, creator, supply)`` call on the factory; the
-  token is a clone at a CREATE2 address computed locally from the job id (see
-  :mod:`.codec`), known before anything is signed.
+* Each launch is one ``createToken(salt, args, creator, supply, launch fee)`` call on the
+  factory; the token is a clone at a CREATE2 address computed locally from the job id (see
+  :mod:`.codec`), known before anything is signed, and so is its bonding curve.
 * Transactions are signed locally with eth-account (:mod:`.transactions`), EIP-1559 or
   legacy, with fees from :class:`~.fees.FeeOracle` (capped per chain). Launches are spread
   over a pool of deployer keys (:mod:`.key_pool`); nonces come from a
@@ -53,8 +53,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: A launch measures ~125-135 k gas; a fixed limit saves an eth_estimateGas per launch.
-DEFAULT_LAUNCH_GAS_LIMIT = 200_000
+#: A launch (token, curve, supply minted to the curve) measures ~200 k gas; a fixed limit
+#: saves an eth_estimateGas per launch.
+DEFAULT_LAUNCH_GAS_LIMIT = 300_000
 
 
 class EvmDeployer:
@@ -129,7 +130,15 @@ class EvmDeployer:
                 f"request for chain {req.chain!r} sent to the {self.chain!r} deployer", code=ErrorCode.WRONG_CHAIN
             )
         salt, args, token = self.predict(req)
-        data = codec.encode_create_token(salt, args, req.creator, req.supply_base_units)
+        data = codec.encode_create_token(
+            salt,
+            args,
+            req.creator,
+            req.supply_base_units,
+            launch_fee_bps=req.launch_fee_bps,
+            launch_window=req.launch_fee_window,
+            window_in_blocks=req.launch_fee_in_blocks,
+        )
         key = self.keys.next()
         fees = await self.fees.current()
         nonce = await self.nonces.allocate(key.address)
@@ -368,7 +377,7 @@ class EvmDeployer:
             block_number=int(receipt["blockNumber"]),
             gas_used=gas_used,
             fee_paid_base_units=gas_used * int(receipt.get("effectiveGasPrice") or 0),
-            extra={"factory": self.factory.address, "creator": created},
+            extra={"factory": self.factory.address, "creator": created, "curve": codec.curve_address(token_address)},
         )
 
     def _token_created(self, receipt: Any, token_address: str) -> str | None:

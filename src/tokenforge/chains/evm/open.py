@@ -15,6 +15,7 @@ process that reaches its chains over JSON-RPC never loads them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,13 +24,14 @@ from typing import Any
 from web3 import AsyncWeb3
 
 from tokenforge.chains.rpc.endpoints import EndpointConfig, redact_url
+from tokenforge.domain.curve import PlatformTerms
 from tokenforge.errors import ErrorCode, PermanentError, TransientError
 
 from .deployer import EvmDeployer
 from .key_pool import account_from_key
 from .node import EvmNode
 from .rpc_errors import translate
-from .setup import ensure_factory, fund_dev_keys, read_factory
+from .setup import Dex, default_terms, ensure_factory, fund_dev_keys, read_factory, sync_terms
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,8 @@ async def open_rpc_evm_deployer(
     deployer_keys: Sequence[bytes],
     factory_address: str | None = None,
     dev_fund_wei: int | None = None,
+    terms: PlatformTerms | None = None,
+    dex: Dex | None = None,
     **options: Any,
 ) -> EvmDeployer:
     """A deployer for a chain reached over JSON-RPC (Hardhat, the devnet, real networks).
@@ -90,8 +94,10 @@ async def open_rpc_evm_deployer(
     first key's nonce-0 deployment (made now if the key is fresh). A first key that cannot
     pay for that deployment stops the opening with one message naming the key: on a
     development network PermanentError ``dev_funding_required`` (set ``dev_fund_base_units``
-    or fund the key), elsewhere ``insufficient_funds``. ``options`` are passed on to
-    :class:`EvmDeployer`.
+    or fund the key), elsewhere ``insufficient_funds``. ``terms`` are the platform's curve
+    terms (an empty ``fee_recipient`` means the first key), kept in step by
+    :func:`~.setup.sync_terms`; ``dex`` is the chain's Uniswap V2 (None: deployed with the
+    factory, development networks only). ``options`` are passed on to :class:`EvmDeployer`.
     """
     node = EvmNode(w3)
     served = await node.chain_id()
@@ -102,11 +108,15 @@ async def open_rpc_evm_deployer(
     addresses = [account_from_key(k).address for k in deployer_keys]
     if dev_fund_wei:
         await fund_dev_keys(node, addresses, dev_fund_wei)
+    terms = _terms(terms, addresses[0])
     try:
         if factory_address is None:
-            factory = await ensure_factory(node, deployer_keys[0], chain_id, fees=options.get("fees"))
+            factory = await ensure_factory(
+                node, deployer_keys[0], chain_id, terms=terms, dex=dex, fees=options.get("fees")
+            )
         else:
             factory = await read_factory(node, factory_address)
+        await sync_terms(node, deployer_keys[0], chain_id, factory.address, terms, fees=options.get("fees"))
     except PermanentError as err:
         if err.code is not ErrorCode.INSUFFICIENT_FUNDS:
             raise
@@ -129,12 +139,24 @@ def _funding_error(chain: str, problem: str, dev_fund_wei: int | None) -> Perman
     return PermanentError(f"{chain}: {problem}; {hint}", code=ErrorCode.DEV_FUNDING_REQUIRED)
 
 
+def _terms(terms: PlatformTerms | None, first_key: str) -> PlatformTerms:
+    if terms is None:
+        return default_terms(first_key)
+    return terms if terms.fee_recipient else dataclasses.replace(terms, fee_recipient=first_key)
+
+
 def _keys(deployer_keys: bytes | Sequence[bytes]) -> list[bytes]:
     return [deployer_keys] if isinstance(deployer_keys, (bytes, bytearray)) else list(deployer_keys)
 
 
 async def open_embedded_evm_deployer(
-    chain: str, chain_id: int, state_dir: Path | None, deployer_keys: bytes | Sequence[bytes], **options: Any
+    chain: str,
+    chain_id: int,
+    state_dir: Path | None,
+    deployer_keys: bytes | Sequence[bytes],
+    *,
+    terms: PlatformTerms | None = None,
+    **options: Any,
 ) -> EvmDeployer:
     """Opens (or creates) the embedded chain, funds the deployer keys, ensures the factory.
 
@@ -158,7 +180,10 @@ async def open_embedded_evm_deployer(
         for account in accounts:
             await embedded.run(embedded.fund, account.address, EMBEDDED_DEPLOYER_BALANCE_WEI)
         w3 = embedded.async_web3()
-        factory = await ensure_factory(EvmNode(w3), keys[0], chain_id)
+        node = EvmNode(w3)
+        platform_terms = _terms(terms, accounts[0].address)
+        factory = await ensure_factory(node, keys[0], chain_id, terms=platform_terms)
+        await sync_terms(node, keys[0], chain_id, factory.address, platform_terms)
         return EvmDeployer(
             chain=chain, w3=w3, chain_id=chain_id, deployer_keys=keys, factory=factory, embedded=embedded, **options
         )
