@@ -99,6 +99,10 @@ class ErrorCode(StrEnum):
     CHAIN_IN_USE = "chain_in_use", _T
     ADDRESS_UNAVAILABLE = "address_unavailable", _T
 
+    # -- market data ------------------------------------------------------------------------
+    #: no price of a native coin was ever obtained (every price provider failed so far)
+    PRICE_UNAVAILABLE = "price_unavailable", _T
+
     # -- node answers about a transaction ------------------------------------------------
     NONCE_TOO_LOW = "nonce_too_low", _T
     NONCE_TOO_HIGH = "nonce_too_high", _T

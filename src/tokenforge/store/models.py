@@ -1,5 +1,6 @@
 """SQLAlchemy models: tokens, jobs, job events, outbox, idempotency keys, nonce cursors;
-API keys, sign-in sessions and nonces, the audit log, webhooks and their deliveries.
+API keys, sign-in sessions and nonces, the audit log, webhooks and their deliveries; the
+market: curves and their state, trades, candles, holders, indexed blocks, market events.
 
 Big integers (supplies, fees in wei) are stored as decimal strings so SQLite and
 PostgreSQL hold them exactly.
@@ -13,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -86,6 +88,10 @@ class TokenRow(Base):
     job_id: Mapped[str] = mapped_column(String(32), unique=True)
     #: Who asked for the launch: the principal's subject (:mod:`tokenforge.auth.principal`).
     requested_by: Mapped[str | None] = mapped_column(String(128))
+    #: The curve's decaying launch fee chosen at launch (0, 0 = none).
+    launch_fee_bps: Mapped[int] = mapped_column(Integer, default=0)
+    launch_fee_window: Mapped[int] = mapped_column(Integer, default=0)
+    launch_fee_in_blocks: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -346,3 +352,188 @@ class CursorRow(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     position: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# ---------------------------------------------------------------------------- market
+# Written by the indexer only (tokenforge.market.indexer), in one transaction per batch of
+# blocks; amounts in base units as decimal strings, with a float twin where SQL sorts.
+
+
+class MarketRow(Base):
+    """One token's bonding curve: its launch terms and its market state."""
+
+    __tablename__ = "markets"
+
+    chain: Mapped[str] = mapped_column(String(32), primary_key=True)
+    token_address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: the TokenForge launch (None for a token launched on the factory directly)
+    token_id: Mapped[str | None] = mapped_column(String(32))
+    curve_address: Mapped[str] = mapped_column(String(64))
+    creator: Mapped[str] = mapped_column(String(64))
+    decimals: Mapped[int] = mapped_column(Integer)
+    supply: Mapped[str] = mapped_column(String(80))
+    virtual_native0: Mapped[str] = mapped_column(String(80))
+    platform_fee_bps: Mapped[int] = mapped_column(Integer)
+    creator_fee_bps: Mapped[int] = mapped_column(Integer)
+    launch_fee_bps: Mapped[int] = mapped_column(Integer)
+    launch_window: Mapped[int] = mapped_column(Integer)
+    window_in_blocks: Mapped[bool] = mapped_column(Boolean)
+    migration_fee: Mapped[str] = mapped_column(String(80))
+    launched_at: Mapped[int] = mapped_column(BigInteger)
+    created_block: Mapped[int] = mapped_column(BigInteger)
+    created_tx: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # -- state after the last indexed trade
+    native_raised: Mapped[str] = mapped_column(String(80))
+    tokens_sold: Mapped[str] = mapped_column(String(80))
+    #: marginal price in native coin per whole token, and supply x price
+    price_native: Mapped[float] = mapped_column(Float)
+    market_cap_native: Mapped[float] = mapped_column(Float)
+    progress_bps: Mapped[int] = mapped_column(Integer)
+    volume_24h_native: Mapped[float] = mapped_column(Float, default=0.0)
+    price_change_24h_pct: Mapped[float | None] = mapped_column(Float)
+    ath_price_native: Mapped[float] = mapped_column(Float)
+    trade_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    holder_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_trade_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: ``trading`` or ``graduated``
+    state: Mapped[str] = mapped_column(String(16))
+    pair_address: Mapped[str | None] = mapped_column(String(64))
+    graduated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    graduated_block: Mapped[int | None] = mapped_column(BigInteger)
+    updated_block: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        Index("ix_markets_token_id", "token_id"),
+        Index("ix_markets_curve", "chain", "curve_address"),
+        Index("ix_markets_market_cap", "market_cap_native"),
+        Index("ix_markets_volume", "volume_24h_native"),
+        Index("ix_markets_last_trade", "last_trade_at"),
+        Index("ix_markets_progress", "progress_bps"),
+    )
+
+
+class TradeRow(Base):
+    """One ``Trade`` log of a curve; unique by (chain, tx hash, log index). On PostgreSQL the
+    table is partitioned by ``block_time`` (monthly), so the key includes it."""
+
+    __tablename__ = "trades"
+
+    chain: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tx_hash: Mapped[str] = mapped_column(String(128), primary_key=True)
+    log_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    block_time: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    token_address: Mapped[str] = mapped_column(String(64))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(128))
+    trader: Mapped[str] = mapped_column(String(64))
+    #: ``buy`` or ``sell``
+    side: Mapped[str] = mapped_column(String(4))
+    #: buy: native paid incl. fee; sell: native received after fee
+    native_amount: Mapped[str] = mapped_column(String(80))
+    token_amount: Mapped[str] = mapped_column(String(80))
+    fee: Mapped[str] = mapped_column(String(80))
+    virtual_native: Mapped[str] = mapped_column(String(80))
+    virtual_token: Mapped[str] = mapped_column(String(80))
+    price_native: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_trades_token_block", "chain", "token_address", "block_number", "log_index"),
+        Index("ix_trades_block", "chain", "block_number"),
+        Index("ix_trades_time", "block_time"),
+    )
+
+
+class CandleRow(Base):
+    """OHLC and volume of one token per interval bucket, upserted with its trades."""
+
+    __tablename__ = "candles"
+
+    chain: Mapped[str] = mapped_column(String(32), primary_key=True)
+    token_address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: ``1s``, ``1m``, ``5m``, ``15m``, ``1h``, ``4h``, ``1d``
+    interval: Mapped[str] = mapped_column(String(4), primary_key=True)
+    #: bucket start, unix seconds
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    open: Mapped[float] = mapped_column(Float)
+    high: Mapped[float] = mapped_column(Float)
+    low: Mapped[float] = mapped_column(Float)
+    close: Mapped[float] = mapped_column(Float)
+    volume_native: Mapped[str] = mapped_column(String(80))
+    volume_token: Mapped[str] = mapped_column(String(80))
+    trades: Mapped[int] = mapped_column(Integer)
+
+
+class HolderRow(Base):
+    """A token balance from ``Transfer`` logs (zero balances are deleted)."""
+
+    __tablename__ = "holders"
+
+    chain: Mapped[str] = mapped_column(String(32), primary_key=True)
+    token_address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64), primary_key=True)
+    balance: Mapped[str] = mapped_column(String(80))
+    #: the balance as a float, for ordering
+    balance_sort: Mapped[float] = mapped_column(Float)
+    updated_block: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_holders_top", "chain", "token_address", "balance_sort"),)
+
+
+class HolderChangeRow(Base):
+    """Each balance change by block, kept for the blocks a reorg can still undo."""
+
+    __tablename__ = "holder_changes"
+
+    seq: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    chain: Mapped[str] = mapped_column(String(32))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    token_address: Mapped[str] = mapped_column(String(64))
+    holder: Mapped[str] = mapped_column(String(64))
+    #: signed change of the balance (decimal string)
+    delta: Mapped[str] = mapped_column(String(81))
+
+    __table_args__ = (Index("ix_holder_changes_block", "chain", "block_number"),)
+
+
+class IndexedBlockRow(Base):
+    """Recent blocks the indexer has taken in, to find where a reorg forked."""
+
+    __tablename__ = "indexed_blocks"
+
+    chain: Mapped[str] = mapped_column(String(32), primary_key=True)
+    number: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hash: Mapped[str] = mapped_column(String(128))
+    parent_hash: Mapped[str] = mapped_column(String(128))
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+
+
+class IndexCheckpointRow(Base):
+    """The newest block indexed per chain, and which indexer process leads it."""
+
+    __tablename__ = "index_checkpoints"
+
+    chain: Mapped[str] = mapped_column(String(32), primary_key=True)
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(128))
+    leader: Mapped[str | None] = mapped_column(String(96))
+    lease_until: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MarketEventRow(Base):
+    """The market's live feed (new tokens, trades, graduations, rollbacks) in order, for SSE
+    streams on any API process and ``Last-Event-ID`` replay."""
+
+    __tablename__ = "market_events"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    chain: Mapped[str] = mapped_column(String(32))
+    token_address: Mapped[str | None] = mapped_column(String(64))
+    #: ``token``, ``trade``, ``graduation`` or ``rollback``
+    kind: Mapped[str] = mapped_column(String(16))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_market_events_token", "token_address", "id"),)

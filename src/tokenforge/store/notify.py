@@ -23,9 +23,10 @@ from sqlalchemy import make_url
 
 log = logging.getLogger(__name__)
 
-#: Channel names (also in migration 0004).
+#: Channel names (also in migrations 0004 and 0007).
 OUTBOX_CHANNEL = "tokenforge_outbox"
 JOB_EVENTS_CHANNEL = "tokenforge_job_events"
+MARKET_EVENTS_CHANNEL = "tokenforge_market_events"  # migration 0007
 
 #: A channel callback: the payload, or ``None`` after a (re)connection.
 Callback = Callable[[str | None], None]
