@@ -310,6 +310,7 @@ def deployer_factories(
                         dev_fund_wei=cs.dev_fund_base_units if network is Network.LOCAL else None,
                         terms=market_terms(chain, cs),
                         dex=_dex(cs),
+                        sync=network is Network.LOCAL,
                         fees=_fee_oracle(w3, cs),
                         nonces=lambda pending_count, chain=chain: SqlNonceSource(sessions, chain, pending_count),
                         logs_window_blocks=10_000,

@@ -31,7 +31,7 @@ from .deployer import EvmDeployer
 from .key_pool import account_from_key
 from .node import EvmNode
 from .rpc_errors import translate
-from .setup import Dex, default_terms, ensure_factory, fund_dev_keys, read_factory, sync_terms
+from .setup import Dex, default_terms, ensure_factory, fund_dev_keys, read_factory, sync_terms, warn_on_terms
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ async def open_rpc_evm_deployer(
     dev_fund_wei: int | None = None,
     terms: PlatformTerms | None = None,
     dex: Dex | None = None,
+    sync: bool = True,
     **options: Any,
 ) -> EvmDeployer:
     """A deployer for a chain reached over JSON-RPC (Hardhat, the devnet, real networks).
@@ -96,7 +97,9 @@ async def open_rpc_evm_deployer(
     development network PermanentError ``dev_funding_required`` (set ``dev_fund_base_units``
     or fund the key), elsewhere ``insufficient_funds``. ``terms`` are the platform's curve
     terms (an empty ``fee_recipient`` means the first key), kept in step by
-    :func:`~.setup.sync_terms`; ``dex`` is the chain's Uniswap V2 (None: deployed with the
+    :func:`~.setup.sync_terms` when ``sync`` (a development network: one process owns the
+    key at start; elsewhere a difference is only logged, since other processes may be
+    using the key's nonces); ``dex`` is the chain's Uniswap V2 (None: deployed with the
     factory, development networks only). ``options`` are passed on to :class:`EvmDeployer`.
     """
     node = EvmNode(w3)
@@ -116,7 +119,10 @@ async def open_rpc_evm_deployer(
             )
         else:
             factory = await read_factory(node, factory_address)
-        await sync_terms(node, deployer_keys[0], chain_id, factory.address, terms, fees=options.get("fees"))
+        if sync:
+            await sync_terms(node, deployer_keys[0], chain_id, factory.address, terms, fees=options.get("fees"))
+        else:
+            await warn_on_terms(node, factory.address, terms)
     except PermanentError as err:
         if err.code is not ErrorCode.INSUFFICIENT_FUNDS:
             raise

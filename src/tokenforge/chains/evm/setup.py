@@ -210,6 +210,16 @@ async def sync_terms(
     return True
 
 
+async def warn_on_terms(node: EvmNode, factory: str, terms: PlatformTerms) -> None:
+    """Logs a warning when the factory's terms differ from ``terms`` (networks whose keys
+    other processes use: the owner changes them with ``setConfig`` deliberately)."""
+    current = await read_terms(node, factory)
+    if current != terms:
+        log.warning(
+            "factory %s has terms %s; the settings say %s (new launches get the factory's)", factory, current, terms
+        )
+
+
 def _config_tuple(terms: PlatformTerms) -> tuple:
     return (
         terms.fee_recipient,
