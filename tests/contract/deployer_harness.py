@@ -32,10 +32,11 @@ from solders.keypair import Keypair
 from web3 import Web3
 
 from tests.support.fake_deployer import FakeDeployer, FakeLedger
+from tokenforge.chains.evm import codec
 from tokenforge.chains.ports import ChainDeployer, LaunchRequest, SignedLaunch
 
-#: keccak("TokenCreated(address,address,bytes32)"): topic 1 is the token, topic 2 its creator.
-TOKEN_CREATED_TOPIC = "0x" + Web3.keccak(text="TokenCreated(address,address,bytes32)").hex().removeprefix("0x")
+#: The factory's ``TokenCreated``: topic 1 is the token, topic 2 its creator, topic 3 the salt.
+TOKEN_CREATED_TOPIC = "0x" + codec.TOKEN_CREATED_TOPIC.hex()
 ADVANCE_TIMEOUT_S = 10.0
 EVM_DEV_FUND_WEI = 10**21
 SOLANA_DEV_FUND_LAMPORTS = 10**13

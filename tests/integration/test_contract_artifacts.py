@@ -2,7 +2,8 @@
 
 Recompiles ``contracts/`` with ``scripts/compile_contracts.js`` (pinned npm ``solc``,
 OpenZeppelin from ``node_modules``; run ``npm ci`` first) into a temporary directory and
-fails on any difference from ``src/tokenforge/chains/evm/artifacts``. Without Node or
+fails on any difference from ``src/tokenforge/chains/evm/artifacts``; the Uniswap V2 copies
+under ``artifacts/uniswap`` must equal what the pinned npm packages publish. Without Node or
 ``node_modules`` it skips locally and fails under ``CI=true``.
 """
 
@@ -18,7 +19,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "src" / "tokenforge" / "chains" / "evm" / "artifacts"
-CONTRACTS = ("TokenForgeToken", "TokenForgeFactory")
+CONTRACTS = ("TokenForgeToken", "TokenForgeCurve", "TokenForgeFactory")
+#: copied from the published npm packages by the compile script, not recompiled
+UNISWAP = ("UniswapV2Factory", "UniswapV2Pair", "WETH9", "UniswapV2Router02")
 CI = os.environ.get("CI", "").lower() == "true"
 
 pytestmark = pytest.mark.integration
@@ -67,5 +70,22 @@ def test_compiler_is_the_pinned_one(recompiled):
         assert artifact["settings"]["evmVersion"] == "cancun"
 
 
+@pytest.mark.parametrize("name", UNISWAP)
+def test_committed_uniswap_copy_matches_the_published_package(recompiled, name):
+    committed = (ARTIFACTS / "uniswap" / f"{name}.json").read_text("utf-8")
+    fresh = (recompiled / "uniswap" / f"{name}.json").read_text("utf-8")
+    assert fresh == committed, f"uniswap/{name}.json is stale: run `npm run compile` and commit the result"
+
+
+def test_the_pair_init_code_hash_is_the_committed_pairs():
+    from eth_utils import keccak
+
+    from tokenforge.chains.evm.artifacts import UNISWAP_V2_PAIR_INIT_CODE_HASH, uniswap_artifact
+
+    assert keccak(uniswap_artifact("UniswapV2Pair").bytecode) == UNISWAP_V2_PAIR_INIT_CODE_HASH
+
+
 def test_no_other_artifacts_are_committed():
     assert sorted(p.stem for p in ARTIFACTS.glob("*.json")) == sorted(CONTRACTS)
+    assert sorted(p.stem for p in (ARTIFACTS / "uniswap").glob("*.json")) == sorted(UNISWAP)
+    assert sorted(p.name for p in ARTIFACTS.iterdir() if p.is_dir()) == ["uniswap"]

@@ -42,7 +42,7 @@ def test_killed_between_signed_and_confirmed_token_exists_exactly_once(tmp_path,
 
     # Read the chain's persisted state independently, with the server stopped.
     if chain == "ethereum":
-        from tokenforge.chains.evm.codec import TOKEN_CREATED_TOPIC, launch_salt
+        from tokenforge.chains.evm.codec import TOKEN_CREATED_TOPIC, curve_address, launch_salt
         from tokenforge.chains.evm.embedded import EmbeddedEvmChain
 
         evm = EmbeddedEvmChain(data_dir / "chains" / chain, 1337)
@@ -50,7 +50,9 @@ def test_killed_between_signed_and_confirmed_token_exists_exactly_once(tmp_path,
             w3 = evm.web3()
             erc20 = w3.eth.contract(address=token["address"], abi=ERC20_ABI)
             assert erc20.functions.totalSupply().call() == supply_base_units
-            assert erc20.functions.balanceOf(creator).call() == supply_base_units
+            # the whole supply sits in the token's bonding curve
+            assert erc20.functions.balanceOf(curve_address(token["address"])).call() == supply_base_units
+            assert erc20.functions.balanceOf(creator).call() == 0
             created = w3.eth.get_logs(
                 {"fromBlock": 0, "toBlock": "latest", "topics": [TOKEN_CREATED_TOPIC, None, None, launch_salt(job_id)]}
             )

@@ -1,7 +1,9 @@
 """EVM launches on the embedded chain, read back independently with plain web3.py.
 
 The reader uses ``embedded.web3()`` (a synchronous web3.py client) and the ABI of a
-standard ERC-20 written out below, not TokenForge's artifacts or helpers.
+standard ERC-20 written out below (plus the curve's ``buy``), not TokenForge's artifacts or
+helpers. A launch mints the whole supply to the token's bonding curve; the creator starts
+with no tokens.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 import uuid
 
 import pytest
+from eth_abi import encode as abi_encode
 from eth_account import Account
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
@@ -22,10 +25,15 @@ from tokenforge.chains.evm import codec
 from tokenforge.chains.evm.deployer import EvmDeployer
 from tokenforge.chains.evm.open import open_embedded_evm_deployer
 from tokenforge.chains.ports import ChainDeployer, LaunchReceipt, LaunchRequest, SignedLaunch
-from tokenforge.errors import PermanentError, TransientError
+from tokenforge.domain.chains import EVM_MAX_SUPPLY_BASE_UNITS
+from tokenforge.errors import PermanentError, TransientError, ValidationFailed
 
 CHAIN_ID = 31337
-MAX_LAUNCH_GAS = 150_000
+#: token clone + curve clone + the supply minted to the curve (~190 k measured)
+MAX_LAUNCH_GAS = 200_000
+#: the longest name and symbol add ~140 bytes of clone code (200 gas each) and calldata
+MAX_EXTREME_LAUNCH_GAS = 225_000
+ZERO_ADDRESS = "0x" + "00" * 20
 
 ERC20_ABI = [
     {
@@ -90,7 +98,18 @@ PREDICT_ABI = [
         "outputs": [{"name": "", "type": "address"}],
     }
 ]
-TOKEN_CREATED = Web3.keccak(text="TokenCreated(address,address,bytes32)")
+BUY_ABI = [
+    {
+        "type": "function",
+        "name": "buy",
+        "stateMutability": "payable",
+        "inputs": [{"name": "minTokensOut", "type": "uint256"}, {"name": "deadline", "type": "uint256"}],
+        "outputs": [{"name": "tokensOut", "type": "uint256"}],
+    }
+]
+TOKEN_CREATED = Web3.keccak(
+    text="TokenCreated(address,address,bytes32,address,uint256,uint256,uint256,uint256,uint256,uint256,bool,uint256,uint256)"
+)
 
 
 def request(creator: str, i: int = 0, **overrides) -> LaunchRequest:
@@ -189,39 +208,60 @@ async def test_concurrent_launches_are_real_erc20s(deployer, creator):
         assert token.functions.name().call() == req.name
         assert token.functions.symbol().call() == req.symbol
         assert token.functions.decimals().call() == req.decimals
+        curve = codec.curve_address(signed.token_address)
+        assert created[0]["data"][12:32] == bytes.fromhex(curve[2:])  # TokenCreated's first data word
+        assert w3.eth.get_code(curve)
         assert token.functions.totalSupply().call() == req.supply_base_units
-        assert token.functions.balanceOf(creator.address).call() == req.supply_base_units
+        assert token.functions.balanceOf(curve).call() == req.supply_base_units
+        assert token.functions.balanceOf(creator.address).call() == 0
         mint = transfers(token, chain_receipt)
         assert [(e.args["from"], e.args["to"], e.args["value"]) for e in mint] == [
-            ("0x" + "00" * 20, creator.address, req.supply_base_units)
+            (ZERO_ADDRESS, curve, req.supply_base_units)
         ]
 
 
-async def test_creator_can_transfer(deployer, creator):
-    req = request(creator.address)
-    signed, _ = await launch(deployer, req)
-    embedded = deployer.embedded
-    await embedded.run(embedded.fund, creator.address, 10**18)
-    w3 = embedded.web3()
-    token = w3.eth.contract(address=signed.token_address, abi=ERC20_ABI)
-    recipient = Account.create().address
-    tx = token.functions.transfer(recipient, 12345).build_transaction(
+async def send(deployer: EvmDeployer, account, fn, value_wei: int = 0) -> dict:
+    """Signs ``fn`` with ``account``, sends it and awaits its receipt."""
+    w3 = deployer.embedded.web3()
+    tx = fn.build_transaction(
         {
-            "from": creator.address,
-            "nonce": w3.eth.get_transaction_count(creator.address, "pending"),
+            "from": account.address,
+            "value": value_wei,
+            "nonce": w3.eth.get_transaction_count(account.address, "pending"),
             "chainId": CHAIN_ID,
-            "gas": 100_000,
+            "gas": 200_000,
             "maxFeePerGas": 10**11,
             "maxPriorityFeePerGas": 10**9,
         }
     )
-    tx_hash = w3.eth.send_raw_transaction(creator.sign_transaction(tx).raw_transaction)
-    receipt = await wait_receipt(deployer, w3, tx_hash)
+    tx_hash = w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
+    return await wait_receipt(deployer, w3, tx_hash)
+
+
+async def test_a_buyer_can_transfer(deployer, creator):
+    req = request(creator.address)
+    signed, _ = await launch(deployer, req)
+    embedded = deployer.embedded
+    buyer = Account.create()
+    await embedded.run(embedded.fund, buyer.address, 10**18)
+    w3 = embedded.web3()
+    token = w3.eth.contract(address=signed.token_address, abi=ERC20_ABI)
+    curve = w3.eth.contract(address=codec.curve_address(signed.token_address), abi=BUY_ABI)
+    bought = await send(deployer, buyer, curve.functions.buy(1, 2**40), 10**16)
+    assert bought["status"] == 1
+    [purchase] = transfers(token, bought)
+    assert (purchase.args["from"], purchase.args["to"]) == (curve.address, buyer.address)
+    held = purchase.args["value"]
+    assert held > 12345 and token.functions.balanceOf(buyer.address).call() == held
+
+    recipient = Account.create().address
+    receipt = await send(deployer, buyer, token.functions.transfer(recipient, 12345))
     assert receipt["status"] == 1
     events = transfers(token, receipt)
-    assert [(e.args["from"], e.args["to"], e.args["value"]) for e in events] == [(creator.address, recipient, 12345)]
+    assert [(e.args["from"], e.args["to"], e.args["value"]) for e in events] == [(buyer.address, recipient, 12345)]
     assert token.functions.balanceOf(recipient).call() == 12345
-    assert token.functions.balanceOf(creator.address).call() == req.supply_base_units - 12345
+    assert token.functions.balanceOf(buyer.address).call() == held - 12345
+    assert token.functions.balanceOf(curve.address).call() == req.supply_base_units - held
     assert token.functions.totalSupply().call() == req.supply_base_units
 
 
@@ -342,7 +382,7 @@ async def test_state_survives_a_restart(tmp_path, creator):
         assert w3.eth.block_number >= receipt.block_number
         token = w3.eth.contract(address=signed.token_address, abi=ERC20_ABI)
         assert token.functions.name().call() == req.name
-        assert token.functions.balanceOf(creator.address).call() == req.supply_base_units
+        assert token.functions.balanceOf(codec.curve_address(signed.token_address)).call() == req.supply_base_units
         assert (await d2.find_existing(req)).tx_id == receipt.tx_id
         assert w3.eth.get_transaction_receipt(receipt.tx_id)["blockNumber"] == receipt.block_number
 
@@ -443,12 +483,29 @@ async def test_many_pipelined_launches(deployer, creator):
 
 @pytest.mark.parametrize(
     ("name", "symbol", "decimals", "supply"),
-    [("🚀" * 32, "ABCDEFGHIJ", 18, 2**256 - 1), ("A", "A", 0, 1)],  # the largest and smallest launch
+    [("🚀" * 32, "ABCDEFGHIJ", 18, EVM_MAX_SUPPLY_BASE_UNITS), ("A", "A", 0, 1)],  # the largest and smallest launch
 )
 async def test_gas_target_holds_for_extreme_launches(deployer, creator, name, symbol, decimals, supply):
     req = request(creator.address, name=name, symbol=symbol, decimals=decimals, supply_base_units=supply)
     signed, receipt = await launch(deployer, req)
-    assert receipt.gas_used <= MAX_LAUNCH_GAS, receipt.gas_used
+    assert receipt.gas_used <= MAX_EXTREME_LAUNCH_GAS, receipt.gas_used
     token = deployer.embedded.web3().eth.contract(address=signed.token_address, abi=ERC20_ABI)
     assert (token.functions.name().call(), token.functions.symbol().call()) == (name, symbol)
-    assert token.functions.balanceOf(creator.address).call() == supply
+    assert token.functions.balanceOf(codec.curve_address(signed.token_address)).call() == supply
+
+
+async def test_a_supply_beyond_the_pool_reserves_is_refused_before_signing_and_by_the_factory(deployer, creator):
+    with pytest.raises(ValidationFailed) as refused:
+        await deployer.sign(request(creator.address, supply_base_units=EVM_MAX_SUPPLY_BASE_UNITS + 1))
+    assert refused.value.field == "supply_base_units"
+    # the factory refuses it too, for whoever calls it directly
+    w3 = deployer.embedded.web3()
+    req = request(creator.address)
+    salt, args, token = deployer.predict(req)
+    data = codec.selector(codec.CREATE_TOKEN_SIGNATURE) + abi_encode(
+        ["bytes32", "bytes", "address", "uint256", "uint16", "uint32", "bool"],
+        [salt, args, creator.address, EVM_MAX_SUPPLY_BASE_UNITS + 1, 0, 0, False],
+    )
+    with pytest.raises(Exception, match="revert"):
+        w3.eth.call({"to": deployer.factory.address, "data": data})  # the faucet pays a call
+    assert not w3.eth.get_code(token)

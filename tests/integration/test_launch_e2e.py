@@ -1,6 +1,7 @@
 """Launch through the HTTP API on the embedded default; verify every token independently.
 
-EVM tokens are read with plain web3.py and the standard ERC-20 ABI; Solana mints are
+EVM tokens are read with plain web3.py and the standard ERC-20 ABI (a launch mints the
+whole supply to the token's bonding curve, the token's first CREATE); Solana mints are
 decoded byte by byte from their accounts. Nothing here uses TokenForge's own readers.
 """
 
@@ -9,7 +10,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import rlp
 from eth_account import Account
+from eth_utils import keccak, to_canonical_address, to_checksum_address
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
@@ -18,6 +21,21 @@ from tests.support.solana_decode import TOKEN_2022, ata_of, decode_mint, decode_
 from tests.support.stack import running_stack, wait_final
 
 pytestmark = pytest.mark.slow
+#: the curve's buy(minTokensOut, deadline), written out by hand
+BUY_ABI = [
+    {
+        "type": "function",
+        "name": "buy",
+        "stateMutability": "payable",
+        "inputs": [{"name": "minTokensOut", "type": "uint256"}, {"name": "deadline", "type": "uint256"}],
+        "outputs": [{"type": "uint256"}],
+    }
+]
+
+
+def curve_of(token: str) -> str:
+    """The address of the contract ``token`` created first (CREATE at nonce 1): its curve."""
+    return to_checksum_address(keccak(rlp.encode([to_canonical_address(token), 1]))[12:])
 
 
 @pytest.fixture
@@ -52,7 +70,7 @@ async def test_evm_tokens_read_back_with_plain_web3(embedded_settings):
         tokens = await launch_all(client, bodies)
         for token, body in zip(tokens, bodies, strict=True):
             assert token["status"] == "live"
-            assert token["gas_used"] <= 150_000
+            assert token["gas_used"] <= 200_000
             deployer = await container.deployers.get(token["chain"])
             w3 = deployer.embedded.web3()
             erc20 = w3.eth.contract(address=token["address"], abi=ERC20_ABI)
@@ -61,32 +79,44 @@ async def test_evm_tokens_read_back_with_plain_web3(embedded_settings):
             assert erc20.functions.symbol().call() == body["symbol"]
             assert erc20.functions.decimals().call() == body["decimals"]
             assert erc20.functions.totalSupply().call() == supply_base_units
-            assert erc20.functions.balanceOf(body["creator"]).call() == supply_base_units
+            assert erc20.functions.balanceOf(curve_of(token["address"])).call() == supply_base_units
+            assert erc20.functions.balanceOf(body["creator"]).call() == 0
             assert token["supply_base_units"] == str(supply_base_units)
 
-        # the creator really owns the supply: a transfer signed with the creator's key works
-        token, creator = tokens[0], holders[0]
+        # the supply is really for sale: a wallet buys from the curve, then transfers what it got
+        token, buyer = tokens[0], Account.create()
         deployer = await container.deployers.get(token["chain"])
-        await deployer.embedded.run(deployer.embedded.fund, creator.address, 10**18)
+        await deployer.embedded.run(deployer.embedded.fund, buyer.address, 10**18)
         w3 = deployer.embedded.web3()
         erc20 = w3.eth.contract(address=token["address"], abi=ERC20_ABI)
+        curve = w3.eth.contract(address=curve_of(token["address"]), abi=BUY_ABI)
+
+        async def send(fn, value_wei: int = 0):
+            tx = fn.build_transaction(
+                {
+                    "from": buyer.address,
+                    "value": value_wei,
+                    "nonce": w3.eth.get_transaction_count(buyer.address),
+                    "gas": 200_000,
+                    "maxFeePerGas": w3.eth.gas_price * 2,
+                    "maxPriorityFeePerGas": 1,
+                    "chainId": w3.eth.chain_id,
+                }
+            )
+            tx_hash = w3.eth.send_raw_transaction(buyer.sign_transaction(tx).raw_transaction)
+            return await asyncio.to_thread(w3.eth.wait_for_transaction_receipt, tx_hash, 30, 0.02)
+
+        bought = await send(curve.functions.buy(1, 2**40), 10**15)
+        assert bought.status == 1
+        held = erc20.functions.balanceOf(buyer.address).call()
+        assert held > 12345
         recipient = Account.create().address
-        tx = erc20.functions.transfer(recipient, 12345).build_transaction(
-            {
-                "from": creator.address,
-                "nonce": w3.eth.get_transaction_count(creator.address),
-                "gas": 100_000,
-                "maxFeePerGas": w3.eth.gas_price * 2,
-                "maxPriorityFeePerGas": 1,
-                "chainId": w3.eth.chain_id,
-            }
-        )
-        tx_hash = w3.eth.send_raw_transaction(creator.sign_transaction(tx).raw_transaction)
-        receipt = await asyncio.to_thread(w3.eth.wait_for_transaction_receipt, tx_hash, 30, 0.02)
+        receipt = await send(erc20.functions.transfer(recipient, 12345))
         assert receipt.status == 1
         (event,) = erc20.events.Transfer().process_receipt(receipt)
-        assert (event.args["from"], event.args["to"], event.args["value"]) == (creator.address, recipient, 12345)
+        assert (event.args["from"], event.args["to"], event.args["value"]) == (buyer.address, recipient, 12345)
         assert erc20.functions.balanceOf(recipient).call() == 12345
+        assert erc20.functions.balanceOf(buyer.address).call() == held - 12345
 
 
 async def test_solana_mints_decode_independently(embedded_settings):

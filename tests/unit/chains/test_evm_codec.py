@@ -114,9 +114,14 @@ def test_create_token_calldata_round_trips():
 
     args = codec.encode_token_args("Token", "TKN", 18)
     salt = codec.launch_salt(JOB)
+    types = ["bytes32", "bytes", "address", "uint256", "uint16", "uint32", "bool"]
     data = codec.encode_create_token(salt, args, IMPL, 10**27)
-    assert data[:4] == keccak(text="createToken(bytes32,bytes,address,uint256)")[:4]
-    assert decode(["bytes32", "bytes", "address", "uint256"], data[4:]) == (salt, args, IMPL.lower(), 10**27)
+    assert data[:4] == keccak(text="createToken(bytes32,bytes,address,uint256,uint16,uint32,bool)")[:4]
+    assert decode(types, data[4:]) == (salt, args, IMPL.lower(), 10**27, 0, 0, False)
+    fee = codec.encode_create_token(
+        salt, args, IMPL, 10**27, launch_fee_bps=5000, launch_window=10, window_in_blocks=True
+    )
+    assert decode(types, fee[4:]) == (salt, args, IMPL.lower(), 10**27, 5000, 10, True)
 
 
 @pytest.mark.parametrize(

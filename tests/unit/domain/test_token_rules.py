@@ -10,7 +10,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from solders.pubkey import Pubkey
 
-from tokenforge.domain.chains import U64_MAX, UINT256_MAX
+from tokenforge.domain.chains import EVM_MAX_SUPPLY_BASE_UNITS, U64_MAX
 from tokenforge.domain.tokens import LaunchParams, validate_launch
 from tokenforge.errors import ValidationFailed
 
@@ -217,7 +217,7 @@ def test_supply_that_is_not_an_integer_or_digit_string_is_refused(supply):
     refused("supply", supply=supply)
 
 
-@given(st.integers(min_value=1, max_value=UINT256_MAX // 10**18))
+@given(st.integers(min_value=1, max_value=EVM_MAX_SUPPLY_BASE_UNITS // 10**18))
 def test_supply_as_digit_string_equals_supply_as_int(supply):
     assert launch(supply=str(supply)) == launch(supply=supply)
 
@@ -228,23 +228,24 @@ def test_supply_digit_string_with_leading_zeros_is_read_as_decimal():
 
 @pytest.mark.parametrize("chain", EVM_CHAINS)
 @pytest.mark.parametrize("decimals", [0, 1, 6, 9, 17, 18])
-def test_evm_supply_boundary_is_uint256(chain, decimals):
-    largest = UINT256_MAX // 10**decimals
+def test_evm_supply_boundary_is_the_pool_reserves_uint112(chain, decimals):
+    largest = EVM_MAX_SUPPLY_BASE_UNITS // 10**decimals
     params = launch(chain=chain, decimals=decimals, supply=largest)
-    assert params.supply_base_units <= UINT256_MAX
+    assert params.supply_base_units <= EVM_MAX_SUPPLY_BASE_UNITS
     assert launch(chain=chain, decimals=decimals, supply=str(largest)).supply == largest
     error = refused("supply", chain=chain, decimals=decimals, supply=largest + 1)
-    assert "uint256" in error.detail
+    assert "uint112" in error.detail
 
 
-def test_evm_supply_exactly_uint256_max_with_zero_decimals():
-    assert launch(decimals=0, supply=UINT256_MAX).supply_base_units == UINT256_MAX
-    refused("supply", decimals=0, supply=UINT256_MAX + 1)
+def test_evm_supply_exactly_the_maximum_with_zero_decimals():
+    assert EVM_MAX_SUPPLY_BASE_UNITS * 1073 // 1000 < 2**112  # the curve's virtual tokens fit uint112
+    assert launch(decimals=0, supply=EVM_MAX_SUPPLY_BASE_UNITS).supply_base_units == EVM_MAX_SUPPLY_BASE_UNITS
+    refused("supply", decimals=0, supply=EVM_MAX_SUPPLY_BASE_UNITS + 1)
 
 
 def test_evm_supply_boundary_with_default_decimals():
-    assert launch(supply=UINT256_MAX // 10**18).decimals == 18
-    refused("supply", supply=UINT256_MAX // 10**18 + 1)
+    assert launch(supply=EVM_MAX_SUPPLY_BASE_UNITS // 10**18).decimals == 18
+    refused("supply", supply=EVM_MAX_SUPPLY_BASE_UNITS // 10**18 + 1)
 
 
 @pytest.mark.parametrize("decimals", range(10))
@@ -262,7 +263,7 @@ def test_solana_supply_boundary_with_default_decimals():
 
 @given(chain=st.sampled_from(["ethereum", "solana"]), data=st.data())
 def test_supply_accepted_exactly_when_base_units_fit(chain, data):
-    limit = UINT256_MAX if chain == "ethereum" else U64_MAX
+    limit = EVM_MAX_SUPPLY_BASE_UNITS if chain == "ethereum" else U64_MAX
     decimals = data.draw(st.integers(0, 18 if chain == "ethereum" else 9), label="decimals")
     largest = limit // 10**decimals
     supply = data.draw(

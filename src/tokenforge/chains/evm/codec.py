@@ -27,6 +27,7 @@ import rlp
 from eth_abi import encode as abi_encode
 from eth_utils import big_endian_to_int, keccak, to_canonical_address, to_checksum_address
 
+from tokenforge.domain.chains import EVM_MAX_SUPPLY_BASE_UNITS
 from tokenforge.domain.tokens import NAME_MAX_CHARS, SYMBOL_RE
 from tokenforge.errors import ValidationFailed
 
@@ -123,9 +124,12 @@ def encode_create_token(
     if (
         isinstance(supply_base_units, bool)
         or not isinstance(supply_base_units, int)
-        or not 0 < supply_base_units < 2**256
+        or not 0 < supply_base_units <= EVM_MAX_SUPPLY_BASE_UNITS
     ):
-        raise ValidationFailed("supply_base_units", "must be a positive integer below 2**256")
+        raise ValidationFailed(
+            "supply_base_units",
+            f"must be a positive integer of at most {EVM_MAX_SUPPLY_BASE_UNITS} (the factory's limit)",
+        )
     try:
         creator_bytes = to_canonical_address(creator)
     except (ValueError, TypeError) as exc:
