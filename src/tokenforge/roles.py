@@ -1,6 +1,6 @@
 """Process roles: the long-running processes of a TokenForge deployment.
 
-* :func:`run_role` runs ``tokenforge relay``, ``worker`` and ``sweeper`` (a :class:`Role`):
+* :func:`run_role` runs ``tokenforge relay``, ``worker``, ``sweeper`` and ``indexer`` (a :class:`Role`):
   it refuses an unmigrated database, starts the role's parts of the container, serves
   ``/healthz``, ``/readyz`` and ``/metrics`` on the health port when one is given
   (:mod:`tokenforge.observability.health_server`), prints one line
@@ -11,7 +11,7 @@
 * :func:`api_app` is the ASGI factory ``tokenforge api`` gives uvicorn (one per uvicorn
   worker process), with :class:`ApiHttpProtocol` as its HTTP protocol.
 * :class:`BackgroundProcess` is ``tokenforge serve --worker-process``: the API in the main
-  process, the outbox relay and the worker in a child process, so each gets its own
+  process, the outbox relay, the worker and the market indexers in a child process, so each gets its own
   interpreter (and core). Meant for PostgreSQL; on SQLite one process is faster
   (docs/decisions/0005-group-commit.md). The two share only the database: on PostgreSQL
   the relay and the API's SSE streams wake on ``NOTIFY`` (:mod:`tokenforge.store.notify`),
@@ -54,6 +54,8 @@ class Role:
     relay: bool = False
     worker: bool = False
     sweeper: bool = False
+    #: the market indexers of the JSON-RPC EVM chains (:mod:`tokenforge.market.indexer.service`)
+    indexer: bool = False
 
     @property
     def needs_broker(self) -> bool:
@@ -132,7 +134,7 @@ async def _run_role(role: Role, settings: Settings, health_port: int | None) -> 
         return 0
     health = None
     try:
-        await container.start(relay=role.relay, worker=role.worker, sweeper=role.sweeper)
+        await container.start(relay=role.relay, worker=role.worker, sweeper=role.sweeper, indexer=role.indexer)
         from tokenforge.api.limits import cap_recursion_limit
 
         cap_recursion_limit()  # the chains' libraries raise it at import (py_ecc: 100,000)
@@ -242,7 +244,7 @@ async def _run_background(settings: Settings) -> None:
     parent = os.getppid()
     container = await build_container(settings)
     try:
-        await container.start(relay=True, worker=True)
+        await container.start(relay=True, worker=True, indexer=True)
         from tokenforge.api.limits import cap_recursion_limit
 
         cap_recursion_limit()  # the chains' libraries raise it at import (py_ecc: 100,000)

@@ -1,4 +1,5 @@
-"""The commands of a distributed deployment: ``migrate``, ``api``, ``relay``, ``worker``, ``sweeper``.
+"""The commands of a distributed deployment: ``migrate``, ``api``, ``relay``, ``worker``, ``sweeper``,
+``indexer``.
 
 Every process reads the same ``TOKENFORGE_*`` settings (database, broker and cache URLs,
 chains). ``tokenforge migrate`` brings the schema up to date once; the other commands refuse
@@ -210,3 +211,29 @@ def worker(
 def sweeper_command(health_port: HealthPortOption = None) -> None:
     """Re-enqueue unfinished jobs that nothing will advance (workers run one unless --no-sweeper)."""
     _run("sweeper", _settings(), health_port, sweeper=True)
+
+
+@processes_app.command("indexer")
+def indexer_command(health_port: HealthPortOption = None) -> None:
+    """Index the markets of the JSON-RPC EVM chains: trades, candles, holders, market state.
+
+    Follows each chain to its head minus market.index_confirmations and rolls reorgs back.
+    Run several for availability: one per chain writes (a lease in the database), the others
+    take over within 15 s when it stops. Embedded chains are indexed by `tokenforge serve`,
+    the process that runs them. SIGTERM: exits 0 (the next batch is read again).
+    """
+    from tokenforge.domain.chains import CHAINS, Family, Network
+
+    settings = _settings()
+    evm = {c: cs for c, cs in settings.chains.items() if CHAINS[c].family is Family.EVM}
+    embedded = sorted(c for c, cs in evm.items() if cs.network is Network.EMBEDDED)
+    if len(embedded) == len(evm):
+        names = ", ".join(embedded) or "none"
+        raise _fail(
+            f"nothing to index: the EVM chains here ({names}) are embedded, and an embedded chain is indexed "
+            "by `tokenforge serve` (the process that runs it); `tokenforge indexer` follows EVM chains "
+            "reached over JSON-RPC (network local, testnet or mainnet, with endpoints)"
+        )
+    if embedded:
+        typer.echo(f"embedded chains {', '.join(embedded)} are indexed by `tokenforge serve`, not here", err=True)
+    _run("indexer", settings, health_port, indexer=True)

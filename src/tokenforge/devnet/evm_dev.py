@@ -9,7 +9,11 @@ What a test or a developer drives a Hardhat node with, answered from the embedde
 * ``evm_mine`` — one block now, empty if nothing is executable;
 * ``evm_setAutomine`` / ``hardhat_getAutomine`` — with automine off nothing is mined until
   ``evm_mine`` (the mempool keeps what arrives: replacements, gaps, drops behave as on a
-  node); turning it on mines what waited.
+  node); turning it on mines what waited;
+* ``evm_snapshot`` / ``evm_revert`` — a snapshot id (``"0x1"``, …) of the current head;
+  reverting to it makes the blocks above it non-canonical, so the next blocks mined
+  replace them with other hashes (a reorg, as tests provoke one on Hardhat); the pending
+  pool is emptied and that snapshot and later ones are used up; ``false`` for an unknown id.
 
 Every method runs on the chain's thread under its lock (the caller's dispatch holds it).
 """
@@ -41,6 +45,10 @@ class DevChain(Protocol):
 
     def is_mined(self, tx_hash: bytes) -> bool: ...
 
+    def snapshot(self) -> int: ...
+
+    def revert(self, snapshot_id: int) -> bool: ...
+
 
 def dev_methods(chain: DevChain) -> dict[str, Callable[[list], Any]]:
     """The development methods by JSON-RPC name, each taking the call's params."""
@@ -51,6 +59,8 @@ def dev_methods(chain: DevChain) -> dict[str, Callable[[list], Any]]:
         "evm_mine": lambda _params: _mine(chain),
         "evm_setAutomine": lambda params: _set_automine(chain, params),
         "hardhat_getAutomine": lambda _params: chain.automine,
+        "evm_snapshot": lambda _params: hex(chain.snapshot()),
+        "evm_revert": lambda params: _revert(chain, params),
     }
 
 
@@ -82,6 +92,12 @@ def _drop_transaction(chain: DevChain, params: list) -> bool:
 def _mine(chain: DevChain) -> str:
     chain.mine_block()
     return "0x0"
+
+
+def _revert(chain: DevChain, params: list) -> bool:
+    if not params:
+        raise RpcError(INVALID_PARAMS, "invalid argument 0: expected a snapshot id")
+    return chain.revert(quantity_param(params[0], 0))
 
 
 def _set_automine(chain: DevChain, params: list) -> bool:

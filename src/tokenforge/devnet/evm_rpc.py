@@ -15,9 +15,9 @@ logs with ``removed``. Differences from eth-tester that a node client notices:
   Hardhat does.
 * Development methods under Hardhat's names (:mod:`.evm_dev`): ``hardhat_setBalance``
   (alias ``anvil_setBalance``), ``hardhat_dropTransaction``, ``evm_mine``,
-  ``evm_setAutomine`` and ``hardhat_getAutomine``.
+  ``evm_setAutomine``, ``hardhat_getAutomine``, ``evm_snapshot`` and ``evm_revert``.
 
-Results are shaped by :mod:`.evm_shapes`. Filters, snapshots and eth-tester's local
+Results are shaped by :mod:`.evm_shapes`. Filters and eth-tester's local
 accounts are not served: they are not part of what a node offers here. A batch runs in
 one hop on the chain's thread, under its lock. The chain is seen through
 :class:`ServedChain`, the members this face uses.

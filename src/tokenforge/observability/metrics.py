@@ -134,3 +134,14 @@ DEPENDENCY_UP = Gauge(
     ["dependency"],
     multiprocess_mode="livemin",
 )
+
+# -- market indexer (market/indexer/runner.py) -------------------------------------------
+# Only the chain's leader indexes; its latest sample wins.
+INDEX_HEAD_LAG = Gauge(
+    "tokenforge_index_head_lag_blocks",
+    "Blocks between the indexable head (head minus confirmations) and the indexer's checkpoint",
+    ["chain"],
+    multiprocess_mode="livemostrecent",
+)
+INDEX_TRADES = Counter("tokenforge_index_trades_total", "Trades the market indexer wrote", ["chain"])
+INDEX_REORGS = Counter("tokenforge_index_reorgs_total", "Reorgs the market indexer rolled back", ["chain"])

@@ -18,6 +18,9 @@
 * **State edits.** :meth:`fund` pays from the chain's faucet (a development-only key);
   :meth:`seal_state_change` applies a direct edit of the head state sealed in a new empty
   block (py-evm keeps state per block), which is how a development node sets a balance.
+  :meth:`snapshot` / :meth:`revert` (Hardhat's ``evm_snapshot`` / ``evm_revert``, served
+  by ``tokenforge devnet`` only) re-point the canonical head to an earlier block, so the
+  blocks mined next replace the ones above it: a reorg on demand, for tests.
 * **Threads.** All chain work happens under one lock, either on the miner thread or on a
   one-thread executor used by the async provider; the asyncio event loop only awaits.
   Block listeners (:meth:`add_block_listener`) are called on the thread that mined.
@@ -41,10 +44,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from eth.db.atomic import AtomicDB
+from eth.db.chain import ChainDB
+from eth.db.schema import SchemaV1
 from eth.exceptions import TransactionNotFound as EvmTransactionNotFound
 from eth_account import Account
 from eth_tester import EthereumTester
-from eth_typing import Address, Hash32
+from eth_typing import Address, BlockNumber, Hash32
 from eth_utils import to_canonical_address, to_checksum_address
 from web3 import AsyncWeb3, Web3
 
@@ -96,7 +101,9 @@ class EmbeddedEvmChain:
         self.sync_provider = LockedProvider(self, EthereumTester(self._backend, auto_mine_transactions=False))
         self._head = self._chain.get_canonical_head().block_number
         self._listeners: list[Callable[[int], None]] = []
+        self._snapshots: list[Any] = []  # heads saved by snapshot() (development only)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"evm-chain-{chain_id}")
+        self._reader_executor = ThreadPoolExecutor(1, thread_name_prefix=f"evm-reader-{chain_id}")
         self._wake = threading.Event()
         self._miner = threading.Thread(target=self._miner_loop, name=f"evm-miner-{chain_id}", daemon=True)
         self._miner.start()
@@ -112,6 +119,12 @@ class EmbeddedEvmChain:
 
     def async_web3(self) -> AsyncWeb3:
         return AsyncWeb3(self.async_provider())
+
+    def reader_web3(self) -> AsyncWeb3:
+        """An ``AsyncWeb3`` whose requests run on a thread of their own, for a reader (the
+        market indexer) that must not queue behind the deployer's and traders' calls on the
+        chain's thread. Requests still take the chain lock; the thread ends with the chain."""
+        return AsyncWeb3(EmbeddedAsyncProvider(self, self._reader_executor))
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Runs ``fn(*args)`` on the chain's thread without blocking the event loop."""
@@ -193,6 +206,40 @@ class EmbeddedEvmChain:
                 raise
             self._after_block()
             self._wake.set()
+
+    def snapshot(self) -> int:
+        """Remembers the current head (Hardhat's ``evm_snapshot``); returns the snapshot's id
+        (1, 2, …). Development only."""
+        with self.lock:
+            self._check_open()
+            self._snapshots.append(self._chain.get_canonical_head())
+            return len(self._snapshots)
+
+    def revert(self, snapshot_id: int) -> bool:
+        """Sets the canonical head back to snapshot ``snapshot_id``'s block (Hardhat's
+        ``evm_revert``): the blocks above it stop being canonical, so the next blocks mined
+        replace them (with other hashes) and their transactions are no longer mined. The
+        pending pool is emptied, and that snapshot and later ones are used up, as on
+        Hardhat. False for an unknown id. Development only: a node never does this."""
+        with self.lock:
+            self._check_open()
+            if not 1 <= snapshot_id <= len(self._snapshots):
+                return False
+            header = self._snapshots[snapshot_id - 1]
+            del self._snapshots[snapshot_id - 1 :]
+            old_head = self._chain.get_canonical_head().block_number
+            with self._db.transaction():
+                # their transactions stop being found; their number lookups stay until the
+                # replacement blocks overwrite them (reads above the head are refused anyway)
+                orphaned = [BlockNumber(n) for n in range(header.block_number + 1, old_head + 1)]
+                ChainDB._decanonicalize_old_headers(self._atomic, orphaned)
+                self._atomic.set(SchemaV1.make_canonical_head_hash_lookup_key(), header.hash)
+            for pending in list(self.mempool):
+                self.mempool.remove(pending)
+            self._reload_chain()
+            self._backend.forget_blocks()
+            self._after_block()
+            return True
 
     # ------------------------------------------------------------------ node behaviour
 
@@ -376,6 +423,7 @@ class EmbeddedEvmChain:
             self._wake.set()
         self._miner.join(timeout=30)
         self._executor.shutdown(wait=True)
+        self._reader_executor.shutdown(wait=True)
         with self.lock:
             self._db.close()
 

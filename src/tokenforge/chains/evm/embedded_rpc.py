@@ -5,7 +5,8 @@
   every block, and answering ``eth_feeHistory`` as geth does (``blockCount + 1`` base fees,
   the last one for the next block; reward percentiles weighted by gas used).
 * :func:`build_endpoints` — eth-tester's JSON-RPC table with node behaviour where it
-  differs: ``eth_chainId`` and ``net_version`` are the configured id,
+  differs: ``eth_getLogs`` numbers logs per block (as geth does) and reads the cached
+  receipts, ``eth_chainId`` and ``net_version`` are the configured id,
   ``eth_sendRawTransaction`` admits to the chain's mempool, ``pending`` nonces and
   transactions include the mempool, calls work without ``from``, ``eth_gasPrice`` is the
   next block's base fee plus the suggested tip, and a call or estimate its sender cannot
@@ -22,9 +23,11 @@ chain provides them); ``tokenforge devnet`` serves the same table over HTTP.
 from __future__ import annotations
 
 import ast
+import asyncio
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from contextlib import AbstractContextManager
 from functools import partial
 from typing import Any, Protocol, TypeVar
@@ -39,6 +42,8 @@ from eth_tester.backends.pyevm.serializers import (
 )
 from eth_tester.exceptions import TransactionNotFound as TesterTransactionNotFound
 from eth_tester.exceptions import ValidationError
+from eth_tester.utils.encoding import int_to_32byte_big_endian
+from eth_tester.utils.filters import check_if_log_matches
 from eth_typing import BlockNumber, Hash32
 from eth_utils import ValidationError as EthValidationError
 from eth_utils import to_canonical_address, to_checksum_address
@@ -50,6 +55,8 @@ from web3.providers.eth_tester.middleware import (
     default_transaction_fields_middleware,
     ethereum_tester_middleware,
 )
+
+from tokenforge.errors import ErrorCode, TransientError
 
 from .embedded_store import base_fee_wei
 from .mempool import MempoolReject, PendingTx
@@ -93,7 +100,7 @@ class IndexedBackend(PyEVMBackend):
     def __init__(self, chain: MiningChain) -> None:  # no genesis: the chain exists already
         self.account_keys = ()
         self.chain = chain
-        # decoded (block, receipts) by number; mined blocks never change (no reorgs here)
+        # decoded (block, receipts) by number; mined blocks change only by a development revert
         self._blocks: OrderedDict[int, tuple[Any, Any]] = OrderedDict()
 
     def block_and_receipts(self, number: int) -> tuple[Any, Any]:
@@ -105,6 +112,10 @@ class IndexedBackend(PyEVMBackend):
             if len(self._blocks) > self._CACHE_BLOCKS:
                 self._blocks.popitem(last=False)
         return cached
+
+    def forget_blocks(self) -> None:
+        """Drops the decoded blocks (after a development revert replaced blocks)."""
+        self._blocks.clear()
 
     def _locate(self, tx_hash: bytes) -> tuple[Any, Any, int]:
         try:
@@ -119,9 +130,15 @@ class IndexedBackend(PyEVMBackend):
         return serialize_transaction(block, tx, index, False)
 
     def get_transaction_receipt(self, transaction_hash: bytes) -> Any:
+        """The receipt, its logs' ``logIndex`` counted across the block as nodes count it
+        (and as ``eth_getLogs`` answers; eth-tester restarts it in every transaction)."""
         block, tx, index = self._locate(transaction_hash)
         _, receipts = self.block_and_receipts(block.number)
-        return serialize_transaction_receipt(block, receipts, tx, index, False, None)
+        receipt = serialize_transaction_receipt(block, receipts, tx, index, False, None)
+        offset = sum(len(r.logs) for r in receipts[:index])
+        if offset:
+            receipt["logs"] = [{**entry, "log_index": entry["log_index"] + offset} for entry in receipt["logs"]]
+        return receipt
 
     def get_fee_history(
         self, block_count: int = 1, newest_block: int | str = "latest", reward_percentiles: Sequence[float] = ()
@@ -217,12 +234,18 @@ class EmbeddedAsyncProvider(AsyncBaseProvider):
     _middleware = (default_transaction_fields_middleware, ethereum_tester_middleware)
     request_func = AsyncEthereumTesterProvider.request_func  # adds eth-tester's formatters
 
-    def __init__(self, chain: NodeChain) -> None:
+    def __init__(self, chain: NodeChain, executor: Executor | None = None) -> None:
         super().__init__()
         self._chain = chain
+        self._executor = executor  # None: the chain's own thread
 
     async def make_request(self, method: Any, params: Any) -> Any:
-        return await self._chain.run(self._chain.sync_provider.make_request, method, params)
+        if self._executor is None:
+            return await self._chain.run(self._chain.sync_provider.make_request, method, params)
+        if self._chain.closed:
+            raise TransientError("embedded chain is closed", code=ErrorCode.RPC_UNAVAILABLE)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._chain.sync_provider.make_request, method, params)
 
     async def is_connected(self, show_traceback: bool = False) -> bool:
         return not self._chain.closed
@@ -290,9 +313,46 @@ def build_endpoints(chain: NodeChain) -> dict:
     eth["getTransactionByHash"] = partial(_tx_by_hash, chain, eth["getTransactionByHash"])
     for name in ("call", "estimateGas"):  # nodes accept calls without "from"
         eth[name] = partial(_with_default_from, eth[name], chain.faucet_address)
+    eth["getLogs"] = _get_logs
     for name in ("getLogs", "newFilter"):  # eth-tester mis-reads HexBytes topics
         eth[name] = partial(_with_hex_topics, eth[name])
     return endpoints
+
+
+def _get_logs(tester: Any, params: Any) -> list[dict]:
+    """``eth_getLogs`` as a node answers it: ``logIndex`` counts the logs of the whole block
+    (eth-tester restarts it in every transaction), and the logs are read from the decoded
+    receipts (:meth:`IndexedBackend.block_and_receipts`), without recovering every
+    transaction's sender as eth-tester's receipts do."""
+    flt = params[0]
+    fields = {k: flt.get(k) for k in ("from_block", "to_block", "address", "topics")}
+    tester.validator.validate_inbound_filter_params(**fields)
+    from_block, to_block, addresses, topics = tester.normalizer.normalize_inbound_filter_params(**fields)
+    low = from_block if isinstance(from_block, int) else tester.get_block_by_number(from_block or "latest")["number"]
+    high = to_block if isinstance(to_block, int) else tester.get_block_by_number(to_block or "latest")["number"]
+    high = min(high, tester.get_block_by_number("latest")["number"])
+    backend = tester.backend
+    matched: list[dict] = []
+    for number in range(low, high + 1):
+        block, receipts = backend.block_and_receipts(number)
+        log_index = 0
+        for tx_index, (tx, receipt) in enumerate(zip(block.transactions, receipts, strict=True)):
+            for entry in receipt.logs:
+                raw = {
+                    "type": "mined",
+                    "log_index": log_index,
+                    "transaction_index": tx_index,
+                    "transaction_hash": tx.hash,
+                    "block_hash": block.hash,
+                    "block_number": block.number,
+                    "address": entry.address,
+                    "data": entry.data,
+                    "topics": [int_to_32byte_big_endian(t) for t in entry.topics],
+                }
+                log_index += 1
+                if check_if_log_matches(raw, from_block, to_block, addresses, topics):
+                    matched.append(tester.normalizer.normalize_outbound_log_entry(raw))
+    return matched
 
 
 def _as_bytes(value: Any) -> bytes:
