@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -32,14 +33,19 @@ from tokenforge.jobs.worker import Worker
 from tokenforge.keys.audit import audited_factories
 from tokenforge.keys.master import open_keystore
 from tokenforge.keys.ports import KeyStore
+from tokenforge.market.price_feed import PriceFeed, open_price_feed
+from tokenforge.market.streams import MarketStreams
 from tokenforge.observability.job_metrics import install_job_metrics
 from tokenforge.security_checks import refuse_placeholder_secrets
 from tokenforge.store.db import make_engine, make_sessionmaker
 from tokenforge.store.feed import ChangeFeed
 from tokenforge.store.group_commit import GroupCommitter
 from tokenforge.store.migrate import require_head, upgrade_to_head
-from tokenforge.store.notify import JOB_EVENTS_CHANNEL, OUTBOX_CHANNEL, PgListener
+from tokenforge.store.notify import JOB_EVENTS_CHANNEL, MARKET_EVENTS_CHANNEL, OUTBOX_CHANNEL, PgListener
 from tokenforge.webhooks import Webhooks, build_webhooks
+
+if TYPE_CHECKING:
+    from tokenforge.market.indexer.service import MarketIndexers
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +79,12 @@ class Container:
     listener: PgListener | None = None
     #: signed webhooks: the dispatcher and the delivery consumer run with the worker
     webhooks: Webhooks | None = None
+    #: USD prices of the native coins (market reads)
+    price_feed: PriceFeed | None = None
+    #: wake-ups of this process's market SSE streams (market/streams.py)
+    market_streams: MarketStreams = field(default_factory=MarketStreams)
+    #: the market indexers this process runs (``start(indexer=True)``), else None
+    indexers: MarketIndexers | None = None
     _tasks: list[asyncio.Task] = field(default_factory=list)
     _relay_task: asyncio.Task | None = None
     _worker_started: bool = False
@@ -88,12 +100,16 @@ class Container:
         warm_chains: bool = True,
         sweeper: bool | None = None,
         job_events: bool = False,
+        indexer: bool = False,
     ) -> None:
         """Start background roles. ``sweeper`` (default: with the worker) first re-enqueues
         unfinished jobs that nothing will advance (its start-up pass; only a worker on the
         in-process queue knows that queue is new and empty), then keeps sweeping
         periodically. ``job_events``: wake this process's SSE streams on job events of
-        every process (PostgreSQL)."""
+        every process (PostgreSQL). ``indexer``: run the market indexers of the EVM chains
+        (:mod:`tokenforge.market.indexer.service`): the JSON-RPC ones, and the embedded ones
+        when this process also runs the worker (the process that opens an embedded chain is
+        the only one that can read it)."""
         sweeper = worker if sweeper is None else sweeper
         self._listen(relay=relay, job_events=job_events)
         if worker and warm_chains:  # the chains this worker serves (``worker_chains``)
@@ -112,6 +128,13 @@ class Container:
         if relay:
             self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
             self._tasks.append(self._relay_task)
+        if indexer and self.indexers is None:
+            from tokenforge.market.indexer.service import MarketIndexers
+
+            self.indexers = MarketIndexers(
+                self.settings, self.sessions, self.deployers, self.keystore, leader_id=lease_owner_id(), embedded=worker
+            )
+            await self.indexers.start()
 
     def _listen(self, *, relay: bool, job_events: bool) -> None:
         """Subscribe the relay and the event hub to PostgreSQL notifications."""
@@ -121,12 +144,14 @@ class Container:
             self.listener.listen(OUTBOX_CHANNEL, lambda _payload: self.relay.notify())
         if job_events:
             self.listener.listen(JOB_EVENTS_CHANNEL, self.hub.on_notification)
+            self.listener.listen(MARKET_EVENTS_CHANNEL, self.market_streams.on_notification)
 
         def on_state(connected: bool) -> None:
             if relay:
                 self.relay.set_listening(connected)
             if job_events:
                 self.hub.set_cross_process(connected)
+                self.market_streams.set_cross_process(connected)
 
         self.listener.on_state = on_state
         self.listener.start()
@@ -150,6 +175,8 @@ class Container:
     async def close(self) -> None:
         if self.listener is not None:
             await self.listener.stop()
+        if self.indexers is not None:
+            await self.indexers.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -163,6 +190,8 @@ class Container:
         if self.webhooks is not None:
             await self.webhooks.stop()
         await self.queue.close()
+        if self.price_feed is not None:
+            await self.price_feed.close()
         await self.cache.close()  # sends the invalidations still pending (up to 1 s)
         await self.deployers.close()
         await self.engine.dispose()
@@ -473,4 +502,5 @@ async def build_container(
         pools,
         listener,
         build_webhooks(settings, sessions, keystore, policy=policy, wake_relay=relay.notify, feed=feed),
+        price_feed=open_price_feed(settings),
     )

@@ -318,6 +318,8 @@ class Settings(BaseSettings):
     price_timeout_s: float = Field(default=5.0, gt=0, le=60)
     #: Calls per second to one price provider, from one process.
     price_max_rps: float = Field(default=1.0, gt=0, le=100)
+    #: How long the market indexer keeps 1s candles (longer intervals are kept for ever).
+    market_candle_1s_retention_s: float = Field(default=86400.0, ge=60, le=365 * 86400)
 
     #: Origins (``https://app.example``) whose pages may call this API from a browser.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -56,6 +56,8 @@ class ErrorCode(StrEnum):
     INVALID_PARAMETER = "invalid_parameter", _P
     NOT_FOUND = "not_found", _P
     CONFLICT = "conflict", _P
+    #: the bonding curve sold out and graduated: the token trades on its AMM pool
+    CURVE_GRADUATED = "curve_graduated", _P
     ILLEGAL_TRANSITION = "illegal_transition", _P
     #: an exception that is not a TokenForgeError (a bug, or an untranslated failure)
     INTERNAL_ERROR = "internal_error", _T

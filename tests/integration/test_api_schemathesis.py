@@ -183,8 +183,14 @@ OPERATIONS = {
     if method in {"get", "post", "put", "patch", "delete"}
 }
 SECURED = {label for label, operation in OPERATIONS.items() if operation.get("security")}
-#: Writes anyone may make: the steps of signing in.
-PUBLIC_WRITES = {("POST", "/v1/auth/nonce"), ("POST", "/v1/auth/siwe"), ("POST", "/v1/auth/siws")}
+#: Writes anyone may make: the steps of signing in, and building an unsigned trade (a POST
+#: that stores nothing: the trader's wallet signs it).
+PUBLIC_WRITES = {
+    ("POST", "/v1/auth/nonce"),
+    ("POST", "/v1/auth/siwe"),
+    ("POST", "/v1/auth/siws"),
+    ("POST", "/v1/tokens/{token_id}/trades/build"),
+}
 
 
 @pytest.fixture(scope="module", autouse=True)

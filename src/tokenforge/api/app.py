@@ -16,7 +16,7 @@ from tokenforge.api.fast_reads import FastReads
 from tokenforge.api.limits import RequestLimits, cap_recursion_limit
 from tokenforge.api.middleware import ObservabilityMiddleware
 from tokenforge.api.ratelimit import RateLimits
-from tokenforge.api.routes import api_keys, audit, auth, chains, health, jobs, ops, tokens, webhooks
+from tokenforge.api.routes import api_keys, audit, auth, chains, health, jobs, market, ops, tokens, trading, webhooks
 from tokenforge.api.security import SecurityHeaders
 from tokenforge.bootstrap import Container, build_container
 from tokenforge.config import Settings
@@ -32,13 +32,15 @@ def create_app(
     container: Container | None = None,
     run_relay: bool = True,
     run_worker: bool = True,
+    run_indexer: bool = False,
     on_shutdown: Callable[[], None] | None = None,
     migrate: bool = True,
 ) -> FastAPI:
     """Build the app. With no ``container`` one is built at startup from ``settings``
     (migrating the database unless ``migrate`` is False: then an unmigrated one is refused);
-    the process then also runs the relay and the worker unless told otherwise, and its SSE
-    streams wake on job events of every process (PostgreSQL).
+    the process then also runs the relay and the worker unless told otherwise, the market
+    indexers when ``run_indexer`` (``tokenforge serve``), and its SSE streams wake on job
+    events of every process (PostgreSQL).
 
     Request bodies are limited by ``settings.max_body_bytes`` and ``body_timeout_s`` (the
     container's settings when one is given) and JSON nesting by
@@ -59,7 +61,7 @@ def create_app(
         )
         app.state.container = built
         try:
-            await built.start(relay=run_relay, worker=run_worker, job_events=True)
+            await built.start(relay=run_relay, worker=run_worker, job_events=True, indexer=run_indexer)
             cap_recursion_limit()  # opening the chains imports py-evm and its crypto
             yield
         finally:
@@ -84,6 +86,8 @@ def create_app(
     app.add_middleware(SecurityHeaders, settings=settings)  # CSP, CORS, nosniff (api/security.py)
     app.add_middleware(ObservabilityMiddleware)  # outermost: ids and metrics for refused requests too
     app.include_router(tokens.router)
+    app.include_router(trading.router)  # quotes and unsigned trades (api/routes/trading.py)
+    app.include_router(market.router)  # trades, candles, holders, stats, market SSE (api/routes/market.py)
     app.include_router(jobs.router)
     app.include_router(health.router)
     app.include_router(chains.router)

@@ -1,5 +1,8 @@
 """Cache hits answered before FastAPI: ``GET /v1/tokens/{token_id}`` and ``GET /v1/tokens``.
 
+A token's detail is a hit when both its token body and its market part are stored; it is
+answered with them spliced as the route does (:func:`tokenforge.market.analytics.detail_body`).
+
 A hot read costs one store round trip; routing, validation and dependency injection would
 cost many times that. :class:`FastReads` (pure ASGI, just inside
 :class:`~tokenforge.api.middleware.ObservabilityMiddleware`, so request ids and HTTP metrics
@@ -30,7 +33,9 @@ from tokenforge.cache import TOKEN, TOKEN_LIST, Cache, Entry
 from tokenforge.domain.chains import ChainName
 from tokenforge.domain.jobs import TokenStatus, could_be_id
 from tokenforge.errors import ValidationFailed
+from tokenforge.market.analytics import MARKET, detail_body
 from tokenforge.observability import tracing
+from tokenforge.store.repositories.market import TOKEN_SORTS
 
 LIST_PATH = "/v1/tokens"
 DETAIL_PATH = LIST_PATH + "/{token_id}"
@@ -38,7 +43,7 @@ _DETAIL_PREFIX = LIST_PATH + "/"
 _CHAINS = frozenset(get_args(ChainName))
 _STATUSES = {s.value: s for s in TokenStatus}
 _CURSOR = re.compile(CURSOR_PATTERN)
-_LIST_PARAMS = frozenset({"chain", "status", "limit", "cursor", "creator"})
+_LIST_PARAMS = frozenset({"chain", "status", "limit", "cursor", "creator", "sort"})
 _CANONICAL_INT = re.compile(r"[1-9][0-9]{0,5}")
 _BODY_HEADERS = (b"content-length", b"transfer-encoding")
 
@@ -69,15 +74,18 @@ def _list_key(query_string: bytes) -> str | None:
         return None
     if limit is not None and not _CANONICAL_INT.fullmatch(limit):
         return None
+    sort = params.get("sort", "created")
+    if sort not in TOKEN_SORTS:
+        return None
     cursor = params.get("cursor")
     if cursor is not None and not _CURSOR.fullmatch(cursor):
         return None
     try:
-        before, creator = list_filters(cursor, params.get("creator"))
+        before, creator = list_filters(cursor, params.get("creator"), sort)
     except ValidationFailed:
         return None
     page_size = PAGE_SIZE if limit is None else int(limit)
-    return list_key(chain, None if status is None else _STATUSES[status], page_size, before, creator)
+    return list_key(chain, None if status is None else _STATUSES[status], page_size, before, creator, sort)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +109,9 @@ class FastReads:
             if found is not None and cache is not None and not _has_body(scope) and not tracing.enabled():
                 entry, key, template = found
                 body = await cache.peek(entry, key)
+                if body is not None and template == DETAIL_PATH:
+                    market = await cache.peek(MARKET, key)
+                    body = None if market is None else detail_body(body, market)
                 if body is not None:
                     scope["route"] = self._routes[template]
                     await json_response(body)(scope, receive, send)

@@ -7,7 +7,8 @@ that applies, with the ``limits`` library's sliding-window counter (async API):
 * paths under ``/v1/auth/`` (sign-in nonces and verifications): ``rate_limit_signin_ip``,
   per client IP only;
 * methods other than GET, HEAD and OPTIONS: ``rate_limit_writes_ip`` and
-  ``rate_limit_writes_identity``;
+  ``rate_limit_writes_identity``, except the POSTs that write nothing
+  (:data:`READ_POST_PATHS`: building an unsigned trade), which count as reads;
 * everything else: ``rate_limit_reads_ip`` and ``rate_limit_reads_identity``;
 * ``/healthz``, ``/readyz`` and ``/metrics`` are never limited, nor is anything while
   ``rate_limits_enabled`` is False.
@@ -57,6 +58,7 @@ import hashlib
 import ipaddress
 import logging
 import math
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -80,6 +82,8 @@ log = logging.getLogger(__name__)
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 SIGNIN_PREFIX = "/v1/auth/"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: POST routes that store nothing (``POST /v1/tokens/{id}/trades/build``): reads.
+READ_POST_PATHS = re.compile(r"^/v1/tokens/[^/]+/trades/build$")
 #: Redis connect and answer timeout: it answers a LAN request in well under a millisecond.
 REDIS_TIMEOUT_S = 0.2
 #: After a failed call to Redis, requests go unchecked this long before it is asked again.
@@ -283,7 +287,8 @@ class RateLimits:
         if path.startswith(SIGNIN_PREFIX) or path == SIGNIN_PREFIX.rstrip("/"):
             budget = self._budgets[("signin", "ip")]
             return [_Use(budget, item, f"signin/ip/{ip}") for item in budget.items]
-        kind = "reads" if scope["method"] in READ_METHODS else "writes"
+        method = scope["method"]
+        kind = "reads" if method in READ_METHODS or (method == "POST" and READ_POST_PATHS.match(path)) else "writes"
         ip_budget = self._budgets[(kind, "ip")]
         uses = [_Use(ip_budget, item, f"{kind}/ip/{ip}") for item in ip_budget.items]
         identity = identity_of(scope)

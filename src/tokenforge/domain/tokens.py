@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -130,6 +131,10 @@ class LaunchParams:
     twitter: str | None = None
     telegram: str | None = None
     metadata_uri: str | None = None
+    #: the curve's decaying launch fee (EVM): start fee, window, window in blocks (0, 0 = none)
+    launch_fee_bps: int = 0
+    launch_fee_window: int = 0
+    launch_fee_in_blocks: bool = False
 
     @property
     def supply_base_units(self) -> int:
@@ -200,6 +205,30 @@ def parse_supply(value: int | str) -> int:
     raise ValidationFailed("supply", "must be a positive integer or a string of digits")
 
 
+LAUNCH_FEE_UNITS = ("seconds", "blocks")
+
+
+def parse_launch_fee(family: Family, launch_fee: Mapping[str, object] | None) -> tuple[int, int, bool]:
+    """``(start_bps, window, in_blocks)`` of a launch fee ``{start_bps, window, unit}`` (None:
+    none). Only its shape is checked here; the chain's bounds are the platform's
+    (:meth:`tokenforge.domain.curve.PlatformTerms.check_launch_fee`). Solana curves have no
+    launch fee yet: there it is ignored (0, 0)."""
+    if launch_fee is None or family is not Family.EVM:
+        return 0, 0, False
+    start, window = _whole(launch_fee, "start_bps"), _whole(launch_fee, "window")
+    unit = launch_fee.get("unit", "seconds")
+    if unit not in LAUNCH_FEE_UNITS:
+        raise ValidationFailed("launch_fee.unit", "must be seconds or blocks")
+    return start, window, unit == "blocks"
+
+
+def _whole(launch_fee: Mapping[str, object], name: str) -> int:
+    value = launch_fee.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationFailed(f"launch_fee.{name}", "must be an integer >= 0")
+    return value
+
+
 def validate_launch(
     *,
     chain: str,
@@ -214,6 +243,7 @@ def validate_launch(
     twitter: str | None = None,
     telegram: str | None = None,
     metadata_uri: str | None = None,
+    launch_fee: Mapping[str, object] | None = None,
 ) -> LaunchParams:
     spec = CHAINS.get(chain)
     if spec is None:
@@ -242,6 +272,7 @@ def validate_launch(
     _check_text("description", description, allowed="\n\r\t")
     given = (image_url, website, twitter, telegram, metadata_uri)
     urls = {f: _check_url(f, v) for f, v in zip(URL_FIELDS, given, strict=True)}
+    fee_bps, fee_window, fee_in_blocks = parse_launch_fee(spec.family, launch_fee)
     return LaunchParams(
         chain=chain,
         name=name,
@@ -251,4 +282,7 @@ def validate_launch(
         creator=normalise_creator(spec, creator),
         description=description,
         **urls,
+        launch_fee_bps=fee_bps,
+        launch_fee_window=fee_window,
+        launch_fee_in_blocks=fee_in_blocks,
     )

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tokenforge.audit import Action, AuditEvent
 from tokenforge.auth.principal import Principal
 from tokenforge.domain.chains import CHAINS, Family
+from tokenforge.domain.curve import PlatformTerms
 from tokenforge.domain.jobs import JobStatus
 from tokenforge.domain.tokens import LaunchParams
 from tokenforge.errors import ErrorCode, Forbidden, PermanentError, ValidationFailed
@@ -162,6 +163,14 @@ async def accept_launch(
             return replay
     committer.feed.committed([first])
     return Accepted(202, body, replayed=False)
+
+
+def check_launch_fee(params: LaunchParams, terms: PlatformTerms) -> None:
+    """Refuse a launch fee outside the chain's bounds (what its factory would refuse):
+    :class:`ValidationFailed` naming ``launch_fee``. No launch fee (0, 0) always passes."""
+    problem = terms.check_launch_fee(params.launch_fee_bps, params.launch_fee_window, params.launch_fee_in_blocks)
+    if problem is not None:
+        raise ValidationFailed("launch_fee", problem)
 
 
 def launch_creator(principal: Principal, chain: str, given: str | None) -> str:

@@ -128,7 +128,13 @@ def assert_unavailable(resp: httpx.Response, retry_after: str) -> None:
 @pytest.mark.parametrize("where", ["enter", "query", "exit"])
 async def test_every_database_route_answers_503_with_retry_after(settings, where):
     async with api_with_broken_database(settings, outage(2.0), where) as (client, job_id, token_id):
-        for path in ("/v1/tokens", f"/v1/tokens/{token_id}", f"/v1/jobs/{job_id}", f"/v1/jobs/{job_id}/events"):
+        paths = [f"/v1/tokens/{token_id}", f"/v1/jobs/{job_id}", f"/v1/jobs/{job_id}/events"]
+        if where != "exit":
+            # a list whose rows were read before the session's exit failed is answered with
+            # them: the failure is then only logged (the detail and job reads find nothing
+            # in this stand-in and fail inside the block, which the exit failure replaces)
+            paths.insert(0, "/v1/tokens")
+        for path in paths:
             assert_unavailable(await client.get(path), "2")
 
 

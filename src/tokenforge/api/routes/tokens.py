@@ -2,14 +2,15 @@
 
 Reads answer from the cache (:mod:`tokenforge.cache`): a body is rendered once from the
 database, as JSON bytes, and served as those bytes until a committed change to a token
-invalidates it, cached or not the same bytes and headers."""
+invalidates it, cached or not the same bytes and headers. Each token carries its
+``market`` (:mod:`tokenforge.market.analytics`, cached about a second)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from eth_utils import is_hex_address, to_checksum_address
@@ -20,23 +21,21 @@ from tokenforge.api.auth import AUTH_RESPONSES, CreatorDep
 from tokenforge.api.deps import CacheDep, ContainerDep, SessionDep
 from tokenforge.api.problems import PROBLEM_JSON, PROBLEM_RESPONSES, Problem
 from tokenforge.api.responses import OrjsonResponse
+from tokenforge.api.schemas.market import TokenMarketOut, TokenMarketPage, TokenSortParam
 from tokenforge.api.schemas.tokens import (
     CURSOR_PATTERN,
     CreateTokenRequest,
     LaunchAccepted,
-    TokenOut,
-    TokenPage,
     launch_body,
-    token_out,
 )
-from tokenforge.cache import TOKEN, TOKEN_LIST
+from tokenforge.bootstrap import market_terms
 from tokenforge.domain.chains import ChainName
 from tokenforge.domain.jobs import TokenStatus, could_be_id
 from tokenforge.domain.tokens import URL_FIELDS, validate_launch
 from tokenforge.errors import NotFound, ValidationFailed
+from tokenforge.market.analytics import Analytics, parse_list_cursor
 from tokenforge.net.ssrf import check_links
-from tokenforge.services.launches import accept_launch, launch_creator, request_fingerprint
-from tokenforge.store.repositories import tokens as tokens_repo
+from tokenforge.services.launches import accept_launch, check_launch_fee, launch_creator, request_fingerprint
 
 #: Tokens per page when the query names no ``limit``.
 PAGE_SIZE = 50
@@ -87,6 +86,7 @@ async def create_token(
     chain_settings = container.settings.chains.get(params.chain)
     if chain_settings is None:
         raise ValidationFailed("chain", f"{params.chain} is not enabled on this server")
+    check_launch_fee(params, market_terms(params.chain, chain_settings))
     # links that name a non-public address are refused; see tokenforge.net.ssrf.check_link
     links = {f: getattr(params, f) for f in URL_FIELDS}
     await check_links(links, allowed_networks=container.settings.outbound_allowed_networks)
@@ -111,10 +111,6 @@ async def create_token(
     return OrjsonResponse(accepted.body, status_code=accepted.status, headers=headers)
 
 
-def _encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"s{seq}".encode()).decode().rstrip("=")
-
-
 def _decode_cursor(cursor: str) -> int:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
@@ -125,19 +121,34 @@ def _decode_cursor(cursor: str) -> int:
     raise ValidationFailed("query.cursor", "is not a cursor this API returned")
 
 
-def list_filters(cursor: str | None, creator: str | None) -> tuple[int | None, str | None]:
-    """The page's ``before`` sequence number and the creator as stored (EIP-55 for an EVM
-    address), from the validated query; raises :class:`ValidationFailed` for a bad cursor."""
-    before = _decode_cursor(cursor) if cursor else None
+def list_filters(
+    cursor: str | None, creator: str | None, sort: str = "created"
+) -> tuple[int | tuple[Any, int] | None, str | None]:
+    """The page's ``before`` position (a sequence number for ``sort=created``, else the
+    sort value and sequence number) and the creator as stored (EIP-55 for an EVM address),
+    from the validated query; raises :class:`ValidationFailed` for a bad cursor."""
+    before: int | tuple[Any, int] | None = None
+    if cursor:
+        before = _decode_cursor(cursor) if sort == "created" else parse_list_cursor(cursor, sort)
     if creator is not None and creator.startswith("0x") and is_hex_address(creator):
         creator = to_checksum_address(creator)  # stored in EIP-55 form
     return before, creator
 
 
-def list_key(chain: str | None, status: TokenStatus | None, limit: int, before: int | None, creator: str | None) -> str:
-    """The :data:`TOKEN_LIST` cache key of a page (also built by :mod:`tokenforge.api.fast_reads`)."""
+def list_key(
+    chain: str | None,
+    status: TokenStatus | None,
+    limit: int,
+    before: int | tuple[Any, int] | None,
+    creator: str | None,
+    sort: str = "created",
+) -> str:
+    """The :data:`~tokenforge.cache.TOKEN_LIST` cache key of a page (also built by
+    :mod:`tokenforge.api.fast_reads`); a sort other than ``created`` leads the key."""
+    shown = f"{before[0]!r}~{before[1]}" if isinstance(before, tuple) else "" if before is None else str(before)
     # the creator (free text) last: no other part can contain the separator
-    return f"{chain or ''}|{status or ''}|{limit}|{'' if before is None else before}|{creator or ''}"
+    key = f"{chain or ''}|{status or ''}|{limit}|{shown}|{creator or ''}"
+    return key if sort == "created" else f"{sort}|{key}"
 
 
 def json_body(model: BaseModel) -> bytes:
@@ -149,9 +160,10 @@ def json_response(body: bytes) -> Response:
     return Response(body, media_type="application/json")
 
 
-@router.get("", response_model=TokenPage, summary="List tokens, newest first")
+@router.get("", response_model=TokenMarketPage, summary="List tokens, newest first or by a market figure")
 async def list_tokens(
     session: SessionDep,
+    container: ContainerDep,
     cache: CacheDep,
     chain: Annotated[ChainName | None, Query(description="Only tokens on this chain")] = None,
     creator: Annotated[
@@ -173,34 +185,41 @@ async def list_tokens(
             "value is refused with 422); absent or empty for the first page",
         ),
     ] = None,
+    sort: Annotated[
+        TokenSortParam,
+        Query(
+            description="Order, descending: `created` (newest first), `market_cap`, `volume_24h`, "
+            "`last_trade`, `progress` (tokens without a market last)"
+        ),
+    ] = "created",
 ):
-    before, creator = list_filters(cursor, creator)
-
-    async def load() -> bytes:
-        rows = await tokens_repo.list_page(
-            session, limit=limit + 1, before_seq=before, chain=chain, creator=creator, status=status
-        )
-        next_cursor = _encode_cursor(rows[limit - 1].seq) if len(rows) > limit else None
-        return json_body(TokenPage(items=[token_out(r) for r in rows[:limit]], next_cursor=next_cursor))
-
-    return json_response(await cache.read(TOKEN_LIST, list_key(chain, status, limit, before, creator), load))
+    before, creator = list_filters(cursor, creator, sort)
+    body = await Analytics(container.sessions, cache, container.price_feed).token_page(
+        session,
+        key=list_key(chain, status, limit, before, creator, sort),
+        limit=limit,
+        sort=sort,
+        after=before,
+        chain=chain,
+        creator=creator,
+        status=status,
+    )
+    return json_response(body)
 
 
 @router.get(
     "/{token_id}",
-    response_model=TokenOut,
-    summary="Read one token",
+    response_model=TokenMarketOut,
+    summary="Read one token and its market",
     responses={404: {"model": Problem, "description": "No such token", "content": {PROBLEM_JSON: {}}}},
 )
 async def get_token(
-    token_id: Annotated[str, Path(description="A token `id` this API returned")], session: SessionDep, cache: CacheDep
+    token_id: Annotated[str, Path(description="A token `id` this API returned")],
+    session: SessionDep,
+    container: ContainerDep,
+    cache: CacheDep,
 ):
-    async def load() -> bytes:
-        row = await tokens_repo.get(session, token_id)
-        if row is None:
-            raise NotFound(f"token {token_id} does not exist")
-        return json_body(token_out(row))
-
     if not could_be_id(token_id):
         raise NotFound(f"token {token_id[:64]} does not exist")
-    return json_response(await cache.read(TOKEN, token_id, load))
+    body = await Analytics(container.sessions, cache, container.price_feed).token_detail(session, token_id)
+    return json_response(body)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,6 +31,31 @@ def _url_rules(what: str) -> str:
         f"{what} URL: http or https, a host, an optional port 0-65535, at most 200 characters, no "
         "user name or password (user:pass@), no whitespace or control characters; an empty string counts as absent"
     )
+
+
+class LaunchFee(BaseModel):
+    """A fee that starts at ``start_bps`` at the launch and decays linearly to the curve's base
+    fee over ``window`` seconds or blocks: launch protection against snipers (EVM chains)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    start_bps: int = Field(
+        ge=0, le=9900, description="The fee at the launch in basis points: above the base fee, within the chain's bound"
+    )
+    window: int = Field(ge=0, le=3600, description="How long it decays: 1 to the chain's bound (seconds or blocks)")
+    unit: Literal["seconds", "blocks"] = "seconds"
+
+
+def launch_fee_of(row: TokenRow | dict) -> LaunchFee | None:
+    """The launch fee a token row (or its column values) records; None for none."""
+    if isinstance(row, dict):
+        bps, window, in_blocks = row["launch_fee_bps"], row["launch_fee_window"], row["launch_fee_in_blocks"]
+    else:
+        bps, window, in_blocks = row.launch_fee_bps, row.launch_fee_window, row.launch_fee_in_blocks
+    if not window:
+        return None
+    unit: Literal["seconds", "blocks"] = "blocks" if in_blocks else "seconds"
+    return LaunchFee(start_bps=bps, window=window, unit=unit)
 
 
 class CreateTokenRequest(BaseModel):
@@ -89,6 +114,12 @@ class CreateTokenRequest(BaseModel):
     metadata_uri: str | None = Field(
         default=None, max_length=200, pattern=URL_PATTERN, description=_url_rules("Token metadata (Solana)")
     )
+    launch_fee: LaunchFee | None = Field(
+        default=None,
+        description="EVM chains: a launch fee decaying from `start_bps` to the base fee over `window` "
+        "within the chain's market settings (by default at most 9000 bps over 60 seconds or 30 blocks; 422 "
+        "naming `launch_fee` outside them). `null` or absent: no launch fee. Ignored on Solana for now.",
+    )
 
 
 class TokenOut(BaseModel):
@@ -114,6 +145,7 @@ class TokenOut(BaseModel):
     gas_used: int | None
     fee_paid_base_units: str | None
     job_id: str
+    launch_fee: LaunchFee | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -142,8 +174,14 @@ class JobOut(BaseModel):
     events_url: str
 
 
+class LaunchedToken(TokenOut):
+    """The token of a 202: as ``GET /v1/tokens/{id}`` shows it, before it has a market."""
+
+    market: None = Field(default=None, description="null: the market appears once the indexer has seen the launch")
+
+
 class LaunchAccepted(BaseModel):
-    token: TokenOut
+    token: LaunchedToken
     job: JobOut
 
 
@@ -162,7 +200,8 @@ class JobEventOut(BaseModel):
 
 
 def token_out(row: TokenRow) -> TokenOut:
-    return TokenOut.model_validate(row, from_attributes=True)
+    out = TokenOut.model_validate(row, from_attributes=True)
+    return out.model_copy(update={"launch_fee": launch_fee_of(row)})
 
 
 def job_out(row: JobRow) -> JobOut:
@@ -196,8 +235,11 @@ def _iso(value: datetime | None) -> str | None:
 def launch_body(token: dict, job: dict) -> dict:
     """The 202 body from the new rows' column values (the shape of :class:`LaunchAccepted`;
     built directly because it is on the hot path; tests check it against the model)."""
-    token_body = {k: token[k] for k in TokenOut.model_fields if k not in ("created_at", "updated_at")}
+    token_body = {k: token[k] for k in TokenOut.model_fields if k not in ("created_at", "updated_at", "launch_fee")}
     token_body.update(created_at=_iso(token["created_at"]), updated_at=_iso(token["updated_at"]))
+    fee = launch_fee_of(token)
+    token_body["launch_fee"] = None if fee is None else fee.model_dump()
+    token_body["market"] = None
     job_body = {
         "id": job["id"],
         "kind": job["kind"],

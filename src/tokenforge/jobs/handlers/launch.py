@@ -82,6 +82,9 @@ def launch_request(job: JobRow, token: TokenRow) -> LaunchRequest:
         supply_base_units=int(token.supply_base_units),
         creator=token.creator,
         metadata_uri=token.metadata_uri or "",
+        launch_fee_bps=token.launch_fee_bps,
+        launch_fee_window=token.launch_fee_window,
+        launch_fee_in_blocks=token.launch_fee_in_blocks,
     )
 
 

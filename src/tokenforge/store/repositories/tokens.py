@@ -41,6 +41,9 @@ def new_token(
         fee_paid_base_units=None,
         job_id=job_id,
         requested_by=requested_by,
+        launch_fee_bps=params.launch_fee_bps,
+        launch_fee_window=params.launch_fee_window,
+        launch_fee_in_blocks=params.launch_fee_in_blocks,
         created_at=now,
         updated_at=now,
     )
