@@ -66,12 +66,12 @@ def serve(
     worker_process: Annotated[
         bool,
         typer.Option(
-            help="Run relay and worker in a child process (for PostgreSQL; on SQLite the "
-            "two processes contend for the file lock and one process is faster)."
+            help="Run relay, worker and market indexer in a child process (for PostgreSQL; on "
+            "SQLite the two processes contend for the file lock and one process is faster)."
         ),
     ] = False,
 ) -> None:
-    """Run the API, the outbox relay and the worker (on the embedded default no servers are needed).
+    """Run the API, the outbox relay, the worker and the market indexer (on the embedded default no servers are needed).
 
     Settings come from TOKENFORGE_* variables (chains, database, listen address); state lives
     in TOKENFORGE_DATA_DIR (default ./.tokenforge) and survives restarts; unfinished launches
@@ -103,6 +103,7 @@ def serve(
         settings,
         run_relay=not worker_process,
         run_worker=not worker_process,
+        run_indexer=not worker_process,  # else the worker process indexes (it opens the chains)
         on_shutdown=background.stop if background is not None else None,
     )
     served = report_startup_failures(app_)
@@ -252,14 +253,33 @@ def demo(
             show_envvar=True,
         ),
     ] = None,
+    market: Annotated[
+        bool,
+        typer.Option(
+            "--market",
+            help="Instead: launch a few tokens on the first chain in-process, trade them with funded "
+            "development wallets until one graduates, and show trades, volume, gas and index lag "
+            "(embedded or local networks only).",
+        ),
+    ] = False,
 ) -> None:
     """Launch N tokens across chains with a progress bar and a summary table.
 
     Runs against --api when given (with an operator --api-key), else against a stack started
     in-process from the TOKENFORGE_* settings (the embedded default unless configured
-    otherwise). Exits non-zero if any launch failed.
+    otherwise). Exits non-zero if any launch failed. With --market: see
+    ``tokenforge.cli.market_demo`` (--tokens defaults to 3 there; exits non-zero unless a
+    token graduated and every trade was indexed).
     """
     names = [c.strip() for c in chains.split(",") if c.strip()]
+    if market:
+        if api is not None:
+            err.print("[red]demo --market runs in-process (it trades with development wallets); drop --api[/]")
+            raise typer.Exit(2)
+        from tokenforge.cli.market_demo import run_market_demo
+
+        count = 3 if tokens == 20 else min(tokens, 20)
+        raise typer.Exit(asyncio.run(run_market_demo(Settings(), console, chain=names[0], tokens=count)))
 
     async def run() -> int:
         results: dict[str, dict[str, int]] = {c: {"confirmed": 0, "failed": 0, "dead": 0, "refused": 0} for c in names}
