@@ -2,8 +2,9 @@
 
 :class:`MarketIndexers` builds, starts and stops them from the settings:
 
-* **Embedded chains** are read through the chain the process's deployer registry opened
-  (``deployer.embedded.async_web3()``); its block listener, which runs on the miner thread,
+* **Embedded chains** are read through the chain the process's deployer registry opened,
+  on a reader thread of their own (``deployer.embedded.reader_web3()``: the indexer's reads
+  do not queue behind launches and trades on the chain's thread); its block listener, which runs on the miner thread,
   hands each new block to the event loop (``loop.call_soon_threadsafe``) as a wake-up;
   its logs are read :data:`EMBEDDED_LOGS_BLOCKS` blocks per call.
   Only the process that opened the embedded chain can index it (``tokenforge serve``).
@@ -122,7 +123,9 @@ class MarketIndexers:
 
         cs = self.settings.chains[chain]
         m = cs.market
-        store = MarketWriter(self._sessions, chain)
+        store = MarketWriter(
+            self._sessions, chain, retention_1s_s=self.settings.market_candle_1s_retention_s
+        )  # EVM: 18 native decimals (the writer's default)
         closers: list[Any] = []
         if cs.network is Network.EMBEDDED:
             deployer = await self._deployers.get(chain)
