@@ -1,7 +1,8 @@
 """Property-based API testing from the app's own OpenAPI document, three ways.
 
-Every operation except the SSE stream (an endless response for unfinished jobs) gets
-generated requests, valid and invalid, sent as each of three callers:
+Every operation except the SSE streams (endless responses: a job's events until it is
+final, the market's for ever) gets generated requests, valid and invalid, sent as each of
+three callers:
 
 * **anonymous** (no credential, or whatever bearer token the generator makes up): no
   operation the document secures answers 2xx, and so no write does, except the sign-in
@@ -58,7 +59,7 @@ from tokenforge.bootstrap import build_container
 from tokenforge.chains.registry import DeployerRegistry
 from tokenforge.config import Settings
 
-SSE_PATH = "/v1/jobs/{job_id}/events"
+SSE_PATHS = ["/v1/jobs/{job_id}/events", "/v1/stream", "/v1/tokens/{token_id}/trades/stream"]
 PROBLEM_JSON = "application/problem+json"
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 WALLET_A = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
@@ -172,10 +173,10 @@ class AppWithFakeChains:
 APP = AppWithFakeChains()
 #: For callers with a key: the key goes in every request, so the generator neither makes up
 #: Authorization headers nor expects a request without one to be refused.
-schema = schemathesis.openapi.from_asgi("/openapi.json", APP).exclude(path=SSE_PATH)
+schema = schemathesis.openapi.from_asgi("/openapi.json", APP).exclude(path=SSE_PATHS)
 schema.config.generation.update(with_security_parameters=False)
 #: For anonymous callers: made-up and missing Authorization headers, all to be refused.
-anonymous_schema = schemathesis.openapi.from_asgi("/openapi.json", APP).exclude(path=SSE_PATH)
+anonymous_schema = schemathesis.openapi.from_asgi("/openapi.json", APP).exclude(path=SSE_PATHS)
 OPERATIONS = {
     (method.upper(), path): operation
     for path, item in schema.raw_schema["paths"].items()
@@ -234,11 +235,11 @@ def test_another_creator_never_sees_what_is_private_to_a_creator(case):
         assert not 200 <= response.status_code < 300, (label, response.status_code)
 
 
-def test_the_sse_stream_is_the_only_operation_left_out():
+def test_the_sse_streams_are_the_only_operations_left_out():
     every = schemathesis.openapi.from_dict(schema.raw_schema).get_all_operations()
     tested = schema.get_all_operations()
     label = lambda op: (op.ok().method.upper(), op.ok().path)  # noqa: E731
-    assert {label(op) for op in every} - {label(op) for op in tested} == {("GET", SSE_PATH)}
+    assert {label(op) for op in every} - {label(op) for op in tested} == {("GET", p) for p in SSE_PATHS}
 
 
 def test_the_only_writes_open_to_anyone_are_the_sign_in_steps():
