@@ -135,8 +135,8 @@ contract TokenForgeCurve is ReentrancyGuardTransient {
         _accrue(p, fee);
         ICurveToken(p.token).transfer(msg.sender, tokensOut);
         emit Trade(msg.sender, true, charged, tokensOut, fee, vq + net, vt - tokensOut);
-        if (charged < amountIn) _pay(msg.sender, amountIn - charged);
         if (tokensOut == left) _graduate(p);
+        if (charged < amountIn) _pay(msg.sender, amountIn - charged); // last: after graduation
     }
 
     /// @notice Sells `tokensIn` of the caller's tokens (no approval needed: the token lets its

@@ -8,10 +8,13 @@ import {TokenForgeToken} from "./TokenForgeToken.sol";
 /// @title TokenForge token factory.
 /// @notice One `createToken` launches a token and its bonding curve: the token is an
 ///         EIP-1167 clone with immutable args at a CREATE2 address derived from `salt`
-///         (keccak256 of the launch job id) and the args; it creates its curve (a clone of
-///         the curve implementation) and mints its whole supply to the curve. A second
-///         `createToken` with the same salt and args reverts, so one job can never produce
-///         two tokens.
+///         (keccak256 of the launch job id), the launch's terms (creator, supply, launch
+///         fee) and the args; it creates its curve (a clone of the curve implementation)
+///         and mints its whole supply to the curve. A second `createToken` with the same
+///         salt, terms and args reverts, so one job can never produce two tokens; and since
+///         the terms are in the address, whoever copies a launch from the mempool can only
+///         create that very launch (same creator, same supply, same fee), never take its
+///         address with other terms.
 ///
 ///         token args = abi.encodePacked(uint8 decimals, uint8 nameLen, bytes name, bytes symbol)
 ///         with 1 <= nameLen <= 128 (UTF-8 bytes) and 1 <= symbol length <= 10.
@@ -110,7 +113,8 @@ contract TokenForgeFactory {
             c.migrationFee,
             uint40(launchedAt)
         );
-        token = Clones.cloneDeterministicWithImmutableArgs(implementation, args, salt);
+        bytes32 addressSalt = _addressSalt(salt, creator, supply, launchFeeBps, launchWindow, windowInBlocks);
+        token = Clones.cloneDeterministicWithImmutableArgs(implementation, args, addressSalt);
         address curve = TokenForgeToken(token).initialize(supply, curveArgs);
         emit TokenCreated(
             token,
@@ -129,9 +133,18 @@ contract TokenForgeFactory {
         );
     }
 
-    /// @notice The address `createToken(salt, args, ...)` deploys to (or deployed to).
-    function predictAddress(bytes32 salt, bytes calldata args) external view returns (address) {
-        return Clones.predictDeterministicAddressWithImmutableArgs(implementation, args, salt);
+    /// @notice The address `createToken` with these arguments deploys to (or deployed to).
+    function predictAddress(
+        bytes32 salt,
+        bytes calldata args,
+        address creator,
+        uint256 supply,
+        uint16 launchFeeBps,
+        uint32 launchWindow,
+        bool windowInBlocks
+    ) external view returns (address) {
+        bytes32 addressSalt = _addressSalt(salt, creator, supply, launchFeeBps, launchWindow, windowInBlocks);
+        return Clones.predictDeterministicAddressWithImmutableArgs(implementation, args, addressSalt);
     }
 
     /// @notice Who receives the platform's fees (read by every curve when it pays them).
@@ -169,6 +182,18 @@ contract TokenForgeFactory {
             window == 0 || window > maxWindow || feeBps > c.maxLaunchFeeBps
                 || feeBps <= uint256(c.platformFeeBps) + c.creatorFeeBps
         ) revert InvalidLaunchFee();
+    }
+
+    /// @dev The CREATE2 salt: the job's salt bound to the launch's terms.
+    function _addressSalt(
+        bytes32 salt,
+        address creator,
+        uint256 supply,
+        uint16 launchFeeBps,
+        uint32 launchWindow,
+        bool windowInBlocks
+    ) private pure returns (bytes32) {
+        return keccak256(abi.encode(salt, creator, supply, launchFeeBps, launchWindow, windowInBlocks));
     }
 
     function _checkArgs(bytes calldata args) private pure {

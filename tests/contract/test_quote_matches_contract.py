@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from web3.logs import DISCARD
 
 from tests.support.evm_chain import wait_for_block
+from tokenforge.chains.evm import codec
 from tokenforge.chains.evm.artifacts import curve_artifact, token_artifact
 from tokenforge.chains.evm.open import open_embedded_evm_deployer
 from tokenforge.chains.ports import LaunchRequest
@@ -126,17 +127,7 @@ ERRORS = {
 
 def params_of(curve) -> CurveParams:
     p = curve.functions.params().call()
-    return CurveParams(
-        supply=p[2],
-        virtual_native0=p[3],
-        platform_fee_bps=p[4],
-        creator_fee_bps=p[5],
-        launch_fee_bps=p[6],
-        launch_window=p[7],
-        window_in_blocks=p[8],
-        migration_fee=p[9],
-        launched_at=p[10],
-    )
+    return codec.curve_params(p)
 
 
 @pytest.fixture(scope="module")

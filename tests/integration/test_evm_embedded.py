@@ -94,7 +94,15 @@ PREDICT_ABI = [
         "type": "function",
         "name": "predictAddress",
         "stateMutability": "view",
-        "inputs": [{"name": "salt", "type": "bytes32"}, {"name": "args", "type": "bytes"}],
+        "inputs": [
+            {"name": "salt", "type": "bytes32"},
+            {"name": "args", "type": "bytes"},
+            {"name": "creator", "type": "address"},
+            {"name": "supply", "type": "uint256"},
+            {"name": "launchFeeBps", "type": "uint16"},
+            {"name": "launchWindow", "type": "uint32"},
+            {"name": "windowInBlocks", "type": "bool"},
+        ],
         "outputs": [{"name": "", "type": "address"}],
     }
 ]
@@ -199,7 +207,9 @@ async def test_concurrent_launches_are_real_erc20s(deployer, creator):
 
         args = codec.encode_token_args(req.name, req.symbol, req.decimals)
         assert (
-            predictor.functions.predictAddress(Web3.keccak(bytes.fromhex(req.job_id)), args).call()
+            predictor.functions.predictAddress(
+                Web3.keccak(bytes.fromhex(req.job_id)), args, req.creator, req.supply_base_units, 0, 0, False
+            ).call()
             == signed.token_address
         )
         assert w3.eth.get_code(signed.token_address) == codec.clone_runtime_code(deployer.factory.implementation, args)

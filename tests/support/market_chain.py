@@ -164,17 +164,7 @@ class MarketDriver:
         created = [log for log in receipt["logs"] if bytes(log["topics"][0]) == codec.TOKEN_CREATED_TOPIC]
         token = Web3.to_checksum_address(bytes(created[0]["topics"][1])[-20:])
         p = self.contract(codec.curve_address(token), self._curve_abi).functions.params().call()
-        params = CurveParams(
-            supply=p[2],
-            virtual_native0=p[3],
-            platform_fee_bps=p[4],
-            creator_fee_bps=p[5],
-            launch_fee_bps=p[6],
-            launch_window=p[7],
-            window_in_blocks=p[8],
-            migration_fee=p[9],
-            launched_at=p[10],
-        )
+        params = codec.curve_params(p)
         return Market(token, codec.curve_address(token), creator_address, int(receipt["blockNumber"]), params, receipt)
 
     def buy(

@@ -65,10 +65,15 @@ def decode_cursor(cursor: str, field: str = "query.cursor") -> list[str]:
         raise ValidationFailed(field, "is not a cursor this API returned") from None
 
 
+def _bigint(text: str) -> bool:
+    """Whether ``text`` is ASCII decimal digits of a value a 64-bit column holds."""
+    return text.isascii() and text.isdigit() and len(text) <= 19 and int(text) < 2**63
+
+
 def trade_cursor(cursor: str) -> tuple[int, int, str]:
     """``(block_number, log_index, tx_hash)`` of a trades cursor; ValidationFailed otherwise."""
     parts = decode_cursor(cursor)
-    if len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit() and 0 < len(parts[2]) <= 128:
+    if len(parts) == 3 and _bigint(parts[0]) and _bigint(parts[1]) and 0 < len(parts[2]) <= 128:
         return int(parts[0]), int(parts[1]), parts[2]
     raise ValidationFailed("query.cursor", "is not a cursor this API returned")
 
@@ -343,14 +348,15 @@ def parse_list_cursor(cursor: str, sort: str) -> tuple[Any, int]:
     """``(value, seq)`` of a non-``created`` list cursor made for ``sort``."""
     parts = decode_cursor(cursor)
     try:
-        if len(parts) == 3 and parts[0] == sort and parts[2].isdigit() and len(parts[2]) < 20:
+        if len(parts) == 3 and parts[0] == sort and _bigint(parts[2]):
             raw, seq = parts[1], int(parts[2])
             if sort == "last_trade":
                 value: Any = datetime.fromisoformat(raw)
                 if value.tzinfo is not None:
                     return value, seq
             elif sort == "progress":
-                return int(raw), seq
+                if _bigint(raw):
+                    return int(raw), seq
             else:
                 number = float(raw)
                 if number == number and abs(number) != float("inf"):

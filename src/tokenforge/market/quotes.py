@@ -82,6 +82,8 @@ class Quote:
     #: buy only: wei sent back because the curve had fewer tokens left than ``amount_in`` buys
     refund: int
     completes_curve: bool
+    #: tokens still for sale on the curve after this trade
+    tokens_left_after: int
     price_before_native: float
     price_after_native: float
     price_impact_bps: int
@@ -184,6 +186,7 @@ def quote(
         fee_at=fee_at,
         refund=trade.refund,
         completes_curve=trade.completes,
+        tokens_left_after=after.tokens_left,
         price_before_native=price_native(reserves, token_decimals),
         price_after_native=price_native(after, token_decimals),
         price_impact_bps=impact_bps,

@@ -49,6 +49,7 @@ from eth_utils import function_signature_to_4byte_selector, keccak, to_checksum_
 from web3 import AsyncWeb3
 from web3.exceptions import Web3Exception
 
+from tokenforge.chains.evm import codec
 from tokenforge.domain import curve as curve_math
 from tokenforge.domain.chains import Network
 from tokenforge.domain.curve import CurveError, CurveParams, CurveReserves, native_for_tokens
@@ -59,7 +60,6 @@ from tokenforge.market.trade_tx import COMPLETING_BUY_GAS, gas_limit, trade_call
 BALANCE_OF_SELECTOR = function_signature_to_4byte_selector("balanceOf(address)")
 RESERVES_SELECTOR = function_signature_to_4byte_selector("reserves()")
 PARAMS_SELECTOR = function_signature_to_4byte_selector("params()")
-PARAMS_TYPE = "(address,address,uint256,uint256,uint256,uint256,uint256,uint256,bool,uint256,uint256)"
 GRADUATED_TOPIC = keccak(text="Graduated(address,uint256,uint256,uint256,uint256)")
 PRIORITY_FEE_WEI = 10**9
 DEV_NETWORKS = frozenset({Network.EMBEDDED, Network.LOCAL})
@@ -337,18 +337,8 @@ class DevTraders:
         """The curve's terms (read once) and its state now, as the curve math takes them."""
         params = self._params.get(market.curve)
         if params is None:
-            (p,) = abi_decode([PARAMS_TYPE], await self._call(market.curve, PARAMS_SELECTOR))
-            params = CurveParams(
-                supply=p[2],
-                virtual_native0=p[3],
-                platform_fee_bps=p[4],
-                creator_fee_bps=p[5],
-                launch_fee_bps=p[6],
-                launch_window=p[7],
-                window_in_blocks=p[8],
-                migration_fee=p[9],
-                launched_at=p[10],
-            )
+            (p,) = abi_decode([codec.CURVE_PARAMS_TYPE], await self._call(market.curve, PARAMS_SELECTOR))
+            params = codec.curve_params(p)
             self._params[market.curve] = params
         virtual_native, virtual_token, _, _ = abi_decode(
             ["uint256"] * 4, await self._call(market.curve, RESERVES_SELECTOR)

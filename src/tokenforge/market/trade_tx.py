@@ -70,9 +70,15 @@ def trade_calldata(quote: Quote, min_out: int, deadline: int) -> str:
 
 
 def gas_limit(quote: Quote) -> int:
+    """The gas limit of the trade. A buy gets the graduating limit when it completes the
+    curve, and also when what it leaves is no more than it buys: buys landing before it
+    may leave it the last tokens, and the last buy graduates the curve (~2.7 M gas). Only
+    the gas used is paid."""
     if quote.side is Side.SELL:
         return SELL_GAS
-    return COMPLETING_BUY_GAS if quote.completes_curve else BUY_GAS
+    if quote.completes_curve or quote.tokens_left_after <= quote.amount_out:
+        return COMPLETING_BUY_GAS
+    return BUY_GAS
 
 
 def build_trade_tx(

@@ -99,14 +99,25 @@ def test_clone_init_code_deploys_exactly_the_runtime_code():
     assert init[10:] == runtime
 
 
-def test_prediction_depends_on_job_args_and_factory():
+TERMS = codec.LaunchTerms(IMPL, 10**27)
+
+
+def test_prediction_depends_on_job_args_terms_and_factory():
     args = codec.encode_token_args("Token", "TKN", 18)
-    a = codec.predict_token_address(FACTORY, IMPL, JOB, args)
+    a = codec.predict_token_address(FACTORY, IMPL, JOB, args, TERMS)
     assert a == to_checksum_address(a)
-    assert a == codec.predict_token_address(FACTORY, IMPL, JOB, args)  # deterministic
-    assert a != codec.predict_token_address(FACTORY, IMPL, "f" * 32, args)
-    assert a != codec.predict_token_address(FACTORY, IMPL, JOB, codec.encode_token_args("Token", "TKN", 6))
-    assert a != codec.predict_token_address(IMPL, IMPL, JOB, args)
+    assert a == codec.predict_token_address(FACTORY, IMPL, JOB, args, TERMS)  # deterministic
+    assert a != codec.predict_token_address(FACTORY, IMPL, "f" * 32, args, TERMS)
+    assert a != codec.predict_token_address(FACTORY, IMPL, JOB, codec.encode_token_args("Token", "TKN", 6), TERMS)
+    assert a != codec.predict_token_address(IMPL, IMPL, JOB, args, TERMS)
+    # a copy of the launch with other terms (creator, supply, launch fee) gets another address
+    for other in (
+        codec.LaunchTerms(FACTORY, 10**27),
+        codec.LaunchTerms(IMPL, 10**27 + 1),
+        codec.LaunchTerms(IMPL, 10**27, 5000, 10),
+        codec.LaunchTerms(IMPL, 10**27, 5000, 10, True),
+    ):
+        assert a != codec.predict_token_address(FACTORY, IMPL, JOB, args, other)
 
 
 def test_create_token_calldata_round_trips():

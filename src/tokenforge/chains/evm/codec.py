@@ -10,8 +10,11 @@ anything is sent, and equals ``TokenForgeFactory.predictAddress`` on chain.
   ``name`` is UTF-8, 1–32 characters (at most 128 bytes); ``symbol`` is 1–10 of ``A–Z0–9``.
 * **salt** = ``keccak256(bytes.fromhex(job_id))`` — the 16 raw bytes of the job id (a
   32-char lowercase hex UUID), not its ASCII text.
-* **token address** = CREATE2(factory, salt, keccak256(init code)), where the init code is
-  OpenZeppelin ``Clones`` immutable-args clone code for (implementation, args).
+* **address salt** = ``keccak256(abi.encode(salt, creator, supply, launchFeeBps,
+  launchWindow, windowInBlocks))``: the launch's terms are part of its address, so a copy
+  of the transaction can only ever create that same launch.
+* **token address** = CREATE2(factory, address salt, keccak256(init code)), where the init
+  code is OpenZeppelin ``Clones`` immutable-args clone code for (implementation, args).
 * **curve address** = CREATE(token, nonce 1): the token creates its curve first thing.
 * **signed transactions** are decoded (:func:`decode_signed_tx`) to replace a stuck one
   with the same nonce and higher fees.
@@ -20,14 +23,17 @@ anything is sent, and equals ``TokenForgeFactory.predictAddress`` on chain.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import rlp
 from eth_abi import encode as abi_encode
 from eth_utils import big_endian_to_int, keccak, to_canonical_address, to_checksum_address
 
 from tokenforge.domain.chains import EVM_MAX_SUPPLY_BASE_UNITS
+from tokenforge.domain.curve import CurveParams
 from tokenforge.domain.tokens import NAME_MAX_CHARS, SYMBOL_RE
 from tokenforge.errors import ValidationFailed
 
@@ -92,9 +98,47 @@ def create_address(deployer: str, nonce: int) -> str:
     return to_checksum_address(keccak(rlp.encode([to_canonical_address(deployer), nonce]))[12:])
 
 
-def predict_token_address(factory: str, implementation: str, job_id: str, args: bytes) -> str:
-    """The checksummed address ``createToken(launch_salt(job_id), args, ...)`` deploys to."""
-    return create2_address(factory, launch_salt(job_id), clone_init_code(implementation, args))
+@dataclass(frozen=True, slots=True)
+class LaunchTerms:
+    """What a launch binds into its token's address besides the job and the args."""
+
+    creator: str
+    supply_base_units: int
+    launch_fee_bps: int = 0
+    launch_window: int = 0
+    window_in_blocks: bool = False
+
+
+def address_salt(salt: bytes, terms: LaunchTerms) -> bytes:
+    """The CREATE2 salt of a launch: its job salt bound to its terms (the factory's
+    ``_addressSalt``). Raises ValidationFailed for terms no launch can have."""
+    try:
+        creator = to_canonical_address(terms.creator)
+    except (ValueError, TypeError) as exc:
+        raise ValidationFailed("creator", "must be a 0x-prefixed 20-byte address") from exc
+    if not 0 <= terms.supply_base_units < 2**256:
+        raise ValidationFailed("supply_base_units", "must be a non-negative integer below 2**256")
+    if not 0 <= terms.launch_fee_bps < 2**16 or not 0 <= terms.launch_window < 2**32:
+        raise ValidationFailed("launch_fee", "start_bps must fit uint16 and window uint32")
+    return keccak(
+        abi_encode(
+            ["bytes32", "address", "uint256", "uint16", "uint32", "bool"],
+            [
+                salt,
+                creator,
+                terms.supply_base_units,
+                terms.launch_fee_bps,
+                terms.launch_window,
+                terms.window_in_blocks,
+            ],
+        )
+    )
+
+
+def predict_token_address(factory: str, implementation: str, job_id: str, args: bytes, terms: LaunchTerms) -> str:
+    """The checksummed address ``createToken(launch_salt(job_id), args, terms…)`` deploys to."""
+    salt = address_salt(launch_salt(job_id), terms)
+    return create2_address(factory, salt, clone_init_code(implementation, args))
 
 
 @cache
@@ -141,6 +185,27 @@ def encode_create_token(
     return selector(CREATE_TOKEN_SIGNATURE) + abi_encode(
         ["bytes32", "bytes", "address", "uint256", "uint16", "uint32", "bool"],
         [salt, args, creator_bytes, supply_base_units, launch_fee_bps, launch_window, window_in_blocks],
+    )
+
+
+#: ``TokenForgeCurve.params()``'s return tuple (token, creator, supply, virtualNative0,
+#: platformFeeBps, creatorFeeBps, launchFeeBps, launchWindow, windowInBlocks, migrationFee,
+#: launchedAt).
+CURVE_PARAMS_TYPE = "(address,address,uint256,uint256,uint256,uint256,uint256,uint256,bool,uint256,uint256)"
+
+
+def curve_params(p: Sequence[Any]) -> CurveParams:
+    """The curve math's terms from the values ``TokenForgeCurve.params()`` returns."""
+    return CurveParams(
+        supply=p[2],
+        virtual_native0=p[3],
+        platform_fee_bps=p[4],
+        creator_fee_bps=p[5],
+        launch_fee_bps=p[6],
+        launch_window=p[7],
+        window_in_blocks=p[8],
+        migration_fee=p[9],
+        launched_at=p[10],
     )
 
 

@@ -111,7 +111,10 @@ class EvmDeployer:
     def predict(self, req: LaunchRequest) -> tuple[bytes, bytes, str]:
         """``(salt, args, token_address)`` for ``req``; no I/O. Raises ValidationFailed."""
         args = codec.encode_token_args(req.name, req.symbol, req.decimals)
-        token = codec.predict_token_address(self.factory.address, self.factory.implementation, req.job_id, args)
+        terms = codec.LaunchTerms(
+            req.creator, req.supply_base_units, req.launch_fee_bps, req.launch_fee_window, req.launch_fee_in_blocks
+        )
+        token = codec.predict_token_address(self.factory.address, self.factory.implementation, req.job_id, args, terms)
         return codec.launch_salt(req.job_id), args, token
 
     def tx(self, *, nonce: int, to: str, data: bytes, gas: int, fees: Fees, value: int = 0) -> dict:

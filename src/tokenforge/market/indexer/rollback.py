@@ -25,7 +25,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from tokenforge.market import candles as cdl
 from tokenforge.market.indexer.aggregates import Market, chunks
-from tokenforge.market.indexer.writer import BLOCKS, CANDLES, CHANGES, CHECKPOINTS, EVENTS, HOLDERS, MARKETS, TRADES, at
+from tokenforge.market.indexer.writer import (
+    BLOCKS,
+    CANDLES,
+    CHANGES,
+    CHECKPOINTS,
+    EVENTS,
+    HOLDERS,
+    MARKETS,
+    TRADES,
+    at,
+    order_events,
+)
 from tokenforge.store.db import utcnow
 
 if TYPE_CHECKING:
@@ -80,6 +91,7 @@ async def roll_back(w: MarketWriter, s: AsyncSession, to_block: int) -> int:
 
     e = EVENTS.c
     await s.execute(delete(EVENTS).where(e.chain == chain, e.block_number > to_block, e.kind != "rollback"))
+    await order_events(s)
     await s.execute(
         EVENTS.insert().values(
             chain=chain,

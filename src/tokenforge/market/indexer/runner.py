@@ -204,6 +204,10 @@ class ChainIndexer:
         else:
             to_block = checkpoint.number - 1
         removed = await self.store.rollback(to_block, leader=self.leader_id)
+        if removed < 0:  # the lease moved on: the new leader handles the reorg
+            self.leading = False
+            self._renewed_at = float("-inf")
+            return await self.store.checkpoint()
         INDEX_REORGS.labels(self.chain).inc()
         log.warning(
             "%s reorg: block %d %s is no longer canonical; rolled back to block %d (%d trades removed)",

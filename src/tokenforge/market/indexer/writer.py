@@ -53,7 +53,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tokenforge.domain.curve import CurveParams
@@ -79,6 +79,19 @@ from tokenforge.store.partitions import ensure_trade_partitions
 MARKETS, TRADES, CANDLES = table(MarketRow), table(TradeRow), table(CandleRow)
 HOLDERS, CHANGES, BLOCKS = table(HolderRow), table(HolderChangeRow), table(IndexedBlockRow)
 CHECKPOINTS, EVENTS = table(IndexCheckpointRow), table(MarketEventRow)
+#: PostgreSQL advisory lock key that orders ``market_events`` inserts (any constant).
+EVENT_ORDER_LOCK = 0x7466_6D65  # "tfme"
+
+
+async def order_events(s: AsyncSession) -> None:
+    """On PostgreSQL, makes ``market_events`` ids commit in id order across chains: each
+    chain's indexer inserts in its own transaction, and a stream reading "after id N" must
+    never see N+10 commit before N+1 (it would skip N+1 for good). The transaction-scoped
+    advisory lock is taken just before the insert and held to the commit; SQLite already
+    serialises writers."""
+    if s.get_bind().dialect.name == "postgresql":
+        await s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENT_ORDER_LOCK})
+
 
 #: Blocks kept below the tip in ``indexed_blocks`` and ``holder_changes`` (deepest reorg undone).
 KEEP_BLOCKS = 1000
@@ -280,6 +293,7 @@ class MarketWriter:
         touched |= await self._holders(s, [t for t in transfers if t.token in markets], markets)
         await self.write_markets(s, [markets[t] for t in touched], created)
         if events:
+            await order_events(s)
             await s.execute(EVENTS.insert(), events)
         await self._blocks(s, batch.blocks)
         return len(fresh)
