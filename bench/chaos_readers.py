@@ -16,10 +16,11 @@ from tests.support.erc20 import ERC20_ABI
 from tests.support.solana_decode import TOKEN_2022, decode_mint
 from web3 import AsyncHTTPProvider, AsyncWeb3
 
-TRANSFER_TOPIC = (
-    "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"  # Transfer(address,address,uint256)
+#: TokenForgeFactory's TokenCreated(address indexed token, address indexed creator, bytes32 indexed salt,
+#: address curve, ...): one per launch; the first data word is the curve the supply was minted to.
+TOKEN_CREATED = (
+    "TokenCreated(address,address,bytes32,address,uint256,uint256,uint256,uint256,uint256,uint256,bool,uint256,uint256)"
 )
-ZERO_TOPIC = "0x" + "00" * 32
 
 
 class Requested(Protocol):
@@ -33,18 +34,23 @@ class Requested(Protocol):
 
 
 class EvmChain:
-    """One EVM chain read with web3.py. A token counts for the creator its whole supply was
-    minted to: ERC-20 ``Transfer`` events from the zero address, read once by ``load()``."""
+    """One EVM chain read with web3.py. A token counts for the creator its factory's
+    ``TokenCreated`` names (read once by ``load()``); the whole supply must sit in the
+    token's bonding curve, named by the same event (nobody trades during a chaos run)."""
 
     def __init__(self, url: str) -> None:
         self.w3 = AsyncWeb3(AsyncHTTPProvider(url))
         self.minted: dict[str, list[str]] = defaultdict(list)
+        self.curves: dict[str, str] = {}
 
     async def load(self) -> None:
-        logs = await self.w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest", "topics": [TRANSFER_TOPIC, ZERO_TOPIC]})
+        topic = AsyncWeb3.keccak(text=TOKEN_CREATED).to_0x_hex()
+        logs = await self.w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest", "topics": [topic]})
         for log in logs:
-            to = "0x" + bytes(log["topics"][2])[-20:].hex()
-            self.minted[to.lower()].append(log["address"])
+            token = "0x" + bytes(log["topics"][1])[-20:].hex()
+            creator = "0x" + bytes(log["topics"][2])[-20:].hex()
+            self.minted[creator.lower()].append(token)
+            self.curves[token.lower()] = AsyncWeb3.to_checksum_address(bytes(log["data"])[12:32])
 
     async def close(self) -> None:
         await self.w3.provider.disconnect()
@@ -57,12 +63,15 @@ class EvmChain:
         address = AsyncWeb3.to_checksum_address(address)
         if not await self.w3.eth.get_code(address):
             return "missing"
+        curve = self.curves.get(address.lower())
+        if curve is None:
+            return "wrong: no TokenCreated names it"
         erc20 = self.w3.eth.contract(address=address, abi=ERC20_ABI)
         got = (
             await erc20.functions.name().call(),
             await erc20.functions.symbol().call(),
             await erc20.functions.totalSupply().call(),
-            await erc20.functions.balanceOf(want.creator).call(),
+            await erc20.functions.balanceOf(curve).call(),
         )
         expected = (want.name, want.symbol, want.supply_base_units, want.supply_base_units)
         return None if got == expected else f"wrong: {got} != {expected}"
