@@ -74,11 +74,17 @@ class SimMarket:
     curve: str
 
 
+#: The initial virtual native reserve the configured buy sizes are meant for (1.5 ETH).
+REFERENCE_VIRTUAL_NATIVE = 15 * 10**17
+
+
 @dataclass(frozen=True, slots=True)
 class SimulationConfig:
     wallets: int = 8
     trades: int = 200
     buy_bias: float = 0.7
+    #: buy sizes for a curve starting at :data:`REFERENCE_VIRTUAL_NATIVE` (Ethereum's
+    #: default); each curve's buys are scaled to its own initial virtual reserve
     min_buy_wei: int = 2 * 10**16
     max_buy_wei: int = 3 * 10**17
     #: a sell sells this share of the wallet's balance, at random between the two
@@ -363,6 +369,9 @@ class DevTraders:
         reserves = await self._reserves(market)
         if reserves.complete:
             return None
+        scale = reserves.params.virtual_native0, REFERENCE_VIRTUAL_NATIVE  # e.g. 7.5 BNB / 1.5
+        if side is Side.BUY:
+            amount = amount * scale[0] // scale[1]
         # a buy is bounded by the price after the buys of other wallets in flight on the curve
         ahead = reserves
         in_flight_wei = state.buying_wei.get(market.curve, 0)
@@ -379,7 +388,7 @@ class DevTraders:
         except CurveGraduated:
             return None
         except ValidationFailed:  # too small to trade, or more than the curve sold: buy instead
-            side, amount = Side.BUY, cfg.max_buy_wei
+            side, amount = Side.BUY, cfg.max_buy_wei * scale[0] // scale[1]
             q = quote(ahead, side, amount)
         if side is Side.SELL:
             return side, amount, trade_calldata(q, q.min_out(cfg.slippage_bps), deadline), gas_limit(q), 0
