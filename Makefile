@@ -1,5 +1,5 @@
 # TokenForge: `make run` starts the embedded default, `make test` runs every test,
-# `make test-fast` every test not marked slow, `make bench` the four benchmarks of
+# `make test-fast` every test not marked slow, `make bench` the benchmarks of
 # docs/benchmarks.md. Each creates the virtualenv and installs what it needs on first use.
 
 PYTHON ?= python3
@@ -48,12 +48,15 @@ vendor: $(NODE_STAMP)
 	node scripts/vendor_web.js
 
 # 1,000 launches each: Solana and EVM on the embedded default (8 clients), EVM on a Hardhat
-# node with 4 deployer keys and Solana on `tokenforge devnet` (32 clients). Minutes, not seconds.
+# node with 4 deployer keys and Solana on `tokenforge devnet` (32 clients); then the market
+# (trades, index lag, backlog replay, gas) on the embedded chain and on Hardhat. Minutes, not seconds.
 bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python bench/pipeline.py --chain solana --tokens 1000 --concurrency 8
 	$(BIN)/python bench/pipeline.py --chain ethereum --tokens 1000 --concurrency 8
 	$(BIN)/python bench/pipeline.py --chain ethereum --network hardhat --deployer-keys 4 --tokens 1000 --concurrency 32
 	$(BIN)/python bench/pipeline.py --chain solana --network devnet --tokens 1000 --concurrency 32
+	$(BIN)/python bench/market.py --chain ethereum --network embedded
+	$(BIN)/python bench/market.py --chain ethereum --network hardhat
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .hypothesis
