@@ -68,7 +68,7 @@ class Cache:
         self,
         backend: CacheBackend | None,
         *,
-        prefix: str = "tf:1",
+        prefix: str = "tf:2",
         ttl_s: Mapping[str, float] | None = None,
         jitter: float = 0.15,
         lease_s: float = 2.0,

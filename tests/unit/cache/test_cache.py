@@ -308,7 +308,7 @@ async def test_an_invalidation_the_store_missed_is_sent_when_it_is_back(cache, f
     flaky.down = False
     clock.advance(1.0)
     await asyncio.wait_for(flusher, 5)
-    assert await MemoryBackend.get(flaky, "tf:1:test-detail:t1") == ("tf:1:test-detail:t1", None)
+    assert await MemoryBackend.get(flaky, "tf:2:test-detail:t1") == ("tf:2:test-detail:t1", None)
     assert await cache.read(DETAIL, "t1", db.load) == b"live"
 
 
