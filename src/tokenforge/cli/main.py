@@ -267,9 +267,10 @@ def demo(
 
     Runs against --api when given (with an operator --api-key), else against a stack started
     in-process from the TOKENFORGE_* settings (the embedded default unless configured
-    otherwise). Exits non-zero if any launch failed. With --market: see
-    ``tokenforge.cli.market_demo`` (--tokens defaults to 3 there; exits non-zero unless a
-    token graduated and every trade was indexed).
+    otherwise). Exits non-zero if any launch failed. With --market: launches --tokens
+    (default 3) in-process, trades them from funded development wallets until a curve
+    graduates, with a progress bar and a summary table (trades, volume, graduations, gas,
+    index lag); exits non-zero unless a token graduated and every trade was indexed.
     """
     names = [c.strip() for c in chains.split(",") if c.strip()]
     if market:
