@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,17 +87,8 @@ class EvmLogSource:
     chain's provider) or an :class:`EvmNode` around one. ``batch_blocks`` is the most blocks
     one ``eth_getLogs`` call asks for (a longer :meth:`fetch` range is split)."""
 
-    def __init__(
-        self,
-        chain: str,
-        w3: Any,
-        factory_address: str,
-        *,
-        batch_blocks: int = 2000,
-        reading: Callable[[], AbstractAsyncContextManager[None]] | None = None,
-    ) -> None:
+    def __init__(self, chain: str, w3: Any, factory_address: str, *, batch_blocks: int = 2000) -> None:
         self.chain = chain
-        self._reading = reading
         self.node = w3 if isinstance(w3, EvmNode) else EvmNode(w3)
         self.w3 = self.node.w3
         self.factory = to_checksum_address(factory_address)
@@ -115,12 +105,6 @@ class EvmLogSource:
     async def block(self, number: int) -> BlockRef | None:
         header = await self._header(number)
         return None if header is None else _block_ref(header)
-
-    def reading(self) -> AbstractAsyncContextManager[None]:
-        """A burst of reads (the runner's reorg check, head and fetch): on an embedded chain
-        the chain lock is held once across them (``EmbeddedEvmChain.reading``); nothing
-        elsewhere."""
-        return self._reading() if self._reading is not None else nullcontext()
 
     def know(self, markets: Iterable[tuple[str, str]]) -> None:
         for token, curve in markets:

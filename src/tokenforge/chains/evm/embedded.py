@@ -37,9 +37,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -120,25 +119,6 @@ class EmbeddedEvmChain:
 
     def async_web3(self) -> AsyncWeb3:
         return AsyncWeb3(self.async_provider())
-
-    @asynccontextmanager
-    async def reading(self) -> AsyncIterator[None]:
-        """Holds the chain lock on the reader thread for a burst of :meth:`reader_web3`
-        reads, so they wait for the miner once instead of once each (the lock is
-        re-entrant for that thread). Keep the burst short: mining waits for it. Safe
-        against cancellation: a lock taken on the thread after its waiter was cancelled is
-        given back."""
-        loop = asyncio.get_running_loop()
-        acquired = loop.run_in_executor(self._reader_executor, self.lock.acquire)
-        try:
-            await asyncio.shield(acquired)
-        except asyncio.CancelledError:
-            acquired.add_done_callback(lambda _: self._reader_executor.submit(self.lock.release))
-            raise
-        try:
-            yield
-        finally:
-            await asyncio.shield(loop.run_in_executor(self._reader_executor, self.lock.release))
 
     def reader_web3(self) -> AsyncWeb3:
         """An ``AsyncWeb3`` whose requests run on a thread of their own, for a reader (the

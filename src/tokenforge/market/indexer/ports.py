@@ -16,11 +16,7 @@ from tokenforge.market.events import Batch, BlockRef
 
 
 class LogSource(Protocol):
-    """One chain's blocks. Vendor errors come out as TransientError/PermanentError.
-
-    A source may also offer ``reading()``, an async context manager around a burst of
-    reads (the runner wraps each step's reorg check, head and fetch in it): the embedded
-    EVM source holds its chain's lock once for the burst."""
+    """One chain's blocks. Vendor errors come out as TransientError/PermanentError."""
 
     chain: str
 

@@ -11,9 +11,7 @@ One :meth:`~ChainIndexer.step`:
    still has and rolls back to it (:meth:`MarketStore.rollback`);
 3. fetches checkpoint + 1 … min(head − ``confirmations``, checkpoint + ``batch_blocks``),
    checks the checkpoint is still canonical after the read (a reorg during the read
-   discards the batch) and writes it. The chain reads of 2 and 3 run in one burst of the
-   source's ``reading()`` when it has one (an embedded chain takes its lock once for
-   them); the rollback and the write come after it (:meth:`MarketStore.apply`, fenced by the lease);
+   discards the batch) and writes it (:meth:`MarketStore.apply`, fenced by the lease);
 4. once a minute, the leader calls the store's ``refresh_24h(now_s)`` when it has one
    (24 h figures of markets that stopped trading age out).
 
@@ -35,7 +33,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import cast
 
 from tokenforge.errors import TokenForgeError
@@ -139,26 +136,18 @@ class ChainIndexer:
             self.source.know(await self.store.known_markets())
             self._known_loaded = True
         await self._refresh_figures()
-        async with self._reading():  # the chain's reads of this step in one burst
-            if checkpoint is not None and not await self._canonical(checkpoint):
-                reorged = True
-            else:
-                reorged = False
-                first = checkpoint.number + 1 if checkpoint is not None else await self._first_block()
-                indexable = await self.source.head() - self.confirmations
-                INDEX_HEAD_LAG.labels(self.chain).set(max(0, indexable - (first - 1)))
-                if indexable < first:
-                    self.behind = False
-                    return 0
-                last = min(indexable, first + self.batch_blocks - 1)
-                batch = await self.source.fetch(first, last)
-                moved = checkpoint is not None and not await self._canonical(checkpoint)
-        if reorged:
-            assert checkpoint is not None
-            await self._roll_back(checkpoint)
-            self.behind = True  # index the new branch straight away
+        if checkpoint is not None and not await self._canonical(checkpoint):
+            checkpoint = await self._roll_back(checkpoint)
+        first = checkpoint.number + 1 if checkpoint is not None else await self._first_block()
+        head = await self.source.head()
+        indexable = head - self.confirmations
+        INDEX_HEAD_LAG.labels(self.chain).set(max(0, indexable - (first - 1)))
+        if indexable < first:
+            self.behind = False
             return 0
-        if moved:
+        last = min(indexable, first + self.batch_blocks - 1)
+        batch = await self.source.fetch(first, last)
+        if checkpoint is not None and not await self._canonical(checkpoint):
             self.behind = True  # the chain reorganised under the read: roll back next step
             return 0
         written = await self.store.apply(batch, leader=self.leader_id)
@@ -175,10 +164,6 @@ class ChainIndexer:
         return written
 
     # ------------------------------------------------------------------ parts
-
-    def _reading(self) -> AbstractAsyncContextManager[None]:
-        reading = getattr(self.source, "reading", None)
-        return reading() if reading is not None else nullcontext()
 
     async def _hold_lease(self) -> None:
         """Takes or renews the lease; a leader renews it only once a third of it has passed

@@ -131,7 +131,6 @@ class MarketIndexers:
             deployer = await self._deployers.get(chain)
             embedded = deployer.embedded
             w3, factory, logs_blocks = embedded.reader_web3(), deployer.factory.address, EMBEDDED_LOGS_BLOCKS
-            reading = embedded.reading
         else:
             from web3 import AsyncWeb3
 
@@ -141,8 +140,8 @@ class MarketIndexers:
             pool = rpc_pool(chain, cs)
             closers.append(pool.close)
             w3, factory = AsyncWeb3(PooledAsyncProvider(pool)), self._factory_address(chain)
-            logs_blocks, reading = m.index_batch_blocks, None
-        source = EvmLogSource(chain, w3, factory, batch_blocks=logs_blocks, reading=reading)
+            logs_blocks = m.index_batch_blocks
+        source = EvmLogSource(chain, w3, factory, batch_blocks=logs_blocks)
         indexer = ChainIndexer(
             source,
             store,
