@@ -135,7 +135,9 @@ async def test_api_matches_the_chain_after_trades_and_a_graduation(market_settin
             chain_id=1337,
             network="embedded",
             fund=embedded_funder(chain),
-            config=SimulationConfig(wallets=8, trades=400, until_graduated=1, focus=0.7, seed=7),
+            config=SimulationConfig(
+                wallets=8, trades=2000, until_graduated=1, focus=0.7, seed=7
+            ),  # stops at the graduation
             block_listener=chain.add_block_listener,
         )
         curves = {t["address"]: t for t in tokens}

@@ -240,7 +240,7 @@ async def run_market_demo(
     chain: str = "ethereum",
     tokens: int = 3,
     wallets: int = 16,
-    max_trades: int = 600,
+    max_trades: int = 1500,  # a cap: the demo stops at the first graduation
 ) -> int:
     """The demo; returns the exit code (0 when a token graduated and every trade was indexed)."""
     cs = settings.chains.get(chain)
