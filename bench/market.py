@@ -275,6 +275,7 @@ async def live_phase(
 async def run_embedded(args: argparse.Namespace) -> dict:
     from tokenforge.cli.market_demo import dev_traders, in_process_stack
     from tokenforge.config import Settings
+    from tokenforge.store.db import make_engine, make_sessionmaker
 
     with tempfile.TemporaryDirectory(prefix="tokenforge-bench-market-") as workdir:
         os.environ.update(server_env(args, workdir, None))
@@ -284,7 +285,9 @@ async def run_embedded(args: argparse.Namespace) -> dict:
             tokens = await launch_tokens(client, args.chain, args.tokens)
             deployer = await container.deployers.get(args.chain)  # type: ignore[attr-defined]
             embedded = deployer.embedded
-            watch = IndexWatch(container.sessions, args.chain)  # type: ignore[attr-defined]
+            # the watcher reads on a connection of its own: it never holds up the indexer's writes
+            watcher_engine = make_engine(settings.resolved_database_url, read_only=True)
+            watch = IndexWatch(make_sessionmaker(watcher_engine), args.chain)
             await watch.start_at_head()
             watch_task = asyncio.create_task(watch.run())
             markets = [SimMarket(t.address, t.curve) for t in tokens]
@@ -313,6 +316,7 @@ async def run_embedded(args: argparse.Namespace) -> dict:
                 return int.from_bytes(await embedded.run(w3.eth.call, {"to": token, "data": data}))
 
             consistent = await consistency(container.sessions, args.chain, tokens, live[0] + backlog[0], balance_of)  # type: ignore[attr-defined]
+            await watcher_engine.dispose()
             return figures(args, tokens, live, backlog, watch, t1 - t0, consistent)
 
 
@@ -350,7 +354,7 @@ async def run_node(args: argparse.Namespace) -> dict:
                 say(f"launching {args.tokens} tokens on {args.network} {args.chain}")
                 tokens = await launch_tokens(client, args.chain, args.tokens)
                 settings = Settings(data_dir=env["TOKENFORGE_DATA_DIR"])
-                engine = make_engine(settings.resolved_database_url)
+                engine = make_engine(settings.resolved_database_url, read_only=True)  # never blocks the server's writes
                 sessions = make_sessionmaker(engine)
                 watch = IndexWatch(sessions, args.chain)
                 await watch.start_at_head()

@@ -27,7 +27,8 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
@@ -47,6 +48,10 @@ from tokenforge.market.events import (
     Traded,
     Transferred,
 )
+from tokenforge.market.indexer.runner import StepRead, read_step
+
+if TYPE_CHECKING:
+    from tokenforge.chains.evm.embedded import EmbeddedEvmChain
 
 log = logging.getLogger(__name__)
 
@@ -342,3 +347,42 @@ def _transfer(entry: Mapping[str, Any], at: Position) -> Transferred:
         recipient=_topic_address(topics[2]),
         amount=int.from_bytes(_bytes(entry["data"])[:32], "big"),
     )
+
+
+class EmbeddedLogSource:
+    """An :class:`EvmLogSource` over an embedded chain whose every read, and each indexer
+    step's reads as a whole (:meth:`read_step`), run in one
+    :meth:`~tokenforge.chains.evm.embedded.EmbeddedEvmChain.read_locked` call: a step waits
+    for a block being mined once, not once per request (py-evm mines under the chain lock)."""
+
+    def __init__(self, chain: str, embedded: EmbeddedEvmChain, factory_address: str, *, batch_blocks: int) -> None:
+        self.chain = chain
+        self._embedded = embedded
+        self._inner = EvmLogSource(chain, embedded.locked_web3(), factory_address, batch_blocks=batch_blocks)
+
+    async def head(self) -> int:
+        return await self._embedded.read_locked(self._inner.head)
+
+    async def block(self, number: int) -> BlockRef | None:
+        return await self._embedded.read_locked(partial(self._inner.block, number))
+
+    def know(self, markets: Iterable[tuple[str, str]]) -> None:
+        self._inner.know(markets)
+
+    @property
+    def known_tokens(self) -> frozenset[str]:
+        return self._inner.known_tokens
+
+    async def fetch(self, from_block: int, to_block: int) -> Batch:
+        return await self._embedded.read_locked(partial(self._inner.fetch, from_block, to_block))
+
+    async def read_step(self, checkpoint: BlockRef | None, first: int, confirmations: int, max_blocks: int) -> StepRead:
+        return await self._embedded.read_locked(
+            partial(read_step, self._inner, checkpoint, first, confirmations, max_blocks)
+        )
+
+    async def first_block(self) -> int:
+        return await self._embedded.read_locked(self._inner.first_block)
+
+    async def close(self) -> None:
+        """Nothing to close: the chain belongs to the deployer that opened it."""

@@ -29,7 +29,11 @@ def dialect_name(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
 
 
-def make_engine(url: str) -> AsyncEngine:
+def make_engine(url: str, *, read_only: bool = False) -> AsyncEngine:
+    """The engine for ``url``. ``read_only`` (SQLite): a connection of its own that only
+    reads, in deferred transactions — WAL lets it read while the process's writer writes,
+    neither waiting for the other (a watcher polling the database must not take the write
+    lock the indexer needs)."""
     if url.startswith("sqlite"):
         database = make_url(url).database
         if database and database != ":memory:":
@@ -47,6 +51,8 @@ def make_engine(url: str) -> AsyncEngine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=5000")
             cur.execute("PRAGMA foreign_keys=ON")
+            if read_only:
+                cur.execute("PRAGMA query_only=ON")
             cur.close()
             # Transactions are begun explicitly below, not by the driver.
             dbapi_conn.isolation_level = None
@@ -56,7 +62,7 @@ def make_engine(url: str) -> AsyncEngine:
             # Several processes write one file (API and worker): take the write lock up
             # front, so a read-then-write transaction waits for it (busy_timeout) instead
             # of failing on the lock upgrade.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     # A database that is down must answer quickly (DB_UNAVAILABLE), not after asyncpg's 60 s

@@ -37,7 +37,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -99,6 +99,7 @@ class EmbeddedEvmChain:
         #: pending transactions; callers hold :attr:`lock`
         self.mempool = Mempool()
         self.sync_provider = LockedProvider(self, EthereumTester(self._backend, auto_mine_transactions=False))
+        self._inline_web3 = AsyncWeb3(EmbeddedAsyncProvider(self, inline=True))  # for read_locked
         self._head = self._chain.get_canonical_head().block_number
         self._listeners: list[Callable[[int], None]] = []
         self._snapshots: list[Any] = []  # heads saved by snapshot() (development only)
@@ -120,11 +121,30 @@ class EmbeddedEvmChain:
     def async_web3(self) -> AsyncWeb3:
         return AsyncWeb3(self.async_provider())
 
-    def reader_web3(self) -> AsyncWeb3:
-        """An ``AsyncWeb3`` whose requests run on a thread of their own, for a reader (the
-        market indexer) that must not queue behind the deployer's and traders' calls on the
-        chain's thread. Requests still take the chain lock; the thread ends with the chain."""
-        return AsyncWeb3(EmbeddedAsyncProvider(self, self._reader_executor))
+    def locked_web3(self) -> AsyncWeb3:
+        """An ``AsyncWeb3`` that answers each request on the calling thread: only for use in
+        a :meth:`read_locked` read, which holds the chain lock."""
+        return self._inline_web3
+
+    async def read_locked(self, read: Callable[[], Awaitable[T]]) -> T:
+        """Runs the coroutine ``read()`` to its end on a reader thread of its own, holding the
+        chain lock throughout, for a reader making several requests in a row (the market
+        indexer's step, through :meth:`locked_web3`): it waits for a block being mined once
+        rather than once per request, does not queue behind the deployer's and traders'
+        calls on the chain's thread, and sees one unchanging chain. ``read`` runs in an event
+        loop of that thread, so it must not await anything of the caller's loop. A caller
+        cancelled meanwhile stops waiting; the read still ends and releases the lock."""
+        if self.closed:
+            raise TransientError("embedded chain is closed", code=ErrorCode.RPC_UNAVAILABLE)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reader_executor, self._read_locked, read)
+
+    def _read_locked(self, read: Callable[[], Awaitable[T]]) -> T:
+        async def main() -> T:
+            return await read()
+
+        with self.lock:
+            return asyncio.run(main())
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Runs ``fn(*args)`` on the chain's thread without blocking the event loop."""

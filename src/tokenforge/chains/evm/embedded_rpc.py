@@ -23,11 +23,9 @@ chain provides them); ``tokenforge devnet`` serves the same table over HTTP.
 from __future__ import annotations
 
 import ast
-import asyncio
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
 from contextlib import AbstractContextManager
 from functools import partial
 from typing import Any, Protocol, TypeVar
@@ -55,8 +53,6 @@ from web3.providers.eth_tester.middleware import (
     default_transaction_fields_middleware,
     ethereum_tester_middleware,
 )
-
-from tokenforge.errors import ErrorCode, TransientError
 
 from .embedded_store import base_fee_wei
 from .mempool import MempoolReject, PendingTx
@@ -229,23 +225,21 @@ class LockedProvider(EthereumTesterProvider):
 
 
 class EmbeddedAsyncProvider(AsyncBaseProvider):
-    """An ``AsyncWeb3`` provider running each request on the chain's own thread."""
+    """An ``AsyncWeb3`` provider running each request on the chain's own thread (``inline``:
+    on the calling thread, for :meth:`EmbeddedEvmChain.read_locked`)."""
 
     _middleware = (default_transaction_fields_middleware, ethereum_tester_middleware)
     request_func = AsyncEthereumTesterProvider.request_func  # adds eth-tester's formatters
 
-    def __init__(self, chain: NodeChain, executor: Executor | None = None) -> None:
+    def __init__(self, chain: NodeChain, *, inline: bool = False) -> None:
         super().__init__()
         self._chain = chain
-        self._executor = executor  # None: the chain's own thread
+        self._inline = inline  # True: answer on the calling thread (one that holds the chain lock)
 
     async def make_request(self, method: Any, params: Any) -> Any:
-        if self._executor is None:
-            return await self._chain.run(self._chain.sync_provider.make_request, method, params)
-        if self._chain.closed:
-            raise TransientError("embedded chain is closed", code=ErrorCode.RPC_UNAVAILABLE)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._chain.sync_provider.make_request, method, params)
+        if self._inline:
+            return self._chain.sync_provider.make_request(method, params)
+        return await self._chain.run(self._chain.sync_provider.make_request, method, params)
 
     async def is_connected(self, show_traceback: bool = False) -> bool:
         return not self._chain.closed

@@ -6,12 +6,13 @@ One :meth:`~ChainIndexer.step`:
 1. takes or renews the chain's leader lease (:meth:`MarketStore.acquire`; a leader renews
    once a third of the lease has passed); a process without it writes nothing and only
    follows the checkpoint others move;
-2. compares the stored checkpoint's hash with the chain's block at that number; on a
-   mismatch it walks back :meth:`MarketStore.recent_blocks` to the newest block the chain
-   still has and rolls back to it (:meth:`MarketStore.rollback`);
-3. fetches checkpoint + 1 … min(head − ``confirmations``, checkpoint + ``batch_blocks``),
-   checks the checkpoint is still canonical after the read (a reorg during the read
-   discards the batch) and writes it (:meth:`MarketStore.apply`, fenced by the lease);
+2. reads the chain (:func:`read_step`, or the source's own ``read_step`` doing the same
+   at once): the stored checkpoint still the chain's block at its number, the head, then
+   checkpoint + 1 … min(head − ``confirmations``, checkpoint + ``batch_blocks``), then the
+   checkpoint still canonical (a reorg during the read discards the batch);
+3. on a mismatch it walks back :meth:`MarketStore.recent_blocks` to the newest block the
+   chain still has and rolls back to it (:meth:`MarketStore.rollback`), and steps again at
+   once; else it writes the batch (:meth:`MarketStore.apply`, fenced by the lease);
 4. once a minute, the leader calls the store's ``refresh_24h(now_s)`` when it has one
    (24 h figures of markets that stopped trading age out).
 
@@ -33,10 +34,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import cast
 
 from tokenforge.errors import TokenForgeError
-from tokenforge.market.events import BlockRef
+from tokenforge.market.events import Batch, BlockRef
 from tokenforge.market.indexer.ports import LogSource, MarketStore
 from tokenforge.observability.metrics import INDEX_HEAD_LAG, INDEX_REORGS, INDEX_TRADES
 
@@ -136,20 +138,23 @@ class ChainIndexer:
             self.source.know(await self.store.known_markets())
             self._known_loaded = True
         await self._refresh_figures()
-        if checkpoint is not None and not await self._canonical(checkpoint):
-            checkpoint = await self._roll_back(checkpoint)
         first = checkpoint.number + 1 if checkpoint is not None else await self._first_block()
-        head = await self.source.head()
-        indexable = head - self.confirmations
+        read = getattr(self.source, "read_step", None)
+        if read is not None:  # the source reads the whole step at once (the embedded chain)
+            got: StepRead = await read(checkpoint, first, self.confirmations, self.batch_blocks)
+        else:
+            got = await read_step(self.source, checkpoint, first, self.confirmations, self.batch_blocks)
+        if not got.canonical:  # reorganised before or during the read: roll back, go on
+            await self._roll_back(cast(BlockRef, checkpoint))
+            self.behind = True
+            return 0
+        indexable = got.head - self.confirmations
         INDEX_HEAD_LAG.labels(self.chain).set(max(0, indexable - (first - 1)))
-        if indexable < first:
+        batch = got.batch
+        if batch is None:
             self.behind = False
             return 0
-        last = min(indexable, first + self.batch_blocks - 1)
-        batch = await self.source.fetch(first, last)
-        if checkpoint is not None and not await self._canonical(checkpoint):
-            self.behind = True  # the chain reorganised under the read: roll back next step
-            return 0
+        last = batch.blocks[-1].number  # a batch always ends with its last block's ref
         written = await self.store.apply(batch, leader=self.leader_id)
         if written < 0:  # the lease moved or another leader wrote first: re-read
             self.leading = False
@@ -176,12 +181,7 @@ class ChainIndexer:
         self._renewed_at = now if self.leading else float("-inf")
 
     async def _canonical(self, ref: BlockRef) -> bool:
-        """Whether ``ref`` is still the chain's block at its number. A ref without a hash (a
-        checkpoint a rollback left below every stored block) has nothing to compare: kept."""
-        if not ref.hash:
-            return True
-        current = await self.source.block(ref.number)
-        return current is not None and current.hash == ref.hash
+        return await canonical(self.source, ref)
 
     async def _roll_back(self, checkpoint: BlockRef) -> BlockRef | None:
         """Rolls the store back to the newest stored block still canonical; returns the new checkpoint."""
@@ -264,3 +264,42 @@ class ChainIndexer:
                 log.error("%s indexer step failed (retrying with back-off): %s", self.chain, what, exc_info=exc)
         delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** min(self._failures - 1, 20))
         await asyncio.sleep(delay)
+
+
+@dataclass(frozen=True, slots=True)
+class StepRead:
+    """What one step read from the chain: whether the checkpoint was canonical before and
+    after the read (False: roll back), the head, and the records of the next blocks (None
+    when none is indexable yet)."""
+
+    canonical: bool
+    head: int
+    batch: Batch | None
+
+
+async def read_step(
+    source: LogSource, checkpoint: BlockRef | None, first: int, confirmations: int, max_blocks: int
+) -> StepRead:
+    """A step's chain reads: the checkpoint still canonical, the head, then blocks ``first``
+    … min(head − ``confirmations``, ``first + max_blocks − 1``), then the checkpoint still
+    canonical (a reorg during the read discards the batch). A source may provide its own
+    ``read_step`` doing the same at once (the embedded chain: under one lock)."""
+    if checkpoint is not None and not await canonical(source, checkpoint):
+        return StepRead(False, -1, None)
+    head = await source.head()
+    indexable = head - confirmations
+    if indexable < first:
+        return StepRead(True, head, None)
+    batch = await source.fetch(first, min(indexable, first + max_blocks - 1))
+    if checkpoint is not None and not await canonical(source, checkpoint):
+        return StepRead(False, head, None)
+    return StepRead(True, head, batch)
+
+
+async def canonical(source: LogSource, ref: BlockRef) -> bool:
+    """Whether ``ref`` is still the chain's block at its number. A ref without a hash (a
+    checkpoint a rollback left below every stored block) has nothing to compare: kept."""
+    if not ref.hash:
+        return True
+    current = await source.block(ref.number)
+    return current is not None and current.hash == ref.hash

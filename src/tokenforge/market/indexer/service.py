@@ -3,10 +3,13 @@
 :class:`MarketIndexers` builds, starts and stops them from the settings:
 
 * **Embedded chains** are read through the chain the process's deployer registry opened,
-  on a reader thread of their own (``deployer.embedded.reader_web3()``: the indexer's reads
-  do not queue behind launches and trades on the chain's thread); its block listener, which runs on the miner thread,
-  hands each new block to the event loop (``loop.call_soon_threadsafe``) as a wake-up;
-  its logs are read :data:`EMBEDDED_LOGS_BLOCKS` blocks per call.
+  by an :class:`~tokenforge.market.evm_logs.EmbeddedLogSource`: each step's reads run at
+  once on a reader thread of their own holding the chain lock (they neither queue behind
+  launches and trades on the chain's thread nor wait for a block being mined more than
+  once), at most :data:`EMBEDDED_STEP_BLOCKS` blocks a step and
+  :data:`EMBEDDED_LOGS_BLOCKS` blocks per ``eth_getLogs``; its block listener, which runs
+  on the miner thread, hands each new block to the event loop
+  (``loop.call_soon_threadsafe``) as a wake-up.
   Only the process that opened the embedded chain can index it (``tokenforge serve``).
 * **JSON-RPC chains** get their own RPC pool (:func:`tokenforge.bootstrap.rpc_pool`, with
   failover and breakers) behind :class:`~tokenforge.chains.evm.pooled_provider.PooledAsyncProvider`;
@@ -31,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tokenforge.config import Settings
 from tokenforge.domain.chains import CHAINS, Family, Network
+from tokenforge.market.indexer.ports import LogSource
 from tokenforge.market.indexer.runner import ChainIndexer
 
 log = logging.getLogger(__name__)
@@ -38,6 +42,9 @@ log = logging.getLogger(__name__)
 #: Blocks per ``eth_getLogs`` on an embedded chain: few enough that the second call of a
 #: range (the transfers) finds the blocks the first one decoded still in the chain's cache.
 EMBEDDED_LOGS_BLOCKS = 8
+#: Most blocks one indexer step reads on an embedded chain: the step holds the chain lock
+#: (no block is mined meanwhile), so a backfill goes in short steps.
+EMBEDDED_STEP_BLOCKS = 64
 
 
 @dataclass
@@ -118,7 +125,7 @@ class MarketIndexers:
                     log.warning("closing the %s indexer's connections failed", r.indexer.chain, exc_info=True)
 
     async def _open(self, chain: str) -> _Running:
-        from tokenforge.market.evm_logs import EvmLogSource
+        from tokenforge.market.evm_logs import EmbeddedLogSource, EvmLogSource
         from tokenforge.market.indexer.writer import MarketWriter
 
         cs = self.settings.chains[chain]
@@ -127,10 +134,13 @@ class MarketIndexers:
             self._sessions, chain, retention_1s_s=self.settings.market_candle_1s_retention_s
         )  # EVM: 18 native decimals (the writer's default)
         closers: list[Any] = []
+        source: LogSource
+        step_blocks = m.index_batch_blocks
         if cs.network is Network.EMBEDDED:
             deployer = await self._deployers.get(chain)
             embedded = deployer.embedded
-            w3, factory, logs_blocks = embedded.reader_web3(), deployer.factory.address, EMBEDDED_LOGS_BLOCKS
+            source = EmbeddedLogSource(chain, embedded, deployer.factory.address, batch_blocks=EMBEDDED_LOGS_BLOCKS)
+            step_blocks = min(step_blocks, EMBEDDED_STEP_BLOCKS)
         else:
             from web3 import AsyncWeb3
 
@@ -139,15 +149,14 @@ class MarketIndexers:
 
             pool = rpc_pool(chain, cs)
             closers.append(pool.close)
-            w3, factory = AsyncWeb3(PooledAsyncProvider(pool)), self._factory_address(chain)
-            logs_blocks = m.index_batch_blocks
-        source = EvmLogSource(chain, w3, factory, batch_blocks=logs_blocks)
+            w3 = AsyncWeb3(PooledAsyncProvider(pool))
+            source = EvmLogSource(chain, w3, self._factory_address(chain), batch_blocks=m.index_batch_blocks)
         indexer = ChainIndexer(
             source,
             store,
             confirmations=m.index_confirmations,
             from_block=m.index_from_block,
-            batch_blocks=m.index_batch_blocks,
+            batch_blocks=step_blocks,
             poll_s=m.index_poll_s,
             leader_id=self.leader_id,
         )
