@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 
-.PHONY: run test test-fast lint bench contracts vendor clean
+.PHONY: run test test-fast lint bench contracts programs vendor clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ test-fast: $(STAMP)
 
 contracts: $(NODE_STAMP)
 	npm run --silent compile
+
+# Solana programs: programs/<name>/<name>.c compiled by Debian's clang-14 -target bpf and
+# linked by scripts/sbpf_link.py into src/tokenforge/chains/solana/programs/<name>.so
+# (committed; a test checks a rebuild reproduces them).
+programs: $(STAMP)
+	$(BIN)/python scripts/build_programs.py
 
 # The launch page's browser crypto (secp256k1, ed25519, keccak-256) copied from the pinned
 # npm @noble/curves into api/static/vendor/ (committed; a test checks it matches).
