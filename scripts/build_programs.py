@@ -39,7 +39,9 @@ def compile_object(source: Path, workdir: Path) -> bytes:
     if shutil.which(CLANG) is None:
         raise SystemExit(f"{CLANG} is not installed (apt-get install clang-14)")
     obj = workdir / f"{source.stem}.o"
-    subprocess.run([CLANG, *CFLAGS, "-c", str(source.relative_to(ROOT)), "-o", str(obj)], cwd=ROOT, check=True)
+    done = subprocess.run([CLANG, *CFLAGS, "-c", str(source.relative_to(ROOT)), "-o", str(obj)], cwd=ROOT)
+    if done.returncode != 0:
+        raise LinkError(f"{CLANG} failed (exit {done.returncode}); its messages are above")
     return obj.read_bytes()
 
 

@@ -8,6 +8,8 @@ itself from the relocatable object clang writes:
   into one ``.rodata``) are laid out so that each section's address equals its file offset;
 * ``lddw`` of read-only data (``R_BPF_64_64``) gets its final address, ``0x1_0000_0000`` +
   the file offset (where the loader maps the file), written into the instruction;
+* a pointer inside read-only data (``R_BPF_64_ABS64``, e.g. the template clang keeps for a
+  local array of seeds) gets its final address the same way;
 * a call to a function of ``.text`` that clang left to the linker (``R_BPF_64_32`` against
   a defined symbol) becomes pc-relative, as clang emits calls to static functions;
 * a call to an undefined symbol (a syscall such as ``sol_log_``) keeps ``imm = -1`` and gets
@@ -19,7 +21,8 @@ itself from the relocatable object clang writes:
 
 Anything else is refused with :class:`LinkError` naming the problem: another machine or
 object type, no or several ``.text`` sections (``-ffunction-sections``), mutable globals
-(``.data``/``.bss``), pointers inside read-only data, unknown relocations or syscalls.
+(``.data``/``.bss``), const data pointing
+anywhere but const data, unknown relocations or syscalls.
 The output depends only on the object's bytes (reproducible builds).
 
 Usage: ``python scripts/sbpf_link.py program.o -o program.so``.
@@ -42,6 +45,7 @@ from elftools.elf.sections import SymbolTableSection
 EM_BPF = 247
 ET_DYN = 3
 R_BPF_64_64 = 1
+R_BPF_64_ABS64 = 2
 R_BPF_64_32 = 10
 MM_PROGRAM_START = 0x1_0000_0000
 CALL_IMM = 0x85
@@ -160,12 +164,21 @@ def _link(elf: ELFFile, entry: str) -> bytes:
         if not isinstance(reloc_section, RelocationSection) or reloc_section["sh_size"] == 0:
             continue
         target = reloc_section["sh_info"]
+        if target in ro_base:  # a pointer inside read-only data: its final address, in place
+            for r in reloc_section.iter_relocations():
+                sym = symbols[r["r_info_sym"]]
+                where = sym["st_shndx"]
+                if r["r_info_type"] != R_BPF_64_ABS64 or not isinstance(where, int) or where not in ro_base:
+                    raise LinkError(
+                        f"{sections[target].name}+{r['r_offset']:#x} points at {sym.name or where!r}: "
+                        "const data may point only into const data (no function pointers)"
+                    )
+                at = ro_base[target] + r["r_offset"]
+                addend = struct.unpack_from("<q", ro_body, at)[0]
+                address = MM_PROGRAM_START + ro_at + ro_base[where] + sym["st_value"] + addend
+                struct.pack_into("<Q", ro_body, at, address)
+            continue
         if target != text_index:
-            target_name = sections[target].name
-            if target_name.startswith((".rodata", ".data.rel.ro")):
-                raise LinkError(
-                    f"{target_name} holds pointers (relocations): keep tables of pointers out of const data"
-                )
             continue  # debug info and the like
         for r in reloc_section.iter_relocations():
             offset, kind, sym = r["r_offset"], r["r_info_type"], symbols[r["r_info_sym"]]

@@ -103,6 +103,7 @@ u64 sol_try_find_program_address(const TfSeed *seeds, u64 seed_count, const TfPu
 void sol_set_return_data(const u8 *data, u64 len);
 void sol_log_data(const TfSeed *fields, u64 count);
 u64 sol_get_clock_sysvar(void *clock);
+u64 sol_get_rent_sysvar(void *rent);
 
 #define tf_log(literal) sol_log_(literal, sizeof(literal) - 1)
 
@@ -216,24 +217,62 @@ static inline u128 u128_mul(u64 a, u64 b) {
     return r;
 }
 
-/* n / d for d != 0; *overflow set when the quotient does not fit 64 bits (n.hi >= d). */
-static inline u64 u128_div64(u128 n, u64 d, bool *overflow) {
-    if (n.hi >= d) {
-        *overflow = true;
-        return 0;
+/* n / d for d != 0 into *q and *r; false (and nothing written) when the quotient does
+ * not fit 64 bits (n.hi >= d). */
+static inline bool u128_divmod64(u128 n, u64 d, u64 *q, u64 *r) {
+    if (n.hi >= d) return false;
+    if (n.hi == 0) {
+        *q = n.lo / d;
+        *r = n.lo % d;
+        return true;
     }
-    *overflow = false;
-    u64 rem = n.hi, q = 0;
-    for (int i = 63; i >= 0; i--) {  /* restoring division, one quotient bit a round */
+    u64 rem = n.hi, quot = 0;
+    for (int i = 63; i >= 0; i--) { /* restoring division, one quotient bit a round */
         u64 carry = rem >> 63;
         rem = (rem << 1) | ((n.lo >> i) & 1);
-        q <<= 1;
+        quot <<= 1;
         if (carry || rem >= d) {
             rem -= d;
-            q |= 1;
+            quot |= 1;
         }
     }
+    *q = quot;
+    *r = rem;
+    return true;
+}
+
+/* n / d (d != 0); *overflow set when the quotient does not fit 64 bits. */
+static inline u64 u128_div64(u128 n, u64 d, bool *overflow) {
+    u64 q = 0, r = 0;
+    *overflow = !u128_divmod64(n, d, &q, &r);
     return q;
 }
+
+/* floor(a * b / d) and ceil(a * b / d) in 128 bits; false when d is 0 or it overflows u64 */
+static inline bool tf_mul_div(u64 a, u64 b, u64 d, u64 *out) {
+    u64 r;
+    return d != 0 && u128_divmod64(u128_mul(a, b), d, out, &r);
+}
+
+static inline bool tf_mul_div_ceil(u64 a, u64 b, u64 d, u64 *out) {
+    u64 q, r;
+    if (d == 0 || !u128_divmod64(u128_mul(a, b), d, &q, &r)) return false;
+    if (r != 0) {
+        if (q == ~0ULL) return false;
+        q += 1;
+    }
+    *out = q;
+    return true;
+}
+
+/* ------------------------------------------------------------------ sysvars */
+
+typedef struct {
+    u64 slot;
+    i64 epoch_start_timestamp;
+    u64 epoch;
+    u64 leader_schedule_epoch;
+    i64 unix_timestamp;
+} TfClock;
 
 #endif

@@ -1,0 +1,341 @@
+"""The curve program (programs/curve) on a LiteSVM of its own, for contract tests.
+
+:class:`CurveChain` loads the committed ``curve.so``, initialises the platform config and
+launches tokens the way the launch transaction will (a Token-2022 mint, the whole supply
+minted to the curve PDA's vault, the mint authority revoked, then ``create_curve``), and
+sends buys, sells and claims. Instruction builders follow the layout in the program's
+header comment."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from solders.instruction import AccountMeta, Instruction
+from solders.keypair import Keypair
+from solders.litesvm import LiteSVM
+from solders.message import Message
+from solders.pubkey import Pubkey
+from solders.system_program import CreateAccountParams, create_account
+from solders.transaction import VersionedTransaction
+from solders.transaction_metadata import FailedTransactionMetadata
+
+from tests.support.sbf import PROGRAMS
+from tokenforge.chains.solana.instructions import (
+    SYSTEM_PROGRAM_ID,
+    TOKEN_2022_PROGRAM_ID,
+    associated_token_address,
+    create_associated_token_account_idempotent,
+    initialize_mint2,
+    mint_to_checked,
+    set_authority,
+)
+
+PROGRAM_ID = Pubkey.from_string("TFcurve111111111111111111111111111111111111")
+ERRORS = {
+    1: "BadInput",
+    2: "NotSigner",
+    3: "NotWritable",
+    4: "WrongAccount",
+    5: "WrongOwner",
+    6: "AlreadyInitialized",
+    7: "BadTerms",
+    8: "CurveComplete",
+    9: "ZeroAmount",
+    10: "Slippage",
+    11: "Expired",
+    12: "InsufficientReserve",
+    13: "Overflow",
+    14: "BadMint",
+    15: "NotCreator",
+    16: "NothingToClaim",
+}
+TOKEN_ERRORS = {1: "InsufficientFunds", 3: "MintMismatch", 4: "OwnerMismatch", 17: "AccountFrozen"}
+CURVE_LEN = 208
+
+
+@dataclass(frozen=True)
+class Terms:
+    fee_recipient: Pubkey
+    virtual_native0: int = 30 * 10**9
+    migration_fee: int = 15 * 10**6
+    platform_fee_bps: int = 95
+    creator_fee_bps: int = 30
+    max_launch_fee_bps: int = 9900
+    max_window_s: int = 3600
+    max_window_slots: int = 300
+
+    def pack(self) -> bytes:
+        return bytes(self.fee_recipient) + struct.pack(
+            "<QQHHHII",
+            self.virtual_native0,
+            self.migration_fee,
+            self.platform_fee_bps,
+            self.creator_fee_bps,
+            self.max_launch_fee_bps,
+            self.max_window_s,
+            self.max_window_slots,
+        )
+
+
+@dataclass(frozen=True)
+class Launched:
+    mint: Pubkey
+    curve: Pubkey
+    vault: Pubkey
+    creator: Keypair
+    supply: int
+    decimals: int
+
+
+@dataclass(frozen=True)
+class CurveAccount:
+    state: int
+    supply: int
+    virtual_native0: int
+    native_raised: int
+    tokens_sold: int
+    creator_fees: int
+    migration_fee: int
+    launched_at: int
+    launch_window: int
+    platform_fee_bps: int
+    creator_fee_bps: int
+    launch_fee_bps: int
+    creator: Pubkey
+    fee_recipient: Pubkey
+
+
+class Failed(Exception):
+    def __init__(self, name: str, result: object) -> None:
+        super().__init__(f"{name}: {result}")
+        self.name = name
+        self.result = result
+
+
+def config_address() -> Pubkey:
+    return Pubkey.find_program_address([b"config"], PROGRAM_ID)[0]
+
+
+def curve_address(mint: Pubkey) -> Pubkey:
+    return Pubkey.find_program_address([b"curve", bytes(mint)], PROGRAM_ID)[0]
+
+
+class CurveChain:
+    def __init__(self, terms: Terms | None = None, *, init: bool = True) -> None:
+        self.svm = LiteSVM()
+        self.svm.add_program(PROGRAM_ID, (PROGRAMS / "curve.so").read_bytes())
+        self.admin = Keypair()
+        self.svm.airdrop(self.admin.pubkey(), 10**12)
+        self.fee_recipient = Keypair().pubkey()
+        self.svm.airdrop(self.fee_recipient, 10**9)  # rent-exempt before it receives fees
+        self.terms = terms or Terms(self.fee_recipient)
+        if init:
+            self.ok(self.send([self.init_config_ix(self.admin.pubkey(), self.terms)], self.admin))
+
+    # ------------------------------------------------------------------ sending
+
+    def send(self, instructions: list[Instruction], payer: Keypair, *signers: Keypair):
+        message = Message.new_with_blockhash(instructions, payer.pubkey(), self.svm.latest_blockhash())
+        result = self.svm.send_transaction(VersionedTransaction(message, [payer, *signers]))
+        self.svm.expire_blockhash()
+        return result
+
+    @staticmethod
+    def error(result) -> str | None:
+        """None on success; else the curve program's error name (``Slippage``…), the token
+        program's (``token:InsufficientFunds``) when a CPI into it failed, or the runtime's text."""
+        if not isinstance(result, FailedTransactionMetadata):
+            return None
+        for line in result.meta().logs():  # the innermost program that failed comes first
+            if " failed: custom program error: 0x" in line:
+                program = line.split()[1]
+                code = int(line.rsplit("0x", 1)[1], 16)
+                if program == str(PROGRAM_ID):
+                    return ERRORS.get(code, f"Custom({code})")
+                if program == str(TOKEN_2022_PROGRAM_ID):
+                    return "token:" + TOKEN_ERRORS.get(code, str(code))
+                return f"{program}:{code}"
+        return str(result.err())
+
+    def ok(self, result):
+        name = self.error(result)
+        if name is not None:
+            raise Failed(name, result)
+        return result
+
+    def wallet(self, lamports: int = 10**12) -> Keypair:
+        kp = Keypair()
+        self.svm.airdrop(kp.pubkey(), lamports)
+        return kp
+
+    def warp_seconds(self, seconds: int) -> None:
+        clock = self.svm.get_clock()
+        clock.unix_timestamp += seconds
+        self.svm.set_clock(clock)
+
+    # ------------------------------------------------------------------ instructions
+
+    @staticmethod
+    def init_config_ix(admin: Pubkey, terms: Terms, config: Pubkey | None = None) -> Instruction:
+        accounts = [
+            AccountMeta(admin, True, True),
+            AccountMeta(config or config_address(), False, True),
+            AccountMeta(SYSTEM_PROGRAM_ID, False, False),
+        ]
+        return Instruction(PROGRAM_ID, b"\x00" + terms.pack(), accounts)
+
+    @staticmethod
+    def set_config_ix(admin: Pubkey, new_admin: Pubkey, terms: Terms) -> Instruction:
+        accounts = [AccountMeta(admin, True, False), AccountMeta(config_address(), False, True)]
+        return Instruction(PROGRAM_ID, b"\x01" + bytes(new_admin) + terms.pack(), accounts)
+
+    @staticmethod
+    def create_curve_ix(
+        payer: Pubkey,
+        creator: Pubkey,
+        mint: Pubkey,
+        *,
+        launch_fee_bps: int = 0,
+        window: int = 0,
+        in_slots: bool = False,
+        curve: Pubkey | None = None,
+        vault: Pubkey | None = None,
+        config: Pubkey | None = None,
+    ) -> Instruction:
+        curve = curve or curve_address(mint)
+        accounts = [
+            AccountMeta(payer, True, True),
+            AccountMeta(creator, False, False),
+            AccountMeta(mint, False, False),
+            AccountMeta(curve, False, True),
+            AccountMeta(vault or associated_token_address(curve, mint), False, False),
+            AccountMeta(config or config_address(), False, False),
+            AccountMeta(SYSTEM_PROGRAM_ID, False, False),
+        ]
+        return Instruction(PROGRAM_ID, b"\x02" + struct.pack("<HIB", launch_fee_bps, window, in_slots), accounts)
+
+    def trade_accounts(
+        self, launched: Launched, trader: Pubkey, token_account: Pubkey | None = None
+    ) -> list[AccountMeta]:
+        return [
+            AccountMeta(trader, True, True),
+            AccountMeta(launched.curve, False, True),
+            AccountMeta(launched.vault, False, True),
+            AccountMeta(token_account or associated_token_address(trader, launched.mint), False, True),
+            AccountMeta(launched.mint, False, False),
+            AccountMeta(self.terms.fee_recipient, False, True),
+            AccountMeta(TOKEN_2022_PROGRAM_ID, False, False),
+        ]
+
+    def buy_ix(
+        self,
+        launched: Launched,
+        buyer: Pubkey,
+        native_in: int,
+        min_out: int = 0,
+        deadline: int = 0,
+        accounts: list[AccountMeta] | None = None,
+    ) -> Instruction:
+        metas = accounts or [*self.trade_accounts(launched, buyer), AccountMeta(SYSTEM_PROGRAM_ID, False, False)]
+        return Instruction(PROGRAM_ID, b"\x03" + struct.pack("<QQq", native_in, min_out, deadline), metas)
+
+    def sell_ix(
+        self,
+        launched: Launched,
+        seller: Pubkey,
+        tokens_in: int,
+        min_out: int = 0,
+        deadline: int = 0,
+        accounts: list[AccountMeta] | None = None,
+    ) -> Instruction:
+        metas = accounts or self.trade_accounts(launched, seller)
+        return Instruction(PROGRAM_ID, b"\x04" + struct.pack("<QQq", tokens_in, min_out, deadline), metas)
+
+    @staticmethod
+    def claim_ix(launched: Launched, creator: Pubkey) -> Instruction:
+        accounts = [AccountMeta(creator, True, True), AccountMeta(launched.curve, False, True)]
+        return Instruction(PROGRAM_ID, b"\x05", accounts)
+
+    # ------------------------------------------------------------------ flows
+
+    def mint_setup(
+        self, supply: int, decimals: int, *, owner_of_supply: Pubkey | None = None, revoke: bool = True
+    ) -> tuple[Keypair, list[Instruction]]:
+        """A Token-2022 mint with ``supply`` minted to ``owner_of_supply``'s ATA (default: the
+        curve PDA's) and, when ``revoke``, no mint authority left."""
+        mint = Keypair()
+        payer = self.admin.pubkey()
+        owner = owner_of_supply or curve_address(mint.pubkey())
+        rent = self.svm.minimum_balance_for_rent_exemption(82)
+        ixs = [
+            create_account(
+                CreateAccountParams(
+                    from_pubkey=payer, to_pubkey=mint.pubkey(), lamports=rent, space=82, owner=TOKEN_2022_PROGRAM_ID
+                )
+            ),
+            initialize_mint2(mint.pubkey(), decimals, payer, None),
+            create_associated_token_account_idempotent(payer, owner, mint.pubkey()),
+            mint_to_checked(mint.pubkey(), associated_token_address(owner, mint.pubkey()), payer, supply, decimals),
+        ]
+        if revoke:
+            ixs.append(set_authority(mint.pubkey(), payer, 0, None))
+        return mint, ixs
+
+    def launch(self, supply: int = 10**18, decimals: int = 9, **fee) -> Launched:
+        creator = self.wallet(10**9)
+        mint, ixs = self.mint_setup(supply, decimals)
+        ixs.append(self.create_curve_ix(self.admin.pubkey(), creator.pubkey(), mint.pubkey(), **fee))
+        self.ok(self.send(ixs, self.admin, mint))
+        curve = curve_address(mint.pubkey())
+        return Launched(mint.pubkey(), curve, associated_token_address(curve, mint.pubkey()), creator, supply, decimals)
+
+    def ensure_token_account(self, launched: Launched, owner: Pubkey) -> Pubkey:
+        self.ok(
+            self.send(
+                [create_associated_token_account_idempotent(self.admin.pubkey(), owner, launched.mint)], self.admin
+            )
+        )
+        return associated_token_address(owner, launched.mint)
+
+    def buy(self, launched: Launched, buyer: Keypair, native_in: int, **kw):
+        self.ensure_token_account(launched, buyer.pubkey())
+        return self.send([self.buy_ix(launched, buyer.pubkey(), native_in, **kw)], buyer)
+
+    def sell(self, launched: Launched, seller: Keypair, tokens_in: int, **kw):
+        return self.send([self.sell_ix(launched, seller.pubkey(), tokens_in, **kw)], seller)
+
+    # ------------------------------------------------------------------ reads
+
+    def curve(self, launched: Launched) -> CurveAccount:
+        data = bytes(self.svm.get_account(launched.curve).data)
+        assert data[0] == 2 and data[1] == 1 and len(data) == CURVE_LEN
+        (supply, vn0, raised, sold, creator_fees, migration, launched_at) = struct.unpack_from("<7Q", data, 136)
+        window, pf, cf, lf = struct.unpack_from("<IHHH", data, 192)
+        return CurveAccount(
+            data[2],
+            supply,
+            vn0,
+            raised,
+            sold,
+            creator_fees,
+            migration,
+            launched_at,
+            window,
+            pf,
+            cf,
+            lf,
+            Pubkey.from_bytes(data[40:72]),
+            Pubkey.from_bytes(data[104:136]),
+        )
+
+    def lamports(self, address: Pubkey) -> int:
+        account = self.svm.get_account(address)
+        return 0 if account is None else account.lamports
+
+    def token_balance(self, token_account: Pubkey) -> int:
+        account = self.svm.get_account(token_account)
+        return 0 if account is None else struct.unpack_from("<Q", bytes(account.data), 64)[0]
+
+    def balance_of(self, launched: Launched, owner: Pubkey) -> int:
+        return self.token_balance(associated_token_address(owner, launched.mint))
