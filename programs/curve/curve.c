@@ -20,9 +20,23 @@
  *   4 sell         [seller (s, w), curve (w), vault (w), seller token (w), mint, fee recipient (w),
  *                   token program]                            u64 tokens_in, u64 min_native_out, i64 deadline
  *   5 claim        [creator (s, w), curve (w)]                the creator's accrued fees
+ *   6 graduate     [payer (s, w), curve (w), curve vault (w), mint, pool (w), pool vault (w),
+ *                   lp mint (w), lp account (w), fee recipient (w), token program, system]
+ *                  a sold-out curve's native reserve (minus the migration fee, to the fee
+ *                  recipient) and its remaining tokens become the pool's liquidity; the
+ *                  LP tokens are minted and burnt at once
+ *   7 swap         [trader (s, w), pool (w), pool vault (w), trader token (w), mint,
+ *                   token program, system]                    u8 is_buy, u64 amount_in, u64 min_out, i64 deadline
+ *
+ *   pool   ["pool", mint]   the graduated token's constant-product pool (POOL_* offsets):
+ *                           its lamports hold the native reserve (plus rent), its vault
+ *                           ["pool" PDA's token account] the tokens; a swap pays
+ *                           POOL_FEE_BPS of its input into the pool. LP mint ["lp", mint]
+ *                           and LP account ["lp-account", mint] are created at graduation.
  *
  * Events are `sol_log_data` records whose first field is a 4-byte tag with the layout's
- * version ("TFc1" created, "TFt1" trade, "TFd1" sold out, "TFf1" fees claimed); see
+ * version ("TFc1" created, "TFt1" trade, "TFd1" sold out, "TFf1" fees claimed, "TFg1"
+ * graduated, "TFs1" pool swap); see
  * emit_* below. A deadline of 0 means none. Errors are Custom(code), ERR_* below.
  */
 #include "../include/tf_cpi.h"
@@ -43,12 +57,17 @@
 #define ERR_BAD_MINT 14
 #define ERR_NOT_CREATOR 15
 #define ERR_NOTHING_TO_CLAIM 16
+#define ERR_NOT_COMPLETE 17
+#define ERR_ALREADY_GRADUATED 18
 
 #define KIND_CONFIG 1
 #define KIND_CURVE 2
 #define LAYOUT_VERSION 1
 #define STATE_TRADING 0
 #define STATE_COMPLETE 1
+#define STATE_GRADUATED 2
+#define KIND_POOL 3
+#define POOL_FEE_BPS 25
 
 #define BPS 10000ULL
 #define MAX_PLATFORM_FEE_BPS 500
@@ -87,6 +106,19 @@
 #define CURVE_LAUNCH_BPS 200
 #define CURVE_LEN 208
 
+/* pool */
+#define POOL_BUMP 2
+#define POOL_DECIMALS 4
+#define POOL_MINT 8
+#define POOL_VAULT 40
+#define POOL_LP_MINT 72
+#define POOL_NATIVE 104
+#define POOL_TOKENS 112
+#define POOL_LP_BURNT 120
+#define POOL_FEE 128
+#define POOL_LEN 136
+#define TOKEN_ACCOUNT_LEN 165
+
 /* SPL token layouts (Token-2022 keeps them, extensions follow at 165) */
 #define MINT_AUTHORITY_TAG 0
 #define MINT_SUPPLY 36
@@ -106,6 +138,9 @@
 
 static const u8 SEED_CONFIG[6] = {'c', 'o', 'n', 'f', 'i', 'g'};
 static const u8 SEED_CURVE[5] = {'c', 'u', 'r', 'v', 'e'};
+static const u8 SEED_POOL[4] = {'p', 'o', 'o', 'l'};
+static const u8 SEED_LP[2] = {'l', 'p'};
+static const u8 SEED_LP_ACCOUNT[10] = {'l', 'p', '-', 'a', 'c', 'c', 'o', 'u', 'n', 't'};
 
 static inline u16 rd16(const u8 *p) { return (u16)(p[0] | (p[1] << 8)); }
 static inline u32 rd32(const u8 *p) { return (u32)p[0] | ((u32)p[1] << 8) | ((u32)p[2] << 16) | ((u32)p[3] << 24); }
@@ -125,10 +160,18 @@ static bool is_ours(const TfInput *in, u8 *account, u8 kind, u64 len) {
            tf_acc_data(account)[1] == LAYOUT_VERSION;
 }
 
+/* The rent-exempt minimum of an account of `space` bytes, as the runtime computes it:
+ * (128 + space) * lamports_per_byte_year * exemption_threshold. The threshold is an f64
+ * (2.0 with 3,480 lamports a byte-year, or 1.0 with 6,960 since SIMD-0194); BPF has no
+ * floats, so it is applied from its bits: (2^52 + mantissa) * 2^(exponent - 1075). */
 static u64 rent_exempt(u64 space) {
-    u8 rent[24]; /* u64 lamports_per_byte_year, f64 exemption_threshold (2.0 on every cluster), u8 burn */
+    u8 rent[24]; /* u64 lamports_per_byte_year, f64 exemption_threshold, u8 burn_percent */
     if (sol_get_rent_sysvar(rent) != 0) return 0;
-    return (128 + space) * rd64(rent) * 2;
+    u64 bits = rd64(rent + 8), exponent = (bits >> 52) & 0x7ff, mantissa = bits & ((1ULL << 52) - 1);
+    if (exponent < 1023 || exponent > 1075) return 0; /* a threshold below 1 or absurd: refuse to guess */
+    u128 product = u128_mul((128 + space) * rd64(rent), (1ULL << 52) | mantissa);
+    u64 shift = 1075 - exponent;
+    return shift == 0 ? product.lo : (product.lo >> shift) | (product.hi << (64 - shift));
 }
 
 static bool now(TfClock *clock) { return sol_get_clock_sysvar(clock) == 0; }
@@ -503,6 +546,232 @@ TF_HANDLER claim(TfInput *in) {
     return TF_SUCCESS;
 }
 
+/* ------------------------------------------------------------------ graduation */
+
+/* The PDA [prefix, mint] of this program must be `account`; its bump into *bump. */
+static __attribute__((noinline)) bool mint_pda(const TfInput *in, const TfSeed *prefix, u8 *mint, u8 *account,
+                                               u8 *bump) {
+    TfSeed seeds[2] = {*prefix, {tf_acc_key(mint)->x, TF_PUBKEY_LEN}};
+    TfPubkey found;
+    return sol_try_find_program_address(seeds, 2, in->program_id, &found, bump) == 0 &&
+           tf_key_eq(&found, tf_acc_key(account));
+}
+
+/* Creates the PDA [prefix, mint, bump] as an account of `space` bytes owned by `owner`. */
+typedef struct {
+    const u8 *prefix;
+    u64 prefix_len;
+    u8 *mint, *account, *payer, *system;
+    u8 bump;
+    u64 space;
+    const TfPubkey *owner;
+} MintPdaAccount;
+
+static __attribute__((noinline)) u64 create_mint_pda(const MintPdaAccount *a) {
+    u8 bump_seed[1] = {a->bump};
+    TfSeed seeds[3] = {{a->prefix, a->prefix_len}, {tf_acc_key(a->mint)->x, TF_PUBKEY_LEN}, {bump_seed, 1}};
+    TfSeeds signer = {seeds, 3};
+    TfCreatePda create = {a->payer, a->account, a->system, a->space, rent_exempt(a->space), a->owner, &signer};
+    return tf_create_pda_account(&create);
+}
+
+/* Token-2022 initialize_account3: `account` holds `mint` for `owner` */
+static __attribute__((noinline)) u64 init_token_account(u8 *token_program, u8 *account, u8 *mint, u8 *owner) {
+    u8 data[1 + 32];
+    data[0] = 18;
+    tf_copy(data + 1, tf_acc_key(owner)->x, TF_PUBKEY_LEN);
+    TfAccountMeta metas[2] = {{tf_acc_key(account), true, false}, {tf_acc_key(mint), false, false}};
+    TfInstruction ix = {tf_acc_key(token_program), metas, 2, data, sizeof(data)};
+    TfAccount infos[2];
+    tf_account_info(account, &infos[0]);
+    tf_account_info(mint, &infos[1]);
+    return sol_invoke_signed_c(&ix, infos, 2, NULL, 0);
+}
+
+static u64 isqrt(u64 n) {
+    u64 root = 0, bit = 1ULL << 62;
+    while (bit > n) bit >>= 2;
+    while (bit != 0) {
+        if (n >= root + bit) {
+            n -= root + bit;
+            root = (root >> 1) + bit;
+        } else {
+            root >>= 1;
+        }
+        bit >>= 2;
+    }
+    return root;
+}
+
+typedef struct {
+    u8 *payer, *curve, *curve_vault, *mint, *pool, *pool_vault, *lp_mint, *lp_account, *recipient, *token_program,
+        *system;
+} GraduateAccounts;
+
+static __attribute__((noinline)) u64 check_graduate(const TfInput *in, const GraduateAccounts *a, u8 *bumps) {
+    if (!tf_acc_signer(a->payer)) return TF_ERROR(ERR_NOT_SIGNER);
+    if (!tf_acc_writable(a->curve) || !tf_acc_writable(a->curve_vault) || !tf_acc_writable(a->pool) ||
+        !tf_acc_writable(a->pool_vault) || !tf_acc_writable(a->lp_mint) || !tf_acc_writable(a->lp_account) ||
+        !tf_acc_writable(a->recipient))
+        return TF_ERROR(ERR_NOT_WRITABLE);
+    if (!is_ours(in, a->curve, KIND_CURVE, CURVE_LEN)) return TF_ERROR(ERR_WRONG_ACCOUNT);
+    u8 *d = tf_acc_data(a->curve);
+    if (d[CURVE_STATE] == STATE_GRADUATED) return TF_ERROR(ERR_ALREADY_GRADUATED);
+    if (d[CURVE_STATE] != STATE_COMPLETE) return TF_ERROR(ERR_NOT_COMPLETE);
+    if (!tf_key_eq(tf_acc_key(a->curve_vault), (TfPubkey *)(d + CURVE_VAULT)) ||
+        !tf_key_eq(tf_acc_key(a->mint), (TfPubkey *)(d + CURVE_MINT)) ||
+        !tf_key_eq(tf_acc_key(a->recipient), (TfPubkey *)(d + CURVE_FEE_RECIPIENT)) ||
+        !tf_key_eq(tf_acc_key(a->token_program), &TF_TOKEN_2022_PROGRAM) ||
+        !tf_key_eq(tf_acc_key(a->system), &TF_SYSTEM_PROGRAM))
+        return TF_ERROR(ERR_WRONG_ACCOUNT);
+    TfSeed pool = {SEED_POOL, sizeof(SEED_POOL)}, lp = {SEED_LP, sizeof(SEED_LP)};
+    TfSeed lp_account = {SEED_LP_ACCOUNT, sizeof(SEED_LP_ACCOUNT)};
+    if (!mint_pda(in, &pool, a->mint, a->pool, &bumps[0]) || !mint_pda(in, &lp, a->mint, a->lp_mint, &bumps[1]) ||
+        !mint_pda(in, &lp_account, a->mint, a->lp_account, &bumps[2]))
+        return TF_ERROR(ERR_WRONG_ACCOUNT);
+    /* the pool's vault: an empty token account of the mint owned by the pool, nobody's delegate */
+    if (!vault_ok(a->pool_vault, tf_acc_key(a->mint), tf_acc_key(a->pool), 0)) return TF_ERROR(ERR_WRONG_ACCOUNT);
+    return TF_SUCCESS;
+}
+
+static __attribute__((noinline)) void emit_graduated(u8 *pool) {
+    u8 *p = tf_acc_data(pool);
+    TfSeed fields[4] = {{(const u8 *)"TFg1", 4}, {p + POOL_MINT, 32}, {tf_acc_key(pool)->x, 32}, {p + POOL_NATIVE, 24}};
+    sol_log_data(fields, 4); /* native and token liquidity, LP burnt */
+}
+
+/* the LP account: created, then the LP minted into it and burnt at once (signed by the pool) */
+static __attribute__((noinline)) u64 mint_and_burn_lp(const GraduateAccounts *a, const u8 *bumps, u64 lp) {
+    MintPdaAccount lp_account = {SEED_LP_ACCOUNT, sizeof(SEED_LP_ACCOUNT), a->mint, a->lp_account, a->payer,
+                                 a->system, bumps[2], TOKEN_ACCOUNT_LEN, &TF_TOKEN_2022_PROGRAM};
+    u64 result;
+    if ((result = create_mint_pda(&lp_account)) != 0) return result;
+    if ((result = init_token_account(a->token_program, a->lp_account, a->lp_mint, a->pool)) != 0) return result;
+    u8 bump_seed[1] = {bumps[0]};
+    TfSeed seeds[3] = {{SEED_POOL, sizeof(SEED_POOL)}, {tf_acc_key(a->mint)->x, TF_PUBKEY_LEN}, {bump_seed, 1}};
+    TfSeeds signer = {seeds, 3};
+    TfSupplyChange mint = {TF_TOKEN_MINT_TO_CHECKED, a->token_program, a->lp_mint, a->lp_account, a->pool, lp, 9,
+                           &signer};
+    if ((result = tf_token_supply_change(&mint)) != 0) return result;
+    TfSupplyChange burn = {TF_TOKEN_BURN_CHECKED, a->token_program, a->lp_mint, a->lp_account, a->pool, lp, 9, &signer};
+    return tf_token_supply_change(&burn);
+}
+
+TF_HANDLER graduate(TfInput *in) {
+    if (in->account_count < 11 || in->data_len != 1) return TF_ERROR(ERR_BAD_INPUT);
+    u8 **x = in->accounts;
+    GraduateAccounts a = {x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8], x[9], x[10]};
+    u8 bumps[3];
+    u64 result = check_graduate(in, &a, bumps);
+    if (result != 0) return result;
+    u8 *d = tf_acc_data(a.curve);
+    u64 raised = rd64(d + CURVE_RAISED), migration = rd64(d + CURVE_MIGRATION_FEE);
+    if (migration > raised) migration = raised;
+    u64 native = raised - migration, tokens = rd64(tf_acc_data(a.curve_vault) + TOKEN_AMOUNT);
+    MintPdaAccount pool = {SEED_POOL, sizeof(SEED_POOL), a.mint, a.pool, a.payer, a.system, bumps[0], POOL_LEN,
+                           in->program_id};
+    if ((result = create_mint_pda(&pool)) != 0) return result;
+    MintPdaAccount lp_mint = {SEED_LP, sizeof(SEED_LP), a.mint, a.lp_mint, a.payer, a.system, bumps[1], MINT_BASE_LEN,
+                              &TF_TOKEN_2022_PROGRAM};
+    if ((result = create_mint_pda(&lp_mint)) != 0) return result;
+    if ((result = tf_token_initialize_mint(a.token_program, a.lp_mint, tf_acc_key(a.pool), 9)) != 0) return result;
+    TradeAccounts curve_side = {a.payer, a.curve, a.curve_vault, a.mint, a.recipient, a.token_program};
+    if ((result = send_tokens(a.curve, &curve_side, a.pool_vault, tokens)) != 0) return result;
+    u64 lp = isqrt(native) * isqrt(tokens);
+    if ((result = mint_and_burn_lp(&a, bumps, lp)) != 0) return result;
+    /* after the last CPI: the native liquidity and the migration fee leave the curve */
+    *tf_acc_lamports(a.curve) -= native + migration;
+    *tf_acc_lamports(a.pool) += native;
+    *tf_acc_lamports(a.recipient) += migration;
+    tf_write_u64(d + CURVE_RAISED, 0);
+    d[CURVE_STATE] = STATE_GRADUATED;
+    u8 *p = tf_acc_data(a.pool);
+    p[0] = KIND_POOL;
+    p[1] = LAYOUT_VERSION;
+    p[POOL_BUMP] = bumps[0];
+    p[POOL_DECIMALS] = d[CURVE_DECIMALS];
+    tf_copy(p + POOL_MINT, tf_acc_key(a.mint)->x, 32);
+    tf_copy(p + POOL_VAULT, tf_acc_key(a.pool_vault)->x, 32);
+    tf_copy(p + POOL_LP_MINT, tf_acc_key(a.lp_mint)->x, 32);
+    tf_write_u64(p + POOL_NATIVE, native);
+    tf_write_u64(p + POOL_TOKENS, tokens);
+    tf_write_u64(p + POOL_LP_BURNT, lp);
+    wr16(p + POOL_FEE, POOL_FEE_BPS);
+    emit_graduated(a.pool);
+    return TF_SUCCESS;
+}
+
+/* ------------------------------------------------------------------ the pool */
+
+/* out = floor(in_net * reserve_out / (reserve_in + in_net)), in_net = floor(in * (1 - fee)) */
+static __attribute__((noinline)) bool swap_out(u64 amount_in, u64 reserve_in, u64 reserve_out, u64 *out) {
+    u64 in_net;
+    if (!tf_mul_div(amount_in, BPS - POOL_FEE_BPS, BPS, &in_net) || reserve_in + in_net < reserve_in) return false;
+    return tf_mul_div(in_net, reserve_out, reserve_in + in_net, out);
+}
+
+static __attribute__((noinline)) void emit_swap(u8 *pool, u8 *trader, const TradeEvent *e) {
+    u8 *p = tf_acc_data(pool);
+    u8 body[1 + 8 * 3];
+    body[0] = e->is_buy;
+    tf_write_u64(body + 1, e->native);
+    tf_write_u64(body + 9, e->tokens);
+    tf_write_u64(body + 17, e->fee);
+    TfSeed fields[5] = {{(const u8 *)"TFs1", 4}, {p + POOL_MINT, 32}, {tf_acc_key(trader)->x, 32}, {body, sizeof(body)},
+                        {p + POOL_NATIVE, 16}};
+    sol_log_data(fields, 5); /* ... and the reserves after it */
+}
+
+TF_HANDLER swap(TfInput *in) {
+    if (in->account_count < 7 || in->data_len != 1 + 1 + 24) return TF_ERROR(ERR_BAD_INPUT);
+    u8 *trader = in->accounts[0], *pool = in->accounts[1], *vault = in->accounts[2], *account = in->accounts[3];
+    u8 *mint = in->accounts[4], *token_program = in->accounts[5], *system = in->accounts[6];
+    if (!tf_acc_signer(trader)) return TF_ERROR(ERR_NOT_SIGNER);
+    if (!tf_acc_writable(trader) || !tf_acc_writable(pool) || !tf_acc_writable(vault) || !tf_acc_writable(account))
+        return TF_ERROR(ERR_NOT_WRITABLE);
+    if (!is_ours(in, pool, KIND_POOL, POOL_LEN)) return TF_ERROR(ERR_WRONG_ACCOUNT);
+    u8 *p = tf_acc_data(pool);
+    if (!tf_key_eq(tf_acc_key(vault), (TfPubkey *)(p + POOL_VAULT)) ||
+        !tf_key_eq(tf_acc_key(mint), (TfPubkey *)(p + POOL_MINT)) ||
+        !tf_key_eq(tf_acc_key(token_program), &TF_TOKEN_2022_PROGRAM) ||
+        !tf_key_eq(tf_acc_key(system), &TF_SYSTEM_PROGRAM) || tf_key_eq(tf_acc_key(account), tf_acc_key(vault)))
+        return TF_ERROR(ERR_WRONG_ACCOUNT);
+    u8 is_buy = in->data[1];
+    u64 amount_in = rd64(in->data + 2), min_out = rd64(in->data + 10), out;
+    TfClock clock;
+    if (is_buy > 1 || !now(&clock)) return TF_ERROR(ERR_BAD_INPUT);
+    if (expired(&clock, (i64)rd64(in->data + 18))) return TF_ERROR(ERR_EXPIRED);
+    if (amount_in == 0) return TF_ERROR(ERR_ZERO_AMOUNT);
+    u64 native = rd64(p + POOL_NATIVE), tokens = rd64(p + POOL_TOKENS), result;
+    if (!(is_buy ? swap_out(amount_in, native, tokens, &out) : swap_out(amount_in, tokens, native, &out)))
+        return TF_ERROR(ERR_OVERFLOW);
+    if (out == 0) return TF_ERROR(ERR_ZERO_AMOUNT);
+    if (out < min_out) return TF_ERROR(ERR_SLIPPAGE);
+    u64 in_net = 0;
+    tf_mul_div(amount_in, BPS - POOL_FEE_BPS, BPS, &in_net); /* cannot fail: swap_out did it */
+    u64 fee = amount_in - in_net;
+    if (is_buy) {
+        if ((result = tf_system_transfer(trader, pool, system, amount_in)) != 0) return result;
+        u8 bump_seed[1] = {p[POOL_BUMP]};
+        TfSeed seeds[3] = {{SEED_POOL, sizeof(SEED_POOL)}, {p + POOL_MINT, 32}, {bump_seed, 1}};
+        TfSeeds signer = {seeds, 3};
+        TfTransfer transfer = {token_program, vault, mint, account, pool, out, p[POOL_DECIMALS], &signer};
+        if ((result = tf_token_transfer(&transfer)) != 0) return result;
+        tf_write_u64(p + POOL_NATIVE, native + amount_in);
+        tf_write_u64(p + POOL_TOKENS, tokens - out);
+    } else {
+        TfTransfer transfer = {token_program, account, mint, vault, trader, amount_in, p[POOL_DECIMALS], NULL};
+        if ((result = tf_token_transfer(&transfer)) != 0) return result;
+        *tf_acc_lamports(pool) -= out; /* after the CPI: the pool owns its lamports */
+        *tf_acc_lamports(trader) += out;
+        tf_write_u64(p + POOL_NATIVE, native - out);
+        tf_write_u64(p + POOL_TOKENS, tokens + amount_in);
+    }
+    TradeEvent event = {is_buy, is_buy ? amount_in : out, is_buy ? out : amount_in, fee};
+    emit_swap(pool, trader, &event);
+    return TF_SUCCESS;
+}
+
 u64 entrypoint(u8 *input) {
     TfInput in;
     if (!tf_deserialize(input, &in) || in.data_len < 1) return TF_ERROR(ERR_BAD_INPUT);
@@ -513,6 +782,8 @@ u64 entrypoint(u8 *input) {
         case 3: return buy(&in);
         case 4: return sell(&in);
         case 5: return claim(&in);
+        case 6: return graduate(&in);
+        case 7: return swap(&in);
         default: return TF_ERROR(ERR_BAD_INPUT);
     }
 }

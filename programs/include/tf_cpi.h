@@ -19,6 +19,9 @@ static const TfPubkey TF_TOKEN_2022_PROGRAM = {{6,   221, 246, 225, 238, 117, 14
 #define TF_SYS_TRANSFER 2
 #define TF_SYS_ALLOCATE 8
 #define TF_TOKEN_TRANSFER_CHECKED 12
+#define TF_TOKEN_MINT_TO_CHECKED 14
+#define TF_TOKEN_BURN_CHECKED 15
+#define TF_TOKEN_INITIALIZE_MINT2 20
 
 /* `lamports` from `from` (a signer of the transaction) to `to` */
 static __attribute__((noinline)) u64 tf_system_transfer(u8 *from, u8 *to, u8 *system_program, u64 lamports) {
@@ -120,6 +123,53 @@ static __attribute__((noinline)) u64 tf_token_transfer(const TfTransfer *t) {
     tf_account_info(t->destination, &infos[2]);
     tf_account_info(t->authority, &infos[3]);
     return sol_invoke_signed_c(&ix, infos, 4, t->signer, t->signer == NULL ? 0 : 1);
+}
+
+/* Token-2022 initialize_mint2 of `mint` (an account of 82 bytes it owns): `decimals`,
+ * mint authority `authority`, no freeze authority */
+static __attribute__((noinline)) u64 tf_token_initialize_mint(u8 *token_program, u8 *mint, const TfPubkey *authority,
+                                                              u8 decimals) {
+    u8 data[1 + 1 + 32 + 1];
+    data[0] = TF_TOKEN_INITIALIZE_MINT2;
+    data[1] = decimals;
+    tf_copy(data + 2, authority->x, TF_PUBKEY_LEN);
+    data[34] = 0; /* COption::None: no freeze authority */
+    TfAccountMeta metas[1] = {{tf_acc_key(mint), true, false}};
+    TfInstruction ix = {tf_acc_key(token_program), metas, 1, data, sizeof(data)};
+    TfAccount infos[1];
+    tf_account_info(mint, &infos[0]);
+    return sol_invoke_signed_c(&ix, infos, 1, NULL, 0);
+}
+
+/* mint_to_checked (kind TF_TOKEN_MINT_TO_CHECKED: `account` is the destination) or
+ * burn_checked (TF_TOKEN_BURN_CHECKED: `account` is the source) of `amount` of `mint`,
+ * `authority` signing with `signer`'s seeds. */
+typedef struct {
+    u8 kind;
+    u8 *token_program;
+    u8 *mint;
+    u8 *account;
+    u8 *authority;
+    u64 amount;
+    u8 decimals;
+    const TfSeeds *signer;
+} TfSupplyChange;
+
+static __attribute__((noinline)) u64 tf_token_supply_change(const TfSupplyChange *c) {
+    u8 data[1 + 8 + 1];
+    data[0] = c->kind;
+    tf_write_u64(data + 1, c->amount);
+    data[9] = c->decimals;
+    bool mint_first = c->kind == TF_TOKEN_MINT_TO_CHECKED; /* mint_to: mint, account; burn: account, mint */
+    TfAccountMeta metas[3] = {{tf_acc_key(mint_first ? c->mint : c->account), true, false},
+                              {tf_acc_key(mint_first ? c->account : c->mint), true, false},
+                              {tf_acc_key(c->authority), false, true}};
+    TfInstruction ix = {tf_acc_key(c->token_program), metas, 3, data, sizeof(data)};
+    TfAccount infos[3];
+    tf_account_info(mint_first ? c->mint : c->account, &infos[0]);
+    tf_account_info(mint_first ? c->account : c->mint, &infos[1]);
+    tf_account_info(c->authority, &infos[2]);
+    return sol_invoke_signed_c(&ix, infos, 3, c->signer, 1);
 }
 
 #endif

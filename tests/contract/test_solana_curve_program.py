@@ -13,7 +13,7 @@ from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from tests.support.solana_curve import PROGRAM_ID, CurveChain, Launched, Terms, curve_address
+from tests.support.solana_curve import PROGRAM_ID, CurveChain, Launched, Terms, curve_address, pool_address
 from tokenforge.chains.solana.instructions import SYSTEM_PROGRAM_ID, TOKEN_2022_PROGRAM_ID, associated_token_address
 from tokenforge.domain import curve as dc
 
@@ -355,3 +355,146 @@ def test_malformed_instructions_are_refused_not_misread(chain) -> None:
         assert chain.error(result) == "BadInput", data
     assert chain.error(chain.send([Instruction(PROGRAM_ID, b"\x03" + bytes(24), metas[:3])], trader)) == "BadInput"
     assert TOKEN_2022_PROGRAM_ID != PROGRAM_ID
+
+
+# ---------------------------------------------------------------------------- graduation and the pool
+
+
+def sold_out(chain: CurveChain) -> tuple[Launched, Keypair]:
+    launched = chain.launch(SUPPLY)
+    whale = chain.wallet(10**13)
+    chain.ok(chain.buy(launched, whale, 500 * 10**9))
+    return launched, whale
+
+
+def test_graduation_moves_the_reserve_to_a_pool_once_and_burns_the_lp(chain) -> None:
+    launched = chain.launch(SUPPLY)
+    trader = chain.wallet(10**13)
+    chain.ok(chain.buy(launched, trader, 10**9))
+    assert chain.error(chain.send(chain.graduate_ixs(launched, chain.admin.pubkey()), chain.admin)) == "NotComplete"
+    chain.ok(chain.buy(launched, trader, 500 * 10**9))
+    curve = chain.curve(launched)
+    recipient_before = chain.lamports(chain.terms.fee_recipient)
+    creator_fees = curve.creator_fees
+    anyone = chain.wallet()
+    result = chain.ok(chain.send(chain.graduate_ixs(launched, anyone.pubkey()), anyone))
+    pool = chain.pool(launched)
+    native, tokens, migration = dc.graduation(domain_curve_of(curve))
+    assert (pool.native_reserve, pool.token_reserve) == (native, tokens)
+    assert chain.token_balance(pool.vault) == tokens and chain.token_balance(launched.vault) == 0
+    rent = chain.svm.minimum_balance_for_rent_exemption
+    assert chain.lamports(pool_address(launched.mint)) == rent(136) + native
+    assert chain.lamports(chain.terms.fee_recipient) - recipient_before == migration
+    # the LP tokens were minted and burnt: nobody can ever take the liquidity out
+    assert pool.lp_burnt > 0 and chain.mint_supply(pool.lp_mint) == 0
+    # the curve keeps rent and the creator's unclaimed fees, which stay claimable
+    assert chain.lamports(launched.curve) == rent(208) + creator_fees
+    assert chain.curve(launched).state == 2
+    assert any("Program data: VEZnMQ" in line for line in result.logs())  # "TFg1"
+    assert result.compute_units_consumed() <= 100_000
+    chain.ok(chain.send([chain.claim_ix(launched, launched.creator.pubkey())], launched.creator))
+    again = chain.send(chain.graduate_ixs(launched, anyone.pubkey()), anyone)
+    assert chain.error(again) == "AlreadyGraduated"
+    assert chain.error(chain.buy(launched, trader, 10**9)) == "CurveComplete"
+
+
+def domain_curve_of(curve) -> dc.CurveReserves:
+    params = dc.CurveParams(
+        supply=curve.supply,
+        virtual_native0=curve.virtual_native0,
+        platform_fee_bps=curve.platform_fee_bps,
+        creator_fee_bps=curve.creator_fee_bps,
+        migration_fee=curve.migration_fee,
+    )
+    return dc.CurveReserves(params, curve.native_raised, curve.tokens_sold)
+
+
+def test_graduation_into_accounts_that_are_not_the_pools_is_refused(chain) -> None:
+    launched, _ = sold_out(chain)
+    other, _ = sold_out(chain)
+    stranger = chain.wallet().pubkey()
+    cases = {
+        "another pool address": {"pool": pool_address(other.mint)},
+        "another lp mint": {"lp_mint": Keypair().pubkey()},
+        "another lp account": {"lp_account": Keypair().pubkey()},
+        "a pool vault the pool does not own": {"pool_vault": associated_token_address(stranger, launched.mint)},
+        "another fee recipient": {"fee_recipient": stranger},
+        "another curve's vault": {"curve_vault": other.vault},
+    }
+    for what, replace in cases.items():
+        ixs = chain.graduate_ixs(launched, chain.admin.pubkey(), **replace)
+        if "pool_vault" in replace:
+            ixs.insert(0, create_ata(chain, stranger, launched.mint))
+        assert chain.error(chain.send(ixs, chain.admin)) == "WrongAccount", what
+    assert chain.curve(launched).state == 1
+
+
+def create_ata(chain: CurveChain, owner: Pubkey, mint: Pubkey) -> Instruction:
+    from tokenforge.chains.solana.instructions import create_associated_token_account_idempotent
+
+    return create_associated_token_account_idempotent(chain.admin.pubkey(), owner, mint)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=st.lists(st.tuples(st.booleans(), st.integers(1, 10_000)), min_size=1, max_size=10))
+def test_pool_swaps_follow_the_constant_product_and_k_never_decreases(steps) -> None:
+    from tests.support.solana_curve import swap_out
+
+    chain = CurveChain()
+    launched, whale = sold_out(chain)
+    chain.ok(chain.send(chain.graduate_ixs(launched, chain.admin.pubkey()), chain.admin))
+    k = chain.pool(launched).native_reserve * chain.pool(launched).token_reserve
+    for is_buy, bps in steps:
+        pool = chain.pool(launched)
+        held = chain.balance_of(launched, whale.pubkey())
+        amount = (10**10 * bps // 10_000 + 1) if is_buy else held * bps // 10_000
+        if amount == 0:
+            continue
+        expected = (
+            swap_out(amount, pool.native_reserve, pool.token_reserve)
+            if is_buy
+            else swap_out(amount, pool.token_reserve, pool.native_reserve)
+        )
+        if expected == 0:
+            assert chain.error(chain.send([chain.swap_ix(launched, whale.pubkey(), is_buy, amount)], whale)) == (
+                "ZeroAmount"
+            )
+            continue
+        lamports = chain.lamports(whale.pubkey())
+        assert (
+            chain.error(
+                chain.send([chain.swap_ix(launched, whale.pubkey(), is_buy, amount, min_out=expected + 1)], whale)
+            )
+            == "Slippage"
+        )
+        result = chain.ok(
+            chain.send([chain.swap_ix(launched, whale.pubkey(), is_buy, amount, min_out=expected)], whale)
+        )
+        assert result.compute_units_consumed() <= CU_TARGET
+        after = chain.pool(launched)
+        if is_buy:
+            assert chain.balance_of(launched, whale.pubkey()) == held + expected
+            assert (after.native_reserve, after.token_reserve) == (
+                pool.native_reserve + amount,
+                pool.token_reserve - expected,
+            )
+        else:
+            assert chain.lamports(whale.pubkey()) - lamports == expected - 10_000  # two transactions' fees
+            assert (after.native_reserve, after.token_reserve) == (
+                pool.native_reserve - expected,
+                pool.token_reserve + amount,
+            )
+        assert after.native_reserve * after.token_reserve >= k
+        k = after.native_reserve * after.token_reserve
+        assert (
+            chain.lamports(pool_address(launched.mint))
+            == chain.svm.minimum_balance_for_rent_exemption(136) + after.native_reserve
+        )
+        assert chain.token_balance(after.vault) == after.token_reserve
+
+
+def test_a_pool_swap_on_a_token_that_has_not_graduated_is_refused(chain) -> None:
+    launched = chain.launch(SUPPLY)
+    trader = chain.wallet()
+    chain.ensure_token_account(launched, trader.pubkey())
+    assert chain.error(chain.send([chain.swap_ix(launched, trader.pubkey(), True, 10**9)], trader)) == "WrongAccount"

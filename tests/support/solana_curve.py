@@ -49,7 +49,10 @@ ERRORS = {
     14: "BadMint",
     15: "NotCreator",
     16: "NothingToClaim",
+    17: "NotComplete",
+    18: "AlreadyGraduated",
 }
+POOL_FEE_BPS = 25
 TOKEN_ERRORS = {1: "InsufficientFunds", 3: "MintMismatch", 4: "OwnerMismatch", 17: "AccountFrozen"}
 CURVE_LEN = 208
 
@@ -119,6 +122,35 @@ def config_address() -> Pubkey:
 
 def curve_address(mint: Pubkey) -> Pubkey:
     return Pubkey.find_program_address([b"curve", bytes(mint)], PROGRAM_ID)[0]
+
+
+def pool_address(mint: Pubkey) -> Pubkey:
+    return Pubkey.find_program_address([b"pool", bytes(mint)], PROGRAM_ID)[0]
+
+
+def lp_mint_address(mint: Pubkey) -> Pubkey:
+    return Pubkey.find_program_address([b"lp", bytes(mint)], PROGRAM_ID)[0]
+
+
+def lp_account_address(mint: Pubkey) -> Pubkey:
+    return Pubkey.find_program_address([b"lp-account", bytes(mint)], PROGRAM_ID)[0]
+
+
+def swap_out(amount_in: int, reserve_in: int, reserve_out: int) -> int:
+    """The pool's constant-product output (the fee stays in the pool)."""
+    net = amount_in * (10_000 - POOL_FEE_BPS) // 10_000
+    return net * reserve_out // (reserve_in + net)
+
+
+@dataclass(frozen=True)
+class PoolAccount:
+    mint: Pubkey
+    vault: Pubkey
+    lp_mint: Pubkey
+    native_reserve: int
+    token_reserve: int
+    lp_burnt: int
+    fee_bps: int
 
 
 class CurveChain:
@@ -257,6 +289,45 @@ class CurveChain:
         accounts = [AccountMeta(creator, True, True), AccountMeta(launched.curve, False, True)]
         return Instruction(PROGRAM_ID, b"\x05", accounts)
 
+    def graduate_ixs(self, launched: Launched, payer: Pubkey, **replace: Pubkey) -> list[Instruction]:
+        """Creating the pool's vault (an ATA of the pool PDA), then ``graduate``; ``replace``
+        swaps named accounts (for attacks)."""
+        pool = pool_address(launched.mint)
+        named = {
+            "payer": payer,
+            "curve": launched.curve,
+            "curve_vault": launched.vault,
+            "mint": launched.mint,
+            "pool": pool,
+            "pool_vault": associated_token_address(pool, launched.mint),
+            "lp_mint": lp_mint_address(launched.mint),
+            "lp_account": lp_account_address(launched.mint),
+            "fee_recipient": self.terms.fee_recipient,
+            "token_program": TOKEN_2022_PROGRAM_ID,
+            "system": SYSTEM_PROGRAM_ID,
+        }
+        named.update(replace)
+        readonly = {"mint", "token_program", "system"}
+        metas = [AccountMeta(key, name == "payer", name not in readonly) for name, key in named.items()]
+        vault = create_associated_token_account_idempotent(payer, pool, launched.mint)
+        return [vault, Instruction(PROGRAM_ID, b"\x06", metas)]
+
+    def swap_ix(
+        self, launched: Launched, trader: Pubkey, is_buy: bool, amount_in: int, min_out: int = 0, deadline: int = 0
+    ) -> Instruction:
+        pool = pool_address(launched.mint)
+        metas = [
+            AccountMeta(trader, True, True),
+            AccountMeta(pool, False, True),
+            AccountMeta(associated_token_address(pool, launched.mint), False, True),
+            AccountMeta(associated_token_address(trader, launched.mint), False, True),
+            AccountMeta(launched.mint, False, False),
+            AccountMeta(TOKEN_2022_PROGRAM_ID, False, False),
+            AccountMeta(SYSTEM_PROGRAM_ID, False, False),
+        ]
+        data = b"\x07" + struct.pack("<BQQq", is_buy, amount_in, min_out, deadline)
+        return Instruction(PROGRAM_ID, data, metas)
+
     # ------------------------------------------------------------------ flows
 
     def mint_setup(
@@ -328,6 +399,23 @@ class CurveChain:
             Pubkey.from_bytes(data[40:72]),
             Pubkey.from_bytes(data[104:136]),
         )
+
+    def pool(self, launched: Launched) -> PoolAccount:
+        data = bytes(self.svm.get_account(pool_address(launched.mint)).data)
+        assert data[0] == 3 and data[1] == 1
+        native, tokens, lp = struct.unpack_from("<3Q", data, 104)
+        return PoolAccount(
+            Pubkey.from_bytes(data[8:40]),
+            Pubkey.from_bytes(data[40:72]),
+            Pubkey.from_bytes(data[72:104]),
+            native,
+            tokens,
+            lp,
+            struct.unpack_from("<H", data, 128)[0],
+        )
+
+    def mint_supply(self, mint: Pubkey) -> int:
+        return struct.unpack_from("<Q", bytes(self.svm.get_account(mint).data), 36)[0]
 
     def lamports(self, address: Pubkey) -> int:
         account = self.svm.get_account(address)
