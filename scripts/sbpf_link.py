@@ -171,7 +171,7 @@ def _link(elf: ELFFile, entry: str) -> bytes:
                 if r["r_info_type"] != R_BPF_64_ABS64 or not isinstance(where, int) or where not in ro_base:
                     raise LinkError(
                         f"{sections[target].name}+{r['r_offset']:#x} points at {sym.name or where!r}: "
-                        "const data may point only into const data (no function pointers)"
+                        "const data may point only into const data (function pointers are not supported)"
                     )
                 at = ro_base[target] + r["r_offset"]
                 addend = struct.unpack_from("<q", ro_body, at)[0]
@@ -188,6 +188,10 @@ def _link(elf: ELFFile, entry: str) -> bytes:
                 if text[offset] != LDDW:
                     raise LinkError(f"R_BPF_64_64 at .text+{offset:#x} is not on an lddw instruction")
                 where = sym["st_shndx"]
+                if where == text_index:
+                    raise LinkError(
+                        f"lddw at .text+{offset:#x} loads the address of code: function pointers are not supported"
+                    )
                 if not isinstance(where, int) or where not in ro_base:
                     raise LinkError(
                         f"lddw at .text+{offset:#x} loads {sym.name or where!r}, which is not read-only data"

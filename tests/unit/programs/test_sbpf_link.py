@@ -87,10 +87,11 @@ def test_linking_is_reproducible(tmp_path) -> None:
         ),
         ("unsigned long long main(void *i) { return 0; }", (), "no 'entrypoint' function"),
         (
-            'static const char *const NAMES[] = {"a", "b"};\n'
-            "unsigned long long entrypoint(unsigned char *i) { return NAMES[i[0] & 1][0]; }",
+            "static unsigned long long one(void) { return 1; }\n"
+            "static const void *const FUNCTIONS[] = {(const void *)one};\n"
+            "unsigned long long entrypoint(unsigned char *i) { return (unsigned long long)FUNCTIONS[i[0] & 0]; }",
             (),
-            "holds pointers",
+            "function pointers are not supported",
         ),
     ],
 )
@@ -131,3 +132,17 @@ def test_the_committed_programs_are_what_the_sources_build_to() -> None:
     assert sorted(p.name for p in PROGRAMS.glob("*.so")) == sorted(
         f"{p.name}.so" for p in (ROOT / "programs").iterdir() if (p / f"{p.name}.c").exists()
     )
+
+
+def test_pointers_inside_const_data_get_their_final_address(tmp_path) -> None:
+    source = (
+        'static const char *const NAMES[] = {"alpha", "beta"};\n'
+        "unsigned long long entrypoint(unsigned char *i) { return (unsigned long long)NAMES[i[0] & 1]; }"
+    )
+    program = link.link(compile_c(source, tmp_path))
+    rodata = ELFFile(io.BytesIO(program)).get_section_by_name(".rodata")
+    body = rodata.data()
+    pointers = [struct.unpack_from("<Q", body, at)[0] for at in range(0, len(body) - 7, 8)]
+    targets = {p - link.MM_PROGRAM_START - rodata["sh_offset"] for p in pointers if p > link.MM_PROGRAM_START}
+    strings = {body.index(b"alpha\0"), body.index(b"beta\0")}
+    assert strings <= targets
