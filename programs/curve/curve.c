@@ -291,8 +291,10 @@ TF_HANDLER create_curve(TfInput *in) {
             return TF_ERROR(ERR_BAD_TERMS);
     }
     u64 supply = rd64(tf_acc_data(mint) + MINT_SUPPLY);
-    u64 vt0;
-    if (supply == 0 || !tf_mul_div(supply, 1073, 1000, &vt0)) return TF_ERROR(ERR_BAD_MINT);
+    u64 vt0, for_sale;
+    /* the virtual reserve must fit u64, and something must be for sale */
+    if (!tf_mul_div(supply, 1073, 1000, &vt0) || !tf_mul_div(supply, 7931, 10000, &for_sale) || for_sale == 0)
+        return TF_ERROR(ERR_BAD_MINT);
     TfSeed seeds[3] = {{SEED_CURVE, sizeof(SEED_CURVE)}, {tf_acc_key(mint)->x, TF_PUBKEY_LEN}, {NULL, 0}};
     TfPubkey expected;
     u8 bump;

@@ -366,12 +366,14 @@ def deployer_factories(
                     keystore.platform_secret("solana-mint"),
                     min_balance_lamports=cs.min_balance_base_units,
                     balance_interval_s=cs.keeper_interval_s,
+                    market_terms=market_terms(chain, cs),
                 )
 
             factories[chain] = open_solana
         else:
 
             async def open_solana_rpc(chain=chain, cs=cs, network=network):
+                from tokenforge.chains.solana.market import CURVE_PROGRAM_ID
                 from tokenforge.chains.solana.open import open_rpc_solana_deployer
                 from tokenforge.chains.solana.pooled_provider import pooled_async_client
 
@@ -389,6 +391,10 @@ def deployer_factories(
                         airdrop_below_lamports=dev_fund,
                         min_balance_lamports=cs.min_balance_base_units,
                         balance_interval_s=cs.keeper_interval_s,
+                        # the devnet loads the curve program at its fixed id; on testnets and
+                        # mainnets Solana launches carry no curve yet (no deployed program)
+                        curve_program=CURVE_PROGRAM_ID if network is Network.LOCAL else None,
+                        market_terms=market_terms(chain, cs),
                     )
                 except BaseException:
                     await pool.close()

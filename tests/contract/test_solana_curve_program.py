@@ -49,7 +49,7 @@ def chain() -> CurveChain:
 # ---------------------------------------------------------------------------- the math
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     steps=st.lists(
         st.tuples(st.booleans(), st.integers(1, 40 * 10**9), st.integers(1, 10_000)), min_size=1, max_size=12
@@ -109,7 +109,7 @@ def test_every_trade_moves_what_the_domain_math_says(steps, launch_fee) -> None:
             assert everything.native_amount + everything.fee <= reserve
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(native_in=st.integers(10**6, 50 * 10**9), warp=st.integers(0, 700))
 def test_buying_then_selling_never_profits(native_in, warp) -> None:
     chain = CurveChain()
@@ -435,7 +435,7 @@ def create_ata(chain: CurveChain, owner: Pubkey, mint: Pubkey) -> Instruction:
     return create_associated_token_account_idempotent(chain.admin.pubkey(), owner, mint)
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(st.tuples(st.booleans(), st.integers(1, 10_000)), min_size=1, max_size=10))
 def test_pool_swaps_follow_the_constant_product_and_k_never_decreases(steps) -> None:
     from tests.support.solana_curve import swap_out

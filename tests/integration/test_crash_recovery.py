@@ -16,7 +16,7 @@ from solders.pubkey import Pubkey
 
 from tests.support.erc20 import ERC20_ABI
 from tests.support.server import crash_and_resume
-from tests.support.solana_decode import ata_of, decode_mint, decode_token_account
+from tests.support.solana_decode import ata_of, curve_of, decode_mint, decode_token_account
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +67,7 @@ def test_killed_between_signed_and_confirmed_token_exists_exactly_once(tmp_path,
             mint = Pubkey.from_string(token["address"])
             m = decode_mint(sol.get_account(mint).data)
             assert m.supply == supply_base_units and m.mint_authority is None
-            _, _, amount, _ = decode_token_account(sol.get_account(ata_of(Pubkey.from_string(creator), mint)).data)
+            _, _, amount, _ = decode_token_account(sol.get_account(ata_of(curve_of(mint), mint)).data)
             assert amount == supply_base_units
             landed = [s for s in sol.signatures_for_address(mint) if s.err is None]
             assert len(landed) == 1, "exactly one successful launch transaction for the mint"

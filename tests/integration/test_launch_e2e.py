@@ -18,7 +18,9 @@ from solders.pubkey import Pubkey
 
 from tests.support.erc20 import ERC20_ABI
 from tests.support.solana_decode import TOKEN_2022, ata_of, decode_mint, decode_token_account
+from tests.support.solana_decode import curve_of as solana_curve_of
 from tests.support.stack import running_stack, wait_final
+from tokenforge.chains.solana.market import read_curve
 
 pytestmark = pytest.mark.slow
 #: the curve's buy(minTokensOut, deadline), written out by hand
@@ -146,7 +148,9 @@ async def test_solana_mints_decode_independently(embedded_settings):
             assert m.mint_authority is None and m.freeze_authority is None
             assert m.pointer_address == mint
             assert (m.name, m.symbol, m.uri) == (body["name"], body["symbol"], body["metadata_uri"])
-            ata = chain.get_account(ata_of(creator, mint))
-            acct_mint, owner, amount, _ = decode_token_account(ata.data)
-            assert (acct_mint, owner, amount) == (mint, creator, supply_base_units)
+            curve = solana_curve_of(mint)  # the token's curve holds the supply
+            vault = chain.get_account(ata_of(curve, mint))
+            acct_mint, owner, amount, _ = decode_token_account(vault.data)
+            assert (acct_mint, owner, amount) == (mint, curve, supply_base_units)
+            assert str(read_curve(chain.get_account(curve).data).creator) == str(creator)
             assert int(token["fee_paid_base_units"]) > 0

@@ -13,19 +13,26 @@ import uuid
 
 import pytest
 from solders.keypair import Keypair
+from solders.message import Message
 from solders.pubkey import Pubkey
+from solders.transaction import Transaction
 
 from tests.support.solana_decode import (
     TOKEN_2022,
     DecodedMint,
     assert_launched_mint,
     ata_of,
+    curve_of,
     decode_mint,
     decode_token_account,
 )
 from tokenforge.chains.ports import LaunchReceipt, LaunchRequest
+from tokenforge.chains.solana import market
 from tokenforge.chains.solana.deployer import SolanaDeployer
+from tokenforge.chains.solana.market import read_curve
 from tokenforge.chains.solana.open import open_embedded_solana_deployer
+from tokenforge.domain import curve as dc
+from tokenforge.domain.chains import SOLANA_MAX_SUPPLY_BASE_UNITS
 from tokenforge.errors import PermanentError, TransientError
 
 
@@ -61,10 +68,13 @@ def verify_launch(d: SolanaDeployer, req: LaunchRequest, receipt: LaunchReceipt)
     assert account.lamports >= chain.minimum_balance_for_rent_exemption(len(account.data))
     m = decode_mint(account.data)
     assert_launched_mint(m, req, mint, d.payer)
-    creator = Pubkey.from_string(req.creator)
-    ata = chain.get_account(ata_of(creator, mint))
-    assert ata is not None and ata.owner == TOKEN_2022
-    assert decode_token_account(ata.data) == (mint, creator, req.supply_base_units, 1)
+    # the whole supply sits in the token's curve, which names the creator
+    creator, curve = Pubkey.from_string(req.creator), curve_of(mint)
+    vault = chain.get_account(ata_of(curve, mint))
+    assert vault is not None and vault.owner == TOKEN_2022
+    assert decode_token_account(vault.data) == (mint, curve, req.supply_base_units, 1)
+    state = read_curve(chain.get_account(curve).data)
+    assert state is not None and (state.creator, state.supply, state.state) == (creator, req.supply_base_units, 0)
     return m
 
 
@@ -84,9 +94,9 @@ async def test_concurrent_launches_decode_independently(deployer):
             symbol="ABCDEFGHIJ",
             metadata_uri="https://" + "u" * 192,
             decimals=9,
-            supply_base_units=2**64 - 1,
+            supply_base_units=SOLANA_MAX_SUPPLY_BASE_UNITS,
         ),
-        _req(name="Zero Decimals", symbol="ZERO", decimals=0, supply_base_units=1, metadata_uri=""),
+        _req(name="Zero Decimals", symbol="ZERO", decimals=0, supply_base_units=2, metadata_uri=""),
         _req(name="Same Creator", symbol="SAME", creator=reqs[0].creator),
     ]
     receipts = await asyncio.gather(*(_launch(deployer, r) for r in reqs))
@@ -240,3 +250,35 @@ async def test_a_launch_the_payer_cannot_pay_raises_its_alert(deployer):
     deployer.embedded.airdrop(poor.payer, 10**10)
     await poor.payer_balance()
     assert poor.health()["keys"][0]["alert"] is None  # funded since
+
+
+async def test_a_launched_token_trades_on_its_curve_at_once(deployer):
+    """The launch created the curve: a wallet buys and sells through the curve program with
+    the instructions TokenForge builds (``chains/solana/market.py``), fees go where the
+    platform's config says."""
+    chain = deployer.embedded
+    req = _req(7, supply_base_units=10**18, decimals=9)
+    receipt = await _launch(deployer, req)
+    mint = Pubkey.from_string(receipt.token_address)
+    admin, terms = market.read_config(chain.get_account(market.config_address()).data)
+    assert admin == deployer.payer and terms.fee_recipient == deployer.payer
+    trader = Keypair()
+    chain.airdrop(trader.pubkey(), 20 * 10**9)
+
+    def send(instructions) -> None:
+        blockhash, _ = chain.latest_blockhash()
+        tx = Transaction([trader], Message.new_with_blockhash(instructions, trader.pubkey(), blockhash), blockhash)
+        chain.send_raw_transaction(bytes(tx))
+        status = chain.get_transaction_status(tx.signatures[0])
+        assert status is not None and status.err is None, status
+
+    params = dc.CurveParams(
+        supply=10**18, virtual_native0=terms.virtual_native0, platform_fee_bps=95, creator_fee_bps=30
+    )
+    expected = dc.buy(dc.CurveReserves(params), 10**9, 0)
+    send(market.buy(mint, trader.pubkey(), terms.fee_recipient, 10**9, min_tokens_out=expected.token_amount))
+    held = decode_token_account(chain.get_account(ata_of(trader.pubkey(), mint)).data)[2]
+    assert held == expected.token_amount
+    send([market.sell(mint, trader.pubkey(), terms.fee_recipient, held // 2)])
+    state = market.read_curve(chain.get_account(curve_of(mint)).data)
+    assert state is not None and state.tokens_sold == held - held // 2

@@ -21,6 +21,7 @@ from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata
 
 from tests.support.sbf import PROGRAMS
+from tokenforge.chains.solana import market
 from tokenforge.chains.solana.instructions import (
     SYSTEM_PROGRAM_ID,
     TOKEN_2022_PROGRAM_ID,
@@ -31,54 +32,25 @@ from tokenforge.chains.solana.instructions import (
     set_authority,
 )
 
-PROGRAM_ID = Pubkey.from_string("TFcurve111111111111111111111111111111111111")
-ERRORS = {
-    1: "BadInput",
-    2: "NotSigner",
-    3: "NotWritable",
-    4: "WrongAccount",
-    5: "WrongOwner",
-    6: "AlreadyInitialized",
-    7: "BadTerms",
-    8: "CurveComplete",
-    9: "ZeroAmount",
-    10: "Slippage",
-    11: "Expired",
-    12: "InsufficientReserve",
-    13: "Overflow",
-    14: "BadMint",
-    15: "NotCreator",
-    16: "NothingToClaim",
-    17: "NotComplete",
-    18: "AlreadyGraduated",
-}
-POOL_FEE_BPS = 25
+PROGRAM_ID = market.CURVE_PROGRAM_ID
+ERRORS = market.ERRORS
+POOL_FEE_BPS = market.POOL_FEE_BPS
 TOKEN_ERRORS = {1: "InsufficientFunds", 3: "MintMismatch", 4: "OwnerMismatch", 17: "AccountFrozen"}
-CURVE_LEN = 208
+CURVE_LEN = market.CURVE_LEN
 
 
-@dataclass(frozen=True)
-class Terms:
-    fee_recipient: Pubkey
-    virtual_native0: int = 30 * 10**9
-    migration_fee: int = 15 * 10**6
-    platform_fee_bps: int = 95
-    creator_fee_bps: int = 30
-    max_launch_fee_bps: int = 9900
-    max_window_s: int = 3600
-    max_window_slots: int = 300
-
-    def pack(self) -> bytes:
-        return bytes(self.fee_recipient) + struct.pack(
-            "<QQHHHII",
-            self.virtual_native0,
-            self.migration_fee,
-            self.platform_fee_bps,
-            self.creator_fee_bps,
-            self.max_launch_fee_bps,
-            self.max_window_s,
-            self.max_window_slots,
-        )
+def Terms(fee_recipient: Pubkey, **overrides: int) -> market.ConfigTerms:
+    """pump.fun's terms (30 SOL virtual, 0.95 % + 0.30 %) unless overridden."""
+    values = {
+        "virtual_native0": 30 * 10**9,
+        "migration_fee": 15 * 10**6,
+        "platform_fee_bps": 95,
+        "creator_fee_bps": 30,
+        "max_launch_fee_bps": 9900,
+        "max_window_s": 3600,
+        "max_window_slots": 300,
+    }
+    return market.ConfigTerms(fee_recipient, **{**values, **overrides})
 
 
 @dataclass(frozen=True)
@@ -116,24 +88,11 @@ class Failed(Exception):
         self.result = result
 
 
-def config_address() -> Pubkey:
-    return Pubkey.find_program_address([b"config"], PROGRAM_ID)[0]
-
-
-def curve_address(mint: Pubkey) -> Pubkey:
-    return Pubkey.find_program_address([b"curve", bytes(mint)], PROGRAM_ID)[0]
-
-
-def pool_address(mint: Pubkey) -> Pubkey:
-    return Pubkey.find_program_address([b"pool", bytes(mint)], PROGRAM_ID)[0]
-
-
-def lp_mint_address(mint: Pubkey) -> Pubkey:
-    return Pubkey.find_program_address([b"lp", bytes(mint)], PROGRAM_ID)[0]
-
-
-def lp_account_address(mint: Pubkey) -> Pubkey:
-    return Pubkey.find_program_address([b"lp-account", bytes(mint)], PROGRAM_ID)[0]
+config_address = market.config_address
+curve_address = market.curve_address
+pool_address = market.pool_address
+lp_mint_address = market.lp_mint_address
+lp_account_address = market.lp_account_address
 
 
 def swap_out(amount_in: int, reserve_in: int, reserve_out: int) -> int:
@@ -154,7 +113,7 @@ class PoolAccount:
 
 
 class CurveChain:
-    def __init__(self, terms: Terms | None = None, *, init: bool = True) -> None:
+    def __init__(self, terms: market.ConfigTerms | None = None, *, init: bool = True) -> None:
         self.svm = LiteSVM()
         self.svm.add_program(PROGRAM_ID, (PROGRAMS / "curve.so").read_bytes())
         self.admin = Keypair()
@@ -209,7 +168,9 @@ class CurveChain:
     # ------------------------------------------------------------------ instructions
 
     @staticmethod
-    def init_config_ix(admin: Pubkey, terms: Terms, config: Pubkey | None = None) -> Instruction:
+    def init_config_ix(admin: Pubkey, terms: market.ConfigTerms, config: Pubkey | None = None) -> Instruction:
+        if config is None:
+            return market.init_config(admin, terms)
         accounts = [
             AccountMeta(admin, True, True),
             AccountMeta(config or config_address(), False, True),
@@ -218,7 +179,8 @@ class CurveChain:
         return Instruction(PROGRAM_ID, b"\x00" + terms.pack(), accounts)
 
     @staticmethod
-    def set_config_ix(admin: Pubkey, new_admin: Pubkey, terms: Terms) -> Instruction:
+    def set_config_ix(admin: Pubkey, new_admin: Pubkey, terms: market.ConfigTerms) -> Instruction:
+        return market.set_config(admin, new_admin, terms)
         accounts = [AccountMeta(admin, True, False), AccountMeta(config_address(), False, True)]
         return Instruction(PROGRAM_ID, b"\x01" + bytes(new_admin) + terms.pack(), accounts)
 
@@ -269,8 +231,9 @@ class CurveChain:
         deadline: int = 0,
         accounts: list[AccountMeta] | None = None,
     ) -> Instruction:
-        metas = accounts or [*self.trade_accounts(launched, buyer), AccountMeta(SYSTEM_PROGRAM_ID, False, False)]
-        return Instruction(PROGRAM_ID, b"\x03" + struct.pack("<QQq", native_in, min_out, deadline), metas)
+        if accounts is None:  # what TokenForge builds (its first instruction creates the ATA)
+            return market.buy(launched.mint, buyer, self.terms.fee_recipient, native_in, min_out, deadline)[1]
+        return Instruction(PROGRAM_ID, b"\x03" + struct.pack("<QQq", native_in, min_out, deadline), accounts)
 
     def sell_ix(
         self,
@@ -281,17 +244,19 @@ class CurveChain:
         deadline: int = 0,
         accounts: list[AccountMeta] | None = None,
     ) -> Instruction:
-        metas = accounts or self.trade_accounts(launched, seller)
-        return Instruction(PROGRAM_ID, b"\x04" + struct.pack("<QQq", tokens_in, min_out, deadline), metas)
+        if accounts is None:
+            return market.sell(launched.mint, seller, self.terms.fee_recipient, tokens_in, min_out, deadline)
+        return Instruction(PROGRAM_ID, b"\x04" + struct.pack("<QQq", tokens_in, min_out, deadline), accounts)
 
     @staticmethod
     def claim_ix(launched: Launched, creator: Pubkey) -> Instruction:
-        accounts = [AccountMeta(creator, True, True), AccountMeta(launched.curve, False, True)]
-        return Instruction(PROGRAM_ID, b"\x05", accounts)
+        return market.claim(launched.mint, creator)
 
     def graduate_ixs(self, launched: Launched, payer: Pubkey, **replace: Pubkey) -> list[Instruction]:
         """Creating the pool's vault (an ATA of the pool PDA), then ``graduate``; ``replace``
         swaps named accounts (for attacks)."""
+        if not replace:
+            return market.graduate(launched.mint, payer, self.terms.fee_recipient)
         pool = pool_address(launched.mint)
         named = {
             "payer": payer,
@@ -315,18 +280,7 @@ class CurveChain:
     def swap_ix(
         self, launched: Launched, trader: Pubkey, is_buy: bool, amount_in: int, min_out: int = 0, deadline: int = 0
     ) -> Instruction:
-        pool = pool_address(launched.mint)
-        metas = [
-            AccountMeta(trader, True, True),
-            AccountMeta(pool, False, True),
-            AccountMeta(associated_token_address(pool, launched.mint), False, True),
-            AccountMeta(associated_token_address(trader, launched.mint), False, True),
-            AccountMeta(launched.mint, False, False),
-            AccountMeta(TOKEN_2022_PROGRAM_ID, False, False),
-            AccountMeta(SYSTEM_PROGRAM_ID, False, False),
-        ]
-        data = b"\x07" + struct.pack("<BQQq", is_buy, amount_in, min_out, deadline)
-        return Instruction(PROGRAM_ID, data, metas)
+        return market.swap(launched.mint, trader, is_buy, amount_in, min_out, deadline)
 
     # ------------------------------------------------------------------ flows
 

@@ -114,3 +114,11 @@ def assert_launched_mint(m: DecodedMint, req, mint: Pubkey, payer: Pubkey) -> No
     assert m.pointer_address == mint and m.pointer_authority is None
     assert m.metadata_mint == mint and m.update_authority == payer
     assert (m.name, m.symbol, m.uri, m.additional) == (req.name, req.symbol, req.metadata_uri, 0)
+
+
+def curve_of(mint: Pubkey) -> Pubkey:
+    """The curve PDA of ``mint`` (TokenForge's curve program at its embedded/devnet id): the
+    owner of the token account holding a launch's whole supply."""
+    from tokenforge.chains.solana.market import curve_address
+
+    return curve_address(mint)

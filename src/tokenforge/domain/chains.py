@@ -24,6 +24,8 @@ U64_MAX = 2**64 - 1
 #: An EVM token's supply must leave its curve's virtual reserves (1.073 x supply) and its
 #: Uniswap V2 pool reserves within uint112.
 EVM_MAX_SUPPLY_BASE_UNITS = (2**112 - 1) * 1000 // 1073
+#: A Solana token's supply must leave its curve's virtual token reserve (1.073 x supply) in u64.
+SOLANA_MAX_SUPPLY_BASE_UNITS = U64_MAX * 1000 // 1073
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +72,7 @@ CHAINS: dict[str, ChainSpec] = {
         "ETH",
         {Network.EMBEDDED: 1339, Network.LOCAL: 31337, Network.TESTNET: 84532, Network.MAINNET: 8453},
     ),
-    "solana": ChainSpec("solana", Family.SOLANA, "Solana", None, 9, U64_MAX, "SOL"),
+    "solana": ChainSpec("solana", Family.SOLANA, "Solana", None, 9, SOLANA_MAX_SUPPLY_BASE_UNITS, "SOL"),
 }
 
 

@@ -262,7 +262,7 @@ def validate_launch(
     if supply_int <= 0:
         raise ValidationFailed("supply", "must be greater than 0")
     if supply_int * 10**decimals > spec.max_supply_base_units:
-        kind = "pool reserves (uint112 / 1.073)" if spec.family is Family.EVM else "u64"
+        kind = "pool reserves (uint112 / 1.073)" if spec.family is Family.EVM else "curve reserves (u64 / 1.073)"
         raise ValidationFailed(
             "supply", f"supply × 10^decimals must fit the chain's {kind} ({spec.max_supply_base_units})"
         )

@@ -18,6 +18,7 @@ from solders.transaction import Transaction
 from tests.support.solana_decode import (
     TOKEN_2022,
     ata_of,
+    curve_of,
     decode_mint,
     decode_token_account,
 )
@@ -25,6 +26,7 @@ from tests.support.solana_decode import (
 from tokenforge.chains.ports import LaunchRequest
 from tokenforge.chains.solana import instructions as ix
 from tokenforge.chains.solana.deployer import SolanaDeployer, _failure
+from tokenforge.chains.solana.market import CURVE_PROGRAM_ID
 from tokenforge.chains.solana.open import open_embedded_solana_deployer
 from tokenforge.chains.solana.transport import TxStatus
 from tokenforge.errors import PermanentError
@@ -236,6 +238,7 @@ async def test_launch_with_priority_fee_lands_and_pays_it(price, limit):
                     creator=req.creator,
                 ),
                 d.mint_address(req.job_id),
+                ix.CurveLaunch(CURVE_PROGRAM_ID),
             )
         )
         balance_before = d.embedded.get_balance(d.payer)
@@ -246,13 +249,14 @@ async def test_launch_with_priority_fee_lands_and_pays_it(price, limit):
         mint = d.mint_address(req.job_id)
         account = d.embedded.get_account(mint)
         rent = account.lamports
-        creator = Pubkey.from_string(req.creator)
-        ata = d.embedded.get_account(ata_of(creator, mint))
-        assert balance_before - d.embedded.get_balance(d.payer) == fee + rent + ata.lamports
+        curve = curve_of(mint)  # the launch's curve holds the supply; the payer paid its rent
+        ata = d.embedded.get_account(ata_of(curve, mint))
+        paid = fee + rent + ata.lamports + d.embedded.get_account(curve).lamports
+        assert balance_before - d.embedded.get_balance(d.payer) == paid
         m = decode_mint(account.data)
         assert (m.supply, m.decimals, m.mint_authority, m.freeze_authority) == (req.supply_base_units, 6, None, None)
         assert (m.name, m.symbol, m.uri) == (req.name, req.symbol, req.metadata_uri)
-        assert decode_token_account(ata.data) == (mint, creator, req.supply_base_units, 1)
+        assert decode_token_account(ata.data) == (mint, curve, req.supply_base_units, 1)
         assert await d.find_existing(req) == receipt.__class__(
             receipt.token_address, receipt.tx_id, receipt.block_number, None, fee, {"found_existing": True}
         )
@@ -286,7 +290,7 @@ def test_failure_mapping_reads_the_program_not_the_position():
     plain = bytes(ix.build_launch_transaction(payer, mint, _params(), Hash.new_unique(), 1))
 
     def code(raw: bytes, index: int, custom: int | None = 1) -> str:
-        return _failure(TxStatus(Signature.new_unique(), 1, 5_000, "err", index, custom), raw).code
+        return _failure(TxStatus(Signature.new_unique(), 1, 5_000, "err", index, custom), raw, None).code
 
     assert [code(plain, i) for i in (0, 4)] == ["insufficient_funds"] * 2
     assert [code(with_fee, i) for i in (2, 6)] == ["insufficient_funds"] * 2

@@ -10,7 +10,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from solders.pubkey import Pubkey
 
-from tokenforge.domain.chains import EVM_MAX_SUPPLY_BASE_UNITS, U64_MAX
+from tokenforge.domain.chains import EVM_MAX_SUPPLY_BASE_UNITS, SOLANA_MAX_SUPPLY_BASE_UNITS, U64_MAX
 from tokenforge.domain.tokens import LaunchParams, validate_launch
 from tokenforge.errors import ValidationFailed
 
@@ -249,21 +249,22 @@ def test_evm_supply_boundary_with_default_decimals():
 
 
 @pytest.mark.parametrize("decimals", range(10))
-def test_solana_supply_boundary_is_u64(decimals):
-    largest = U64_MAX // 10**decimals
-    assert launch(chain="solana", decimals=decimals, supply=largest).supply_base_units <= U64_MAX
+def test_solana_supply_boundary_leaves_the_curve_in_u64(decimals):
+    assert SOLANA_MAX_SUPPLY_BASE_UNITS * 1073 // 1000 <= U64_MAX  # the curve's virtual tokens fit u64
+    largest = SOLANA_MAX_SUPPLY_BASE_UNITS // 10**decimals
+    assert launch(chain="solana", decimals=decimals, supply=largest).supply_base_units <= SOLANA_MAX_SUPPLY_BASE_UNITS
     error = refused("supply", chain="solana", decimals=decimals, supply=largest + 1)
     assert "u64" in error.detail
 
 
 def test_solana_supply_boundary_with_default_decimals():
-    assert launch(chain="solana", supply=18_446_744_073).supply_base_units == 18_446_744_073 * 10**9
-    refused("supply", chain="solana", supply=18_446_744_074)
+    assert launch(chain="solana", supply=17_191_746_573).supply_base_units == 17_191_746_573 * 10**9
+    refused("supply", chain="solana", supply=17_191_746_574)
 
 
 @given(chain=st.sampled_from(["ethereum", "solana"]), data=st.data())
 def test_supply_accepted_exactly_when_base_units_fit(chain, data):
-    limit = EVM_MAX_SUPPLY_BASE_UNITS if chain == "ethereum" else U64_MAX
+    limit = EVM_MAX_SUPPLY_BASE_UNITS if chain == "ethereum" else SOLANA_MAX_SUPPLY_BASE_UNITS
     decimals = data.draw(st.integers(0, 18 if chain == "ethereum" else 9), label="decimals")
     largest = limit // 10**decimals
     supply = data.draw(

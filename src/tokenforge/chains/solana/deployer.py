@@ -33,9 +33,12 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from solders.instruction import Instruction
 from solders.keypair import Keypair
+from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.signature import Signature
+from solders.transaction import Transaction
 
 from tokenforge.chains.ports import LaunchReceipt, LaunchRequest, SignedLaunch
 from tokenforge.chains.solana.instructions import (
@@ -43,6 +46,7 @@ from tokenforge.chains.solana.instructions import (
     MINT_BASE_LEN,
     SYSTEM_PROGRAM_ID,
     TOKEN_2022_PROGRAM_ID,
+    CurveLaunch,
     LaunchParams,
     build_launch_transaction,
     compute_budget_instructions,
@@ -63,6 +67,8 @@ _MINT_IS_INITIALIZED_OFFSET = 45  # COption<Pubkey> authority (36) + supply (8) 
 _SYSTEM_INSUFFICIENT_LAMPORTS = 1  # SystemError::ResultWithNegativeLamports
 # Programs that debit the payer in the launch: System CreateAccount (the mint's rent) and the
 # ATA program (the token account's rent, through System).
+# The curve program debits it too (the curve account's rent, through System): its own error 1
+# is a malformed instruction, which a launch never carries, so 1 there is System's.
 _PAYER_DEBITING_PROGRAMS = (SYSTEM_PROGRAM_ID, ASSOCIATED_TOKEN_PROGRAM_ID)
 
 
@@ -85,8 +91,11 @@ class SolanaDeployer:
         compute_unit_price_micro_lamports: int = 0,
         compute_unit_limit: int | None = None,
         min_balance_lamports: int = 0,
+        curve_program: Pubkey | None = None,
     ) -> None:
         self.chain = chain
+        #: the curve program every launch creates its token's curve with (None: no curve)
+        self.curve_program = curve_program
         self.transport = transport
         #: the embedded chain under ``transport`` (closed with it), None over JSON-RPC
         self.embedded = embedded
@@ -129,6 +138,9 @@ class SolanaDeployer:
         mint = derive_mint_keypair(self._mint_secret, req.job_id)
         mint_lamports = await self._rent(mint_account_final_len(params.name, params.symbol, params.uri))
         blockhash, last_valid_block_height = await self.transport.latest_blockhash()
+        curve = None
+        if self.curve_program is not None:
+            curve = CurveLaunch(self.curve_program, req.launch_fee_bps, req.launch_fee_window, req.launch_fee_in_blocks)
         try:
             tx = build_launch_transaction(
                 self._payer,
@@ -138,6 +150,7 @@ class SolanaDeployer:
                 mint_lamports,
                 compute_unit_limit=self.compute_unit_limit,
                 compute_unit_price_micro_lamports=self.compute_unit_price_micro_lamports,
+                curve=curve,
             )
         except Exception as exc:  # solders refused to compile or sign the message
             raise PermanentError(
@@ -183,7 +196,7 @@ class SolanaDeployer:
         existing = await self._existing_receipt(mint)
         if existing is not None:  # an earlier attempt created this job's mint
             return existing
-        failure = _failure(status, signed.raw_tx)
+        failure = _failure(status, signed.raw_tx, self.curve_program)
         if failure.code is ErrorCode.INSUFFICIENT_FUNDS:
             await self._payer_refused()
         raise failure
@@ -196,6 +209,24 @@ class SolanaDeployer:
         balance = await self.transport.get_balance(self.payer)
         self.payer_account.record_balance(balance)
         return balance
+
+    async def send_instructions(self, instructions: list[Instruction], timeout_s: float = 30.0) -> TxStatus:
+        """Sends ``instructions`` as one transaction paid and signed by the payer and waits
+        until it landed (set-up work such as the curve program's config, not launches).
+        PermanentError ``tx_failed`` when it failed on chain; TransientError ``tx_dropped``
+        when it did not land in ``timeout_s``."""
+        blockhash, _ = await self.transport.latest_blockhash()
+        message = Message.new_with_blockhash(instructions, self.payer, blockhash)
+        tx = Transaction([self._payer], message, blockhash)
+        await self.transport.send_raw_transaction(bytes(tx))
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while (status := await self.transport.get_transaction_status(tx.signatures[0])) is None:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TransientError(f"transaction {tx.signatures[0]} did not land", code=ErrorCode.TX_DROPPED)
+            await asyncio.sleep(0.05)
+        if status.err is not None:
+            raise PermanentError(f"transaction {tx.signatures[0]} failed: {status.err}", code=ErrorCode.TX_FAILED)
+        return status
 
     def run_in_background(self, coro: Any, name: str) -> None:
         """Runs ``coro`` (e.g. the payer's balance watch) until the deployer is closed."""
@@ -254,13 +285,13 @@ def _receipt(mint: Pubkey, status: TxStatus, *, found_existing: bool = False) ->
     )
 
 
-def _failure(status: TxStatus, raw_tx: bytes) -> PermanentError:
+def _failure(status: TxStatus, raw_tx: bytes, curve_program: Pubkey | None) -> PermanentError:
     # The failed instruction's program is read from the transaction itself: its position
     # depends on whether ComputeBudget instructions were prepended when it was signed.
     if (
         status.custom_code == _SYSTEM_INSUFFICIENT_LAMPORTS
         and status.instruction_index is not None
-        and instruction_program(raw_tx, status.instruction_index) in _PAYER_DEBITING_PROGRAMS
+        and instruction_program(raw_tx, status.instruction_index) in (*_PAYER_DEBITING_PROGRAMS, curve_program)
     ):
         # CreateAccount or the ATA's rent transfer could not debit the payer.
         return PermanentError(f"payer has insufficient lamports: {status.err}", code=ErrorCode.INSUFFICIENT_FUNDS)

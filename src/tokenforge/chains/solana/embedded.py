@@ -67,6 +67,7 @@ from tokenforge.chains.solana.embedded_errors import (
     rejection,
 )
 from tokenforge.chains.solana.embedded_store import SolanaStore
+from tokenforge.chains.solana.market import CURVE_PROGRAM_ID, program_bytes
 from tokenforge.chains.solana.transport import AccountInfo, SendOutcome, TxStatus
 from tokenforge.errors import ErrorCode, PermanentError, TokenForgeError, TransientError
 
@@ -124,6 +125,9 @@ class EmbeddedSolanaChain:
             for address, account in store.accounts():
                 self._svm.set_account(address, account)
                 restored += 1
+            # TokenForge's curve program, at its fixed id (loaded at every start, like a
+            # cluster's built-in programs; its accounts are restored above)
+            self._svm.add_program(CURVE_PROGRAM_ID, program_bytes("curve"))
         except BaseException as exc:
             if store is not None:
                 store.close()

@@ -8,9 +8,12 @@ The launch transaction, signed by the payer (fee payer) and the derived mint key
     3. Token22 InitializeMint2      decimals, mint authority = payer, freeze authority None
     4. Token22 TokenMetadata.Initialize     name, symbol, uri; update authority = payer
                                     (Token-2022 reallocs the mint to hold the TLV)
-    5. ATA     CreateIdempotent     the creator's Token-2022 associated token account
-    6. Token22 MintToChecked        the whole supply to the creator's ATA
+    5. ATA     CreateIdempotent     the Token-2022 associated token account of the supply's
+                                    owner: the curve PDA (its vault), or the creator
+    6. Token22 MintToChecked        the whole supply to that account
     7. Token22 SetAuthority         MintTokens -> None: the supply is fixed for ever
+    8. Curve   CreateCurve          the token's bonding curve over the whole supply (with
+                                    a curve program: :mod:`tokenforge.chains.solana.market`)
 
 With a priority fee (``compute_unit_price_micro_lamports > 0``) two ComputeBudget
 instructions come first, SetComputeUnitLimit and SetComputeUnitPrice; a limit given without
@@ -86,6 +89,8 @@ MAX_COMPUTE_UNIT_PRICE_MICRO_LAMPORTS = 2**64 - 1
 # program versions.
 LAUNCH_BASE_COMPUTE_UNITS = 32_000
 PDA_BUMP_ATTEMPT_COMPUTE_UNITS = 1_500
+#: The curve program's create_curve without its PDA search (measured ~9,000; with room).
+CURVE_CREATE_COMPUTE_UNITS = 16_000
 
 # --- Instruction tags -------------------------------------------------------------------
 _IX_SET_AUTHORITY = 6
@@ -230,10 +235,26 @@ class LaunchParams:
         return cls(name, symbol, uri, decimals, supply_base_units, creator_key)
 
 
-def launch_instructions(payer: Pubkey, mint: Pubkey, params: LaunchParams, mint_lamports: int) -> list[Instruction]:
-    """The seven launch instructions, in order (see the module docstring)."""
-    ata = associated_token_address(params.creator, mint)
-    return [
+@dataclass(frozen=True, slots=True)
+class CurveLaunch:
+    """The curve a launch creates: the curve program and the launch's decaying fee."""
+
+    program: Pubkey
+    launch_fee_bps: int = 0
+    launch_fee_window: int = 0
+    window_in_slots: bool = False
+
+
+def launch_instructions(
+    payer: Pubkey, mint: Pubkey, params: LaunchParams, mint_lamports: int, curve: CurveLaunch | None = None
+) -> list[Instruction]:
+    """The launch instructions, in order (see the module docstring): seven, and the curve's
+    creation when ``curve`` is given (the supply then goes to the curve's vault)."""
+    from tokenforge.chains.solana import market  # it builds on this module
+
+    owner = params.creator if curve is None else market.curve_address(mint, curve.program)
+    ata = associated_token_address(owner, mint)
+    steps = [
         create_account(
             CreateAccountParams(
                 from_pubkey=payer,
@@ -246,18 +267,36 @@ def launch_instructions(payer: Pubkey, mint: Pubkey, params: LaunchParams, mint_
         initialize_metadata_pointer(mint, authority=None, metadata_address=mint),
         initialize_mint2(mint, params.decimals, mint_authority=payer, freeze_authority=None),
         initialize_token_metadata(mint, payer, mint, payer, params.name, params.symbol, params.uri),
-        create_associated_token_account_idempotent(payer, params.creator, mint),
+        create_associated_token_account_idempotent(payer, owner, mint),
         mint_to_checked(mint, ata, payer, params.supply_base_units, params.decimals),
         set_authority(mint, payer, AUTHORITY_MINT_TOKENS, new_authority=None),
     ]
+    if curve is not None:
+        steps.append(
+            market.create_curve(
+                payer,
+                params.creator,
+                mint,
+                launch_fee_bps=curve.launch_fee_bps,
+                window=curve.launch_fee_window,
+                in_slots=curve.window_in_slots,
+                program=curve.program,
+            )
+        )
+    return steps
 
 
-def launch_compute_unit_limit(params: LaunchParams, mint: Pubkey) -> int:
+def launch_compute_unit_limit(params: LaunchParams, mint: Pubkey, curve: CurveLaunch | None = None) -> int:
     """A compute-unit limit that covers this launch (see ``LAUNCH_BASE_COMPUTE_UNITS``)."""
+    if curve is None:
+        owner, extra = params.creator, 0
+    else:
+        owner, curve_bump = Pubkey.find_program_address([b"curve", bytes(mint)], curve.program)
+        extra = CURVE_CREATE_COMPUTE_UNITS + PDA_BUMP_ATTEMPT_COMPUTE_UNITS * (255 - curve_bump)
     _, bump = Pubkey.find_program_address(
-        [bytes(params.creator), bytes(TOKEN_2022_PROGRAM_ID), bytes(mint)], ASSOCIATED_TOKEN_PROGRAM_ID
+        [bytes(owner), bytes(TOKEN_2022_PROGRAM_ID), bytes(mint)], ASSOCIATED_TOKEN_PROGRAM_ID
     )
-    return LAUNCH_BASE_COMPUTE_UNITS + PDA_BUMP_ATTEMPT_COMPUTE_UNITS * (255 - bump)
+    return LAUNCH_BASE_COMPUTE_UNITS + PDA_BUMP_ATTEMPT_COMPUTE_UNITS * (255 - bump) + extra
 
 
 def compute_budget_instructions(
@@ -292,6 +331,7 @@ def build_launch_transaction(
     *,
     compute_unit_limit: int | None = None,
     compute_unit_price_micro_lamports: int = 0,
+    curve: CurveLaunch | None = None,
 ) -> Transaction:
     """The signed launch transaction (payer pays fees and rent and signs first).
 
@@ -301,9 +341,9 @@ def build_launch_transaction(
     budget = compute_budget_instructions(
         compute_unit_limit,
         compute_unit_price_micro_lamports,
-        default_limit=launch_compute_unit_limit(params, mint.pubkey()) if compute_unit_limit is None else 0,
+        default_limit=launch_compute_unit_limit(params, mint.pubkey(), curve) if compute_unit_limit is None else 0,
     )
-    ixs = budget + launch_instructions(payer.pubkey(), mint.pubkey(), params, mint_lamports)
+    ixs = budget + launch_instructions(payer.pubkey(), mint.pubkey(), params, mint_lamports, curve)
     message = Message.new_with_blockhash(ixs, payer.pubkey(), recent_blockhash)
     return Transaction([payer, mint], message, recent_blockhash)
 

@@ -17,11 +17,15 @@ import asyncio
 import pathlib
 
 from solana.rpc.async_api import AsyncClient
+from solders.pubkey import Pubkey
 
+from tokenforge.chains.solana import market
 from tokenforge.chains.solana.deployer import SolanaDeployer
+from tokenforge.chains.solana.market import CURVE_PROGRAM_ID
 from tokenforge.chains.solana.payer import watch_balance
 from tokenforge.chains.solana.rpc_transport import Commitment, RpcSolanaTransport
 from tokenforge.chains.solana.setup import payer_keypair, top_up_by_airdrop, top_up_embedded
+from tokenforge.domain.curve import PlatformTerms
 from tokenforge.errors import ErrorCode, TransientError
 
 
@@ -35,8 +39,13 @@ async def open_embedded_solana_deployer(
     compute_unit_limit: int | None = None,
     min_balance_lamports: int = 0,
     balance_interval_s: float | None = None,
+    market_terms: PlatformTerms | None = None,
 ) -> SolanaDeployer:
     """Open (or reopen) the embedded chain, fund the payer and return a ready deployer.
+
+    The chain carries TokenForge's curve program; every launch creates its token's curve.
+    The program's config is initialised from ``market_terms`` (default: the domain's
+    defaults), with the payer as admin and fee recipient, the first time.
 
     ``state_dir=None`` keeps the chain in memory; otherwise its state lives in
     ``state_dir/solana.sqlite3`` and survives restarts. The payer is topped up to
@@ -58,8 +67,10 @@ async def open_embedded_solana_deployer(
             compute_unit_price_micro_lamports=compute_unit_price_micro_lamports,
             compute_unit_limit=compute_unit_limit,
             min_balance_lamports=min_balance_lamports,
+            curve_program=CURVE_PROGRAM_ID,
         )
         deployer.payer_account.record_balance(await top_up_embedded(transport, payer.pubkey()))
+        await _ensure_market(deployer, market_terms)
     except BaseException:
         await transport.close()
         raise
@@ -79,6 +90,8 @@ async def open_rpc_solana_deployer(
     airdrop_below_lamports: int | None = None,
     min_balance_lamports: int = 0,
     balance_interval_s: float | None = None,
+    curve_program: Pubkey | None = None,
+    market_terms: PlatformTerms | None = None,
 ) -> SolanaDeployer:
     """A deployer over a JSON-RPC node, checked to answer before it is returned.
 
@@ -88,6 +101,9 @@ async def open_rpc_solana_deployer(
     raises ``PermanentError``. ``airdrop_below_lamports`` (local devnets only): when the
     payer holds less, it asks the node's faucet for the difference and waits until the
     balance shows it (``TransientError(code=ErrorCode.AIRDROP_TIMEOUT)`` after 30 s).
+    With ``curve_program`` (``tokenforge devnet`` loads it at :data:`CURVE_PROGRAM_ID`;
+    elsewhere wherever it was deployed) every launch creates its token's curve, and the
+    program's config is initialised from ``market_terms`` when it has none.
     """
     transport = RpcSolanaTransport(client, commitment=commitment)
     try:
@@ -100,6 +116,7 @@ async def open_rpc_solana_deployer(
             compute_unit_price_micro_lamports=compute_unit_price_micro_lamports,
             compute_unit_limit=compute_unit_limit,
             min_balance_lamports=min_balance_lamports,
+            curve_program=curve_program,
         )
         try:
             await transport.latest_blockhash()
@@ -115,6 +132,8 @@ async def open_rpc_solana_deployer(
             )
         else:
             await deployer.payer_balance()
+        if curve_program is not None:
+            await _ensure_market(deployer, market_terms)
     except BaseException:
         await transport.close()
         raise
@@ -130,3 +149,17 @@ def _watch(deployer: SolanaDeployer, interval_s: float | None) -> None:
         return await deployer.transport.get_balance(deployer.payer)
 
     deployer.run_in_background(watch_balance(read, deployer.payer_account, interval_s), "payer-balance")
+
+
+async def _ensure_market(deployer: SolanaDeployer, terms: PlatformTerms | None) -> None:
+    """The curve program's config, initialised once with the payer as admin and fee recipient
+    (``terms`` None: the default settings')."""
+    program = deployer.curve_program
+    assert program is not None
+    if terms is None:
+        from tokenforge.bootstrap import market_terms  # settings → terms lives there
+        from tokenforge.config import ChainSettings
+
+        terms = market_terms("solana", ChainSettings())
+    config = market.ConfigTerms.of(terms, deployer.payer)
+    await market.ensure_config(deployer.transport, deployer.send_instructions, deployer.payer, config, program)
