@@ -79,7 +79,8 @@ class EvmChain:
 
 class SolanaChain:
     """Solana read with solana-py. A token counts for a creator per successful transaction that
-    names the creator (a launch creates the creator's token account; nothing else names it)."""
+    names the creator (a launch names it: its curve records the creator, or without a curve
+    program its token account is the creator's; nothing else names it)."""
 
     def __init__(self, url: str) -> None:
         self.client = SolanaClient(url, timeout=60)

@@ -264,10 +264,14 @@ static bool vault_ok(u8 *vault, const TfPubkey *mint, const TfPubkey *curve, u64
            rd32(d + TOKEN_CLOSE_TAG) == 0;
 }
 
+/* "TFc1" | mint | creator | state, bump, window_in_slots, decimals (4) | the curve from
+ * CURVE_SUPPLY to CURVE_LEN (72: supply, virtual native, raised, sold, creator fees,
+ * migration fee, launched at, u32 window, u16 platform, creator and launch bps, pad) */
 static __attribute__((noinline)) void emit_created(u8 *curve) {
     u8 *d = tf_acc_data(curve);
-    TfSeed fields[4] = {{(const u8 *)"TFc1", 4}, {d + CURVE_MINT, 32}, {d + CURVE_CREATOR, 32}, {d + CURVE_SUPPLY, 72}};
-    sol_log_data(fields, 4); /* supply .. launch bps: CURVE_SUPPLY..CURVE_LEN */
+    TfSeed fields[5] = {{(const u8 *)"TFc1", 4}, {d + CURVE_MINT, 32}, {d + CURVE_CREATOR, 32}, {d + CURVE_STATE, 4},
+                        {d + CURVE_SUPPLY, 72}};
+    sol_log_data(fields, 5);
 }
 
 TF_HANDLER create_curve(TfInput *in) {
@@ -369,6 +373,7 @@ typedef struct {
     u64 native, tokens, fee;
 } TradeEvent;
 
+/* "TFt1" | mint | trader | is_buy u8, native, tokens, fee, virtual native, virtual token (u64s, after) */
 static __attribute__((noinline)) void emit_trade(u8 *curve, u8 *trader, const TradeEvent *e, const Terms *after) {
     u8 body[1 + 8 * 5];
     body[0] = e->is_buy;
@@ -636,10 +641,14 @@ static __attribute__((noinline)) u64 check_graduate(const TfInput *in, const Gra
     return TF_SUCCESS;
 }
 
-static __attribute__((noinline)) void emit_graduated(u8 *pool) {
+/* "TFg1" | mint | pool | native liquidity, token liquidity, LP burnt (u64s) | migration fee (u64) */
+static __attribute__((noinline)) void emit_graduated(u8 *pool, u64 migration) {
     u8 *p = tf_acc_data(pool);
-    TfSeed fields[4] = {{(const u8 *)"TFg1", 4}, {p + POOL_MINT, 32}, {tf_acc_key(pool)->x, 32}, {p + POOL_NATIVE, 24}};
-    sol_log_data(fields, 4); /* native and token liquidity, LP burnt */
+    u8 fee[8];
+    tf_write_u64(fee, migration);
+    TfSeed fields[5] = {{(const u8 *)"TFg1", 4}, {p + POOL_MINT, 32}, {tf_acc_key(pool)->x, 32}, {p + POOL_NATIVE, 24},
+                        {fee, 8}};
+    sol_log_data(fields, 5);
 }
 
 /* the LP account: created, then the LP minted into it and burnt at once (signed by the pool) */
@@ -699,7 +708,7 @@ TF_HANDLER graduate(TfInput *in) {
     tf_write_u64(p + POOL_TOKENS, tokens);
     tf_write_u64(p + POOL_LP_BURNT, lp);
     wr16(p + POOL_FEE, POOL_FEE_BPS);
-    emit_graduated(a.pool);
+    emit_graduated(a.pool, migration);
     return TF_SUCCESS;
 }
 
@@ -712,6 +721,7 @@ static __attribute__((noinline)) bool swap_out(u64 amount_in, u64 reserve_in, u6
     return tf_mul_div(in_net, reserve_out, reserve_in + in_net, out);
 }
 
+/* "TFs1" | mint | trader | is_buy u8, native, tokens, fee (u64s) | native and token reserves after */
 static __attribute__((noinline)) void emit_swap(u8 *pool, u8 *trader, const TradeEvent *e) {
     u8 *p = tf_acc_data(pool);
     u8 body[1 + 8 * 3];

@@ -199,7 +199,10 @@ async def test_requests_to_one_provider_keep_to_its_budget(server):
         await feed.close()
     times = [t for t, _ in server.requests["cb"]]
     assert len(times) == 3
-    assert all(later - earlier >= 0.18 for earlier, later in itertools.pairwise(times))
+    # 0.2 s apart when sent; the server sees the first one later by its connection's set-up
+    # (tens of ms), so a gap is measured a little short. Without the budget they come at once.
+    assert all(later - earlier >= 0.1 for earlier, later in itertools.pairwise(times)), times
+    assert times[-1] - times[0] >= 0.35, times
 
 
 async def test_the_api_key_never_reaches_logs_or_error_text(server, caplog):
