@@ -22,19 +22,7 @@ CU_TARGET = 20_000
 
 
 def domain_curve(chain: CurveChain, launched: Launched) -> dc.CurveReserves:
-    on_chain = chain.curve(launched)
-    params = dc.CurveParams(
-        supply=on_chain.supply,
-        virtual_native0=on_chain.virtual_native0,
-        platform_fee_bps=on_chain.platform_fee_bps,
-        creator_fee_bps=on_chain.creator_fee_bps,
-        launch_fee_bps=on_chain.launch_fee_bps,
-        launch_window=on_chain.launch_window,
-        migration_fee=on_chain.migration_fee,
-        launched_at=on_chain.launched_at,
-    )
-    state = dc.CurveState.GRADUATED if on_chain.state else dc.CurveState.TRADING
-    return dc.CurveReserves(params, on_chain.native_raised, on_chain.tokens_sold, state)
+    return chain.curve(launched).reserves()
 
 
 def now(chain: CurveChain) -> int:
@@ -379,7 +367,7 @@ def test_graduation_moves_the_reserve_to_a_pool_once_and_burns_the_lp(chain) -> 
     anyone = chain.wallet()
     result = chain.ok(chain.send(chain.graduate_ixs(launched, anyone.pubkey()), anyone))
     pool = chain.pool(launched)
-    native, tokens, migration = dc.graduation(domain_curve_of(curve))
+    native, tokens, migration = dc.graduation(curve.reserves())
     assert (pool.native_reserve, pool.token_reserve) == (native, tokens)
     assert chain.token_balance(pool.vault) == tokens and chain.token_balance(launched.vault) == 0
     rent = chain.svm.minimum_balance_for_rent_exemption
@@ -396,17 +384,6 @@ def test_graduation_moves_the_reserve_to_a_pool_once_and_burns_the_lp(chain) -> 
     again = chain.send(chain.graduate_ixs(launched, anyone.pubkey()), anyone)
     assert chain.error(again) == "AlreadyGraduated"
     assert chain.error(chain.buy(launched, trader, 10**9)) == "CurveComplete"
-
-
-def domain_curve_of(curve) -> dc.CurveReserves:
-    params = dc.CurveParams(
-        supply=curve.supply,
-        virtual_native0=curve.virtual_native0,
-        platform_fee_bps=curve.platform_fee_bps,
-        creator_fee_bps=curve.creator_fee_bps,
-        migration_fee=curve.migration_fee,
-    )
-    return dc.CurveReserves(params, curve.native_raised, curve.tokens_sold)
 
 
 def test_graduation_into_accounts_that_are_not_the_pools_is_refused(chain) -> None:

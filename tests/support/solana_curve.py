@@ -63,24 +63,6 @@ class Launched:
     decimals: int
 
 
-@dataclass(frozen=True)
-class CurveAccount:
-    state: int
-    supply: int
-    virtual_native0: int
-    native_raised: int
-    tokens_sold: int
-    creator_fees: int
-    migration_fee: int
-    launched_at: int
-    launch_window: int
-    platform_fee_bps: int
-    creator_fee_bps: int
-    launch_fee_bps: int
-    creator: Pubkey
-    fee_recipient: Pubkey
-
-
 class Failed(Exception):
     def __init__(self, name: str, result: object) -> None:
         super().__init__(f"{name}: {result}")
@@ -332,27 +314,10 @@ class CurveChain:
 
     # ------------------------------------------------------------------ reads
 
-    def curve(self, launched: Launched) -> CurveAccount:
-        data = bytes(self.svm.get_account(launched.curve).data)
-        assert data[0] == 2 and data[1] == 1 and len(data) == CURVE_LEN
-        (supply, vn0, raised, sold, creator_fees, migration, launched_at) = struct.unpack_from("<7Q", data, 136)
-        window, pf, cf, lf = struct.unpack_from("<IHHH", data, 192)
-        return CurveAccount(
-            data[2],
-            supply,
-            vn0,
-            raised,
-            sold,
-            creator_fees,
-            migration,
-            launched_at,
-            window,
-            pf,
-            cf,
-            lf,
-            Pubkey.from_bytes(data[40:72]),
-            Pubkey.from_bytes(data[104:136]),
-        )
+    def curve(self, launched: Launched) -> market.CurveAccount:
+        curve = market.read_curve(bytes(self.svm.get_account(launched.curve).data))
+        assert curve is not None
+        return curve
 
     def pool(self, launched: Launched) -> PoolAccount:
         data = bytes(self.svm.get_account(pool_address(launched.mint)).data)

@@ -1,10 +1,11 @@
 """What the indexer reads from a chain, chain-neutral: launches, trades, graduations, transfers.
 
 A chain's log source (EVM: :mod:`tokenforge.market.evm_logs`; Solana: its program's
-events, decoded by :mod:`tokenforge.market.solana_events`) turns its blocks into these records; the indexer's writer only ever sees
-these. Every record carries its :class:`Position` — block number and hash, transaction id
-and the log's index in the block — which makes it idempotent (one row per (tx id, log
-index)) and lets a reorg remove exactly the records of orphaned blocks.
+events, decoded by :mod:`tokenforge.market.solana_events`) turns its blocks into these
+records; the indexer's writer only ever sees these. Every record carries its
+:class:`Position` — block number and hash, transaction id and the log's index in the
+block — which makes it idempotent (one row per (tx id, log index)) and lets a reorg remove
+exactly the records of orphaned blocks.
 
 Amounts are integers in base units (wei/lamports; token base units).
 """

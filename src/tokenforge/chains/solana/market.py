@@ -31,7 +31,7 @@ from tokenforge.chains.solana.instructions import (
     associated_token_address,
     create_associated_token_account_idempotent,
 )
-from tokenforge.domain.curve import PlatformTerms
+from tokenforge.domain.curve import CurveParams, CurveReserves, CurveState, PlatformTerms
 
 log = logging.getLogger(__name__)
 
@@ -307,6 +307,22 @@ class CurveAccount:
     creator_fee_bps: int
     launch_fee_bps: int
     window_in_slots: bool
+
+    def reserves(self) -> CurveReserves:
+        """The curve as the domain's math sees it (quotes, checks against the program)."""
+        params = CurveParams(
+            supply=self.supply,
+            virtual_native0=self.virtual_native0,
+            platform_fee_bps=self.platform_fee_bps,
+            creator_fee_bps=self.creator_fee_bps,
+            launch_fee_bps=self.launch_fee_bps,
+            launch_window=self.launch_window,
+            window_in_blocks=self.window_in_slots,
+            migration_fee=self.migration_fee,
+            launched_at=self.launched_at,
+        )
+        state = CurveState.TRADING if self.state == 0 else CurveState.GRADUATED
+        return CurveReserves(params, self.native_raised, self.tokens_sold, state)
 
 
 def read_curve(data: bytes) -> CurveAccount | None:
