@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Float, and_, bindparam, cast, delete, func, or_, select, tuple_
+from sqlalchemy import and_, bindparam, delete, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -144,29 +144,24 @@ class Aggregates:
                 m["price_change_24h_pct"] = (m["price_native"] / first_open - 1.0) * 100.0 if first_open else None
 
     async def window_figures(self, s: AsyncSession, now_s: int, *where: Any) -> dict[str, tuple[float, float | None]]:
-        """token → (24 h volume in whole native coins, open of the window's first 1h candle)."""
+        """token → (24 h volume in whole native coins, open of the window's first 1h candle).
+
+        One query for the window's 1h candles (at most 24 a token), summed here in exact
+        integers: volumes are decimal strings of up to 78 digits, and a database's own
+        text-to-float conversion of numbers beyond 64 bits is not to be relied on (SQLite's
+        answered 0 for them in a process where other native code had run)."""
         c = CANDLES.c
         scope = [c.chain == self.chain, c.interval == "1h", c.bucket >= window_start(now_s), *where]
-        agg = (
-            select(
-                c.token_address.label("token"),
-                func.min(c.bucket).label("first"),
-                func.sum(cast(c.volume_native, Float)).label("volume"),
-            )
-            .where(*scope)
-            .group_by(c.token_address)
-            .subquery()
-        )
-        rows = await s.execute(
-            select(agg.c.token, agg.c.volume, c.open).join(
-                CANDLES,
-                and_(
-                    c.chain == self.chain, c.interval == "1h", c.token_address == agg.c.token, c.bucket == agg.c.first
-                ),
-            )
-        )
+        rows = await s.execute(select(c.token_address, c.bucket, c.volume_native, c.open).where(*scope))
+        volume: dict[str, int] = {}
+        first: dict[str, tuple[int, float]] = {}
+        for row in rows:
+            token, bucket, vol, open_ = str(row[0]), int(row[1]), str(row[2]), float(row[3])
+            volume[token] = volume.get(token, 0) + int(vol)
+            if token not in first or bucket < first[token][0]:
+                first[token] = (bucket, open_)
         scale = 10**self.native_decimals
-        return {r[0]: (float(r[1] or 0.0) / scale, r[2]) for r in rows}
+        return {token: (total / scale, first[token][1]) for token, total in volume.items()}
 
     async def move_balances(
         self, s: AsyncSession, deltas: dict[tuple[str, str], tuple[int, int]], markets: dict[str, Market]
