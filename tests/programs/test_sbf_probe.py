@@ -20,6 +20,7 @@ from solders.transaction import VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata
 
 from tests.support.sbf import PROGRAMS
+from tokenforge.chains.solana.embedded import restore_float_environment
 from tokenforge.chains.solana.instructions import (
     SYSTEM_PROGRAM_ID,
     TOKEN_2022_PROGRAM_ID,
@@ -44,6 +45,7 @@ class Chain:
         message = Message.new_with_blockhash(instructions, self.payer.pubkey(), self.svm.latest_blockhash())
         result = self.svm.send_transaction(VersionedTransaction(message, [self.payer, *signers]))
         self.svm.expire_blockhash()
+        restore_float_environment()
         return result
 
     def probe(self, data: bytes, accounts: list[AccountMeta] | None = None):

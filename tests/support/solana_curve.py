@@ -22,6 +22,7 @@ from solders.transaction_metadata import FailedTransactionMetadata
 
 from tests.support.sbf import PROGRAMS
 from tokenforge.chains.solana import market
+from tokenforge.chains.solana.embedded import restore_float_environment
 from tokenforge.chains.solana.instructions import (
     SYSTEM_PROGRAM_ID,
     TOKEN_2022_PROGRAM_ID,
@@ -112,6 +113,7 @@ class CurveChain:
         message = Message.new_with_blockhash(instructions, payer.pubkey(), self.svm.latest_blockhash())
         result = self.svm.send_transaction(VersionedTransaction(message, [payer, *signers]))
         self.svm.expire_blockhash()
+        restore_float_environment()  # LiteSVM leaves it changed (see the embedded chain)
         return result
 
     @staticmethod

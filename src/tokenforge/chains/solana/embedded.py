@@ -37,10 +37,12 @@ SQLite. Errors are TokenForge errors only.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
 import pathlib
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -128,6 +130,7 @@ class EmbeddedSolanaChain:
             # TokenForge's curve program, at its fixed id (loaded at every start, like a
             # cluster's built-in programs; its accounts are restored above)
             self._svm.add_program(CURVE_PROGRAM_ID, program_bytes("curve"))
+            restore_float_environment()
         except BaseException as exc:
             if store is not None:
                 store.close()
@@ -322,11 +325,13 @@ class EmbeddedSolanaChain:
         """Runs ``tx`` (caller holds the lock and checked signature and blockhash) and records it."""
         if preflight:
             simulated = self._svm.simulate_transaction(tx)
+            restore_float_environment()
             if isinstance(simulated, FailedTransactionMetadata):
                 raise rejection(simulated.err(), simulated.meta(), simulated=True)
         keys = tx.message.account_keys
         pre = [self._svm.get_balance(key) or 0 for key in keys] if self._observers else []
         result = self._svm.send_transaction(tx)
+        restore_float_environment()  # before the store's SQLite writes on this thread
         if isinstance(result, FailedTransactionMetadata):
             err = result.err()
             meta = result.meta()
@@ -374,6 +379,21 @@ class EmbeddedSolanaChain:
         self._store.record(status, referenced, written, self._slot, also)
 
 
+_LIBC = ctypes.CDLL(None) if sys.platform.startswith("linux") else None
+_FE_DFL_ENV = ctypes.c_void_p(-1)  # glibc's FE_DFL_ENV: the default floating-point environment
+
+
+def restore_float_environment() -> None:
+    """Puts back the default floating-point environment of the calling thread. LiteSVM
+    (solders 0.29) leaves it changed once it has run a program; on that thread SQLite's
+    ``sum()`` of REAL values then answered NULL and SQLite databases written there were
+    seen reported as malformed. Every chain operation starts and ends with this, and so does
+    each run of a transaction (about a microsecond each); some of LiteSVM's objects change it
+    again when they are freed, so SQLite work on a chain thread belongs inside the guard."""
+    if _LIBC is not None:
+        _LIBC.fesetenv(_FE_DFL_ENV)
+
+
 class _Guard:
     """Holds the chain lock; maps unexpected failures to TokenForge errors."""
 
@@ -384,11 +404,13 @@ class _Guard:
 
     def __enter__(self) -> None:
         self._chain._lock.acquire()
+        restore_float_environment()  # whatever ran on this thread since
         if self._chain._closed:
             self._chain._lock.release()
             raise TransientError("the embedded Solana chain is closed", code=ErrorCode.CHAIN_CLOSED)
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        restore_float_environment()  # before other code on this thread does arithmetic
         self._chain._lock.release()
         if exc is not None and not isinstance(exc, TokenForgeError) and _is_vendor_failure(exc):
             raise TransientError(f"embedded Solana chain failure: {exc}", code=ErrorCode.CHAIN_UNAVAILABLE) from exc
