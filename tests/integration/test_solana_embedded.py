@@ -282,4 +282,3 @@ async def test_a_launched_token_trades_on_its_curve_at_once(deployer):
     send([market.sell(mint, trader.pubkey(), terms.fee_recipient, held // 2)])
     state = market.read_curve(chain.get_account(curve_of(mint)).data)
     assert state is not None and state.tokens_sold == held - held // 2
-
