@@ -54,7 +54,9 @@ def run_chaos(*args: str, timeout_s: float) -> dict:
 def assert_every_launch_confirmed_once(report: dict, launches: int) -> None:
     summary = {k: report[k] for k in ("accepted", "confirmed", "failed", "dead", "lost", "doubled", "read_errors")}
     expected = {"accepted": launches, "confirmed": launches, "failed": 0, "dead": 0, "lost": 0, "doubled": 0}
-    assert summary == {**expected, "read_errors": 0}, report
+    # the reasons first: the whole report is long and the assertion's text is cut
+    detail = {k: report.get(k) for k in ("read_error_reasons", "faults")}
+    assert summary == {**expected, "read_errors": 0}, (detail, report)
     assert report["reads"] > 0 and report["crashes"] == [], report
 
 
