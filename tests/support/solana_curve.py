@@ -95,6 +95,13 @@ class PoolAccount:
     fee_bps: int
 
 
+def with_account(ix: Instruction, index: int, key: Pubkey) -> Instruction:
+    """``ix`` with its account ``index`` replaced by ``key`` (same signer/writable flags)."""
+    metas = list(ix.accounts)
+    metas[index] = AccountMeta(key, metas[index].is_signer, metas[index].is_writable)
+    return Instruction(ix.program_id, ix.data, metas)
+
+
 class CurveChain:
     def __init__(self, terms: market.ConfigTerms | None = None, *, init: bool = True) -> None:
         self.svm = LiteSVM()
@@ -153,20 +160,12 @@ class CurveChain:
 
     @staticmethod
     def init_config_ix(admin: Pubkey, terms: market.ConfigTerms, config: Pubkey | None = None) -> Instruction:
-        if config is None:
-            return market.init_config(admin, terms)
-        accounts = [
-            AccountMeta(admin, True, True),
-            AccountMeta(config or config_address(), False, True),
-            AccountMeta(SYSTEM_PROGRAM_ID, False, False),
-        ]
-        return Instruction(PROGRAM_ID, b"\x00" + terms.pack(), accounts)
+        ix = market.init_config(admin, terms)
+        return ix if config is None else with_account(ix, 1, config)
 
     @staticmethod
     def set_config_ix(admin: Pubkey, new_admin: Pubkey, terms: market.ConfigTerms) -> Instruction:
         return market.set_config(admin, new_admin, terms)
-        accounts = [AccountMeta(admin, True, False), AccountMeta(config_address(), False, True)]
-        return Instruction(PROGRAM_ID, b"\x01" + bytes(new_admin) + terms.pack(), accounts)
 
     @staticmethod
     def create_curve_ix(
@@ -181,17 +180,11 @@ class CurveChain:
         vault: Pubkey | None = None,
         config: Pubkey | None = None,
     ) -> Instruction:
-        curve = curve or curve_address(mint)
-        accounts = [
-            AccountMeta(payer, True, True),
-            AccountMeta(creator, False, False),
-            AccountMeta(mint, False, False),
-            AccountMeta(curve, False, True),
-            AccountMeta(vault or associated_token_address(curve, mint), False, False),
-            AccountMeta(config or config_address(), False, False),
-            AccountMeta(SYSTEM_PROGRAM_ID, False, False),
-        ]
-        return Instruction(PROGRAM_ID, b"\x02" + struct.pack("<HIB", launch_fee_bps, window, in_slots), accounts)
+        ix = market.create_curve(payer, creator, mint, launch_fee_bps=launch_fee_bps, window=window, in_slots=in_slots)
+        for index, key in ((3, curve), (4, vault), (5, config)):  # attacks name other accounts
+            if key is not None:
+                ix = with_account(ix, index, key)
+        return ix
 
     def trade_accounts(
         self, launched: Launched, trader: Pubkey, token_account: Pubkey | None = None
