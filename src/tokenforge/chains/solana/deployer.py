@@ -22,7 +22,8 @@ Behaviour per call (see ``chains/ports.py`` for the shared contract):
   anyway (an earlier attempt created it), in which case that launch's receipt is returned.
 * ``find_existing`` returns a receipt when the job's mint account exists and is an
   initialized Token-2022 mint. The launch is one atomic transaction, so an initialized
-  mint means metadata, supply and the revoked mint authority are all in place.
+  mint means metadata, supply, the revoked mint authority and (with a curve program) the
+  token's curve are all in place.
 * ``health`` reports the payer like an EVM deployer key (address, balance, alert); a
   launch refused for lack of funds raises the payer's alert.
 """

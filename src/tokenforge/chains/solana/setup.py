@@ -1,7 +1,9 @@
 """What a Solana chain needs before the first launch: the payer keypair, with funds.
 
-The launch itself uses programs every cluster has (Token-2022, the associated token
-account program), so nothing is deployed; the payer must hold lamports for fees and rent:
+The launch uses programs every cluster has (Token-2022, the associated token account
+program) and, where it runs, TokenForge's curve program (the embedded chain and
+``tokenforge devnet`` load it; its config is set up by :mod:`.open`); nothing is deployed
+from here. The payer must hold lamports for fees and rent:
 
 * :func:`payer_keypair` — the payer from its 32-byte seed (PermanentError
   ``invalid_payer_seed`` otherwise);
